@@ -1,0 +1,62 @@
+"""Alignment templates: where the 5 landmarks land in the output crop.
+
+Landmark order everywhere in facekit: left eye, right eye, nose tip, left mouth corner, right mouth corner
+(left/right as seen in the image).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+
+from facekit.errors import InputError
+
+# insightface / ArcFace 112x112 template (arcface_torch, the public iresnet checkpoints expect it).
+_ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Template:
+    """``points_5x2`` in pixels of a ``size`` x ``size`` crop."""
+
+    name: str
+    size: int
+    points_5x2: tuple[tuple[float, float], ...]
+
+    def as_array(self) -> np.ndarray:
+        return np.asarray(self.points_5x2, dtype=np.float64)
+
+    def resized(self, size: int) -> "Template":
+        """The same template for a ``size`` x ``size`` output (points scaled with the crop)."""
+        pts = self.as_array() * (size / self.size)
+        return Template(self.name, size, tuple(map(tuple, pts.tolist())))
+
+
+def _template(name: str, size: int, pts: np.ndarray) -> Template:
+    return Template(name, size, tuple(map(tuple, pts.tolist())))
+
+
+TEMPLATES: dict[str, Template] = {
+    "arcface": _template("arcface", 112, _ARCFACE_112),
+    # SeqFace trains on 144x144 crops, randomly cropped to 128x128 (paper section 4.1). Its exact template is not
+    # published; facekit places the ArcFace template scaled to 128 in the centre of a 144 crop, so the centre
+    # 128 crop used at test time is an ArcFace-style face and random crops shift it by at most 8 px.
+    "seqface": _template("seqface", 144, _ARCFACE_112 * (128 / 112) + 8.0),
+}
+
+
+def get_template(name: str, size: int | None = None) -> Template:
+    """Template by name, optionally rescaled to another output size."""
+    if name not in TEMPLATES:
+        close = difflib.get_close_matches(name, TEMPLATES, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InputError(f"unknown alignment template {name!r}: choose from {', '.join(TEMPLATES)}{hint}")
+    tpl = TEMPLATES[name]
+    if size is not None and size != tpl.size:
+        if size < 16:
+            raise InputError(f"crop size {size} is too small (minimum 16)")
+        tpl = tpl.resized(size)
+    return tpl

@@ -1,0 +1,121 @@
+"""Box utilities. Boxes are ``box_xyxy`` in pixel indices, MTCNN convention: width = x2 - x1 + 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """IoU between every box of ``a`` (n,4) and of ``b`` (m,4), continuous-area convention -> (n, m)."""
+    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union",
+        groups: np.ndarray | None = None) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, best score first.
+
+    ``method`` "union" divides the overlap by the union (IoU), "min" by the smaller box (MTCNN's O-Net step).
+    ``groups`` (n,) keeps boxes of different groups (images of a batch) from suppressing each other.
+    """
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    if boxes.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    if groups is not None:  # shift each group far apart: one NMS call serves the whole batch
+        span = boxes[:, 2:].max() - boxes[:, :2].min() + 1.0
+        boxes = boxes + (np.asarray(groups, dtype=np.float64) * 2 * span)[:, None]
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1, 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1, 0, None)
+        inter = w * h
+        denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
+        order = rest[inter / denom <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def to_square(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """Grow each box to a square around its centre (side = the longer side)."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).copy()
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    side = np.maximum(w, h)
+    b[:, 0] += (w - side) * 0.5
+    b[:, 1] += (h - side) * 0.5
+    b[:, 2:4] = b[:, 0:2] + side[:, None]
+    return b
+
+
+def apply_regression(boxes_xyxy: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """Shift box corners by the nets' offsets, expressed in box widths/heights."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64)
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    return b + np.asarray(reg, dtype=np.float64) * np.stack([w, h, w, h], axis=1)
+
+
+def warp_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, out_to_in_n23: torch.Tensor,
+                 out_hw: tuple[int, int], supersample: int = 1) -> torch.Tensor:
+    """Sample one patch per row: output pixel (x, y) reads input pixel ``A @ [x, y, 1]`` of image ``image_index``.
+
+    All patches of one image are stacked into one ``grid_sample`` call, so no per-patch copy of a frame is made.
+    ``supersample`` > 1 samples an f-times finer grid and average-pools it (anti-aliasing for big shrinks).
+    Outside the image reads zeros. Returns (n, C, out_h, out_w) float.
+    """
+    n = out_to_in_n23.shape[0]
+    b, c, h_in, w_in = images_bchw.shape
+    out_h, out_w = out_hw
+    if n == 0:
+        return images_bchw.new_zeros((0, c, out_h, out_w))
+    f = max(1, int(supersample))
+    gh, gw = out_h * f, out_w * f
+    dev = images_bchw.device
+    a = out_to_in_n23.to(dev, torch.float32)
+    ys = (torch.arange(gh, device=dev, dtype=torch.float32) + 0.5) / f - 0.5
+    xs = (torch.arange(gw, device=dev, dtype=torch.float32) + 0.5) / f - 0.5
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (gh, gw) output pixel coords
+    src_x = a[:, 0, 0, None, None] * gx + a[:, 0, 1, None, None] * gy + a[:, 0, 2, None, None]
+    src_y = a[:, 1, 0, None, None] * gx + a[:, 1, 1, None, None] * gy + a[:, 1, 2, None, None]
+    grid = torch.stack([(2 * src_x + 1) / w_in - 1, (2 * src_y + 1) / h_in - 1], dim=-1)  # (n, gh, gw, 2)
+
+    idx = image_index.to(dev, torch.long)
+    counts = torch.bincount(idx, minlength=b)
+    slots = int(counts.max())
+    order = torch.argsort(idx, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    slot_of = torch.empty_like(idx)
+    slot_of[order] = torch.arange(n, device=dev) - starts[idx[order]]
+    big = torch.full((b, slots, gh, gw, 2), -2.0, device=dev)  # -2 reads zeros
+    big[idx, slot_of] = grid
+    out = F.grid_sample(images_bchw, big.view(b, slots * gh, gw, 2), mode="bilinear",
+                        padding_mode="zeros", align_corners=False)
+    out = out.view(b, c, slots, gh, gw).permute(0, 2, 1, 3, 4)[idx, slot_of]  # (n, c, gh, gw)
+    return F.avg_pool2d(out, f) if f > 1 else out
+
+
+def box_crop_affine(boxes_xyxy: np.ndarray, out_size: int) -> torch.Tensor:
+    """Affine maps (n,2,3) that crop each box (MTCNN inclusive convention) and resize it to out_size^2."""
+    b = torch.as_tensor(np.asarray(boxes_xyxy, dtype=np.float32))
+    sx = (b[:, 2] - b[:, 0] + 1) / out_size
+    sy = (b[:, 3] - b[:, 1] + 1) / out_size
+    a = torch.zeros(b.shape[0], 2, 3)
+    # output pixel centre x_o maps to x1 + (x_o + 0.5) * sx - 0.5
+    a[:, 0, 0], a[:, 0, 2] = sx, b[:, 0] + 0.5 * sx - 0.5
+    a[:, 1, 1], a[:, 1, 2] = sy, b[:, 1] + 0.5 * sy - 0.5
+    return a

@@ -1,0 +1,161 @@
+"""MTCNN face detector, batched across frames and pyramid scales, on CPU or CUDA.
+
+Pipeline (Zhang et al. 2016): image pyramid -> P-Net proposals -> NMS -> R-Net refinement -> NMS -> O-Net boxes,
+5 landmarks and scores -> NMS ("min"). Pixel values are normalised as (x - 127.5) / 128, RGB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facekit.detect.boxes import apply_regression, box_crop_affine, nms, to_square, warp_patches
+from facekit.detect.mtcnn_nets import load_mtcnn_nets
+
+
+@dataclass
+class Detections:
+    """Faces found in one image. Coordinates in the input image's pixels."""
+
+    boxes_xyxy: np.ndarray  # (n, 4) float32
+    scores: np.ndarray  # (n,) float32
+    landmarks_5x2: np.ndarray  # (n, 5, 2) float32: left eye, right eye, nose, left mouth, right mouth (image left/right)
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @staticmethod
+    def empty() -> "Detections":
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float = 0.709) -> list[float]:
+    """Scales at which a 12 px P-Net window covers faces from ``min_face_size`` px up to the image size."""
+    m = 12.0 / min_face_size
+    side = min(height, width) * m
+    scales = []
+    while side >= 12:
+        scales.append(m * factor ** len(scales))
+        side *= factor
+    return scales
+
+
+class MTCNN:
+    """Batched MTCNN. ``detect`` takes a uint8 RGB batch (B, H, W, 3) and returns one ``Detections`` per image.
+
+    ``max_side``: frames whose longer side exceeds it are shrunk for detection (coordinates are mapped back);
+    ``pixel_budget`` bounds the pixels of one P-Net forward (memory), ``patch_batch`` the crops of one R/O-Net call.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", min_face_size: float = 20.0,
+                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), scale_factor: float = 0.709,
+                 max_side: int | None = None, pixel_budget: int = 6_000_000, patch_batch: int = 512) -> None:
+        self.device = torch.device(device)
+        self.pnet, self.rnet, self.onet = (net.to(self.device) for net in load_mtcnn_nets())
+        self.min_face_size = float(min_face_size)
+        self.thresholds = thresholds
+        self.scale_factor = scale_factor
+        self.max_side = max_side
+        self.pixel_budget = pixel_budget
+        self.patch_batch = patch_batch
+
+    @torch.inference_mode()
+    def detect(self, frames_bhwc: np.ndarray | torch.Tensor) -> list[Detections]:
+        if isinstance(frames_bhwc, np.ndarray) and not frames_bhwc.flags.writeable:
+            frames_bhwc = frames_bhwc.copy()
+        frames = torch.as_tensor(frames_bhwc)
+        if frames.ndim == 3:
+            frames = frames[None]
+        b, h, w, _ = frames.shape
+        if b == 0:
+            return []
+        images = frames.to(self.device).permute(0, 3, 1, 2).float()  # (B, 3, H, W), 0..255
+        shrink = 1.0
+        if self.max_side and max(h, w) > self.max_side:
+            shrink = self.max_side / max(h, w)
+            images = F.interpolate(images, size=(round(h * shrink), round(w * shrink)), mode="area")
+        min_face = max(12.0, self.min_face_size * shrink)
+
+        idx, boxes = self._stage_pnet(images, min_face)
+        idx, boxes, _ = self._stage_refine(images, idx, boxes, self.rnet, 24, self.thresholds[1])
+        idx, boxes, scores, marks = self._stage_output(images, idx, boxes)
+
+        out = []
+        for i in range(b):
+            sel = idx == i
+            out.append(Detections((boxes[sel, :4] / shrink).astype(np.float32), scores[sel].astype(np.float32),
+                                  (marks[sel] / shrink).astype(np.float32)))
+        return out
+
+    # -- stage 1 ---------------------------------------------------------------------------------------------------
+    def _stage_pnet(self, images: torch.Tensor, min_face: float) -> tuple[np.ndarray, np.ndarray]:
+        b, _, h, w = images.shape
+        all_idx, all_boxes, all_scores = [], [], []
+        for scale in pyramid_scales(h, w, min_face, self.scale_factor):
+            hs, ws = math.ceil(h * scale), math.ceil(w * scale)
+            per_call = max(1, self.pixel_budget // (hs * ws))
+            for start in range(0, b, per_call):
+                chunk = F.interpolate(images[start:start + per_call], size=(hs, ws), mode="area")
+                reg, prob = self.pnet((chunk - 127.5) * 0.0078125)
+                hit = prob >= self.thresholds[0]
+                bi, yy, xx = hit.nonzero(as_tuple=True)
+                if bi.numel() == 0:
+                    continue
+                score = prob[bi, yy, xx].cpu().numpy()
+                offs = reg[bi, :, yy, xx].cpu().numpy()
+                grid = torch.stack([xx, yy], 1).cpu().numpy().astype(np.float64)
+                q1 = np.floor((2 * grid + 1) / scale)
+                q2 = np.floor((2 * grid + 12) / scale)
+                bx = np.concatenate([q1, q2, offs], axis=1)
+                img = bi.cpu().numpy() + start
+                keep = nms(bx[:, :4], score, 0.5, groups=img)
+                all_idx.append(img[keep]); all_boxes.append(bx[keep]); all_scores.append(score[keep])
+        if not all_idx:
+            return np.zeros(0, np.int64), np.zeros((0, 5))
+        idx, bx, score = np.concatenate(all_idx), np.concatenate(all_boxes), np.concatenate(all_scores)
+        keep = nms(bx[:, :4], score, 0.7, groups=idx)
+        idx, bx, score = idx[keep], bx[keep], score[keep]
+        boxes = to_square(apply_regression(bx[:, :4], bx[:, 4:8]))
+        return idx, np.concatenate([boxes, score[:, None]], axis=1)
+
+    # -- stages 2 and 3 --------------------------------------------------------------------------------------------
+    def _run_patches(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray, net, size: int):
+        """Crop every box to size x size and run ``net`` in chunks; returns the net's outputs as numpy arrays."""
+        outs = []
+        for s in range(0, len(idx), self.patch_batch):
+            bx = np.floor(boxes[s:s + self.patch_batch, :4])
+            side = float(np.max(bx[:, 2] - bx[:, 0] + 1))
+            f = int(min(4, max(1, math.ceil(side / size))))
+            patches = warp_patches(images, torch.from_numpy(idx[s:s + self.patch_batch]),
+                                   box_crop_affine(bx, size), (size, size), supersample=f)
+            res = net((patches - 127.5) * 0.0078125)
+            outs.append([r.float().cpu().numpy() for r in res])
+        return [np.concatenate(parts) for parts in zip(*outs)]
+
+    def _stage_refine(self, images, idx, boxes, net, size, threshold):
+        if len(idx) == 0:
+            return idx, boxes, None
+        reg, score = self._run_patches(images, idx, boxes, net, size)
+        keep = score >= threshold
+        idx, boxes, reg, score = idx[keep], np.floor(boxes[keep, :4]), reg[keep], score[keep]
+        k = nms(boxes, score, 0.7, groups=idx)
+        idx, boxes, reg, score = idx[k], boxes[k], reg[k], score[k]
+        boxes = to_square(apply_regression(boxes, reg))
+        return idx, np.concatenate([boxes, score[:, None]], axis=1), score
+
+    def _stage_output(self, images, idx, boxes):
+        if len(idx) == 0:
+            return idx, np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+        reg, marks, score = self._run_patches(images, idx, boxes, self.onet, 48)
+        keep = score >= self.thresholds[2]
+        idx, boxes, reg, marks, score = idx[keep], np.floor(boxes[keep, :4]), reg[keep], marks[keep], score[keep]
+        w = boxes[:, 2:3] - boxes[:, 0:1] + 1
+        h = boxes[:, 3:4] - boxes[:, 1:2] + 1
+        lm = np.stack([w * marks[:, 0:5] + boxes[:, 0:1] - 1, h * marks[:, 5:10] + boxes[:, 1:2] - 1], axis=2)
+        boxes = apply_regression(boxes, reg)
+        k = nms(boxes, score, 0.7, method="min", groups=idx)
+        return idx[k], boxes[k], score[k], lm[k]
