@@ -45,8 +45,6 @@ def align_faces(images_bchw: torch.Tensor, image_index: np.ndarray, landmarks_n5
         return torch.zeros((0, images_bchw.shape[1], template.size, template.size), dtype=torch.uint8)
     dst = np.broadcast_to(template.as_array(), (n, 5, 2))
     out_to_in = umeyama_similarity(dst, np.asarray(landmarks_n5x2, dtype=np.float64))
-    scale = np.sqrt(np.abs(np.linalg.det(out_to_in[:, :, :2])))  # input px per output px
-    f = int(min(4, max(1, np.ceil(scale.max()))))
     crops = warp_patches(images_bchw.float(), torch.as_tensor(np.asarray(image_index)),
-                         torch.as_tensor(out_to_in, dtype=torch.float32), (template.size, template.size), supersample=f)
+                         torch.as_tensor(out_to_in, dtype=torch.float32), (template.size, template.size))
     return crops.round().clamp(0, 255).to(torch.uint8).cpu()

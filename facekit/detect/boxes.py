@@ -71,42 +71,61 @@ def apply_regression(boxes_xyxy: np.ndarray, reg: np.ndarray) -> np.ndarray:
 
 
 def warp_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, out_to_in_n23: torch.Tensor,
-                 out_hw: tuple[int, int], supersample: int = 1) -> torch.Tensor:
+                 out_hw: tuple[int, int], antialias: bool = True, max_level: int = 5) -> torch.Tensor:
     """Sample one patch per row: output pixel (x, y) reads input pixel ``A @ [x, y, 1]`` of image ``image_index``.
 
-    All patches of one image are stacked into one ``grid_sample`` call, so no per-patch copy of a frame is made.
-    ``supersample`` > 1 samples an f-times finer grid and average-pools it (anti-aliasing for big shrinks).
+    All patches of one image share one ``grid_sample`` call, so no per-patch copy of a frame is made.
+    ``antialias``: a patch that shrinks its source by s reads from the 2x average-pooled pyramid level
+    floor(log2 s), so bilinear sampling never skips pixels (what ``area`` resizing gives, at pyramid cost).
     Outside the image reads zeros. Returns (n, C, out_h, out_w) float.
     """
     n = out_to_in_n23.shape[0]
-    b, c, h_in, w_in = images_bchw.shape
-    out_h, out_w = out_hw
+    c = images_bchw.shape[1]
+    out = images_bchw.new_zeros((n, c, *out_hw), dtype=torch.float32)
     if n == 0:
-        return images_bchw.new_zeros((0, c, out_h, out_w))
-    f = max(1, int(supersample))
-    gh, gw = out_h * f, out_w * f
+        return out
     dev = images_bchw.device
     a = out_to_in_n23.to(dev, torch.float32)
-    ys = (torch.arange(gh, device=dev, dtype=torch.float32) + 0.5) / f - 0.5
-    xs = (torch.arange(gw, device=dev, dtype=torch.float32) + 0.5) / f - 0.5
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (gh, gw) output pixel coords
+    idx = image_index.to(dev, torch.long)
+    level = torch.zeros(n, dtype=torch.long, device=dev)
+    if antialias:
+        scale = torch.sqrt(torch.abs(torch.linalg.det(a[:, :, :2])))
+        level = torch.floor(torch.log2(scale.clamp(min=1.0))).long().clamp(0, max_level)
+    pyramid = images_bchw.float()
+    for lv in range(int(level.max()) + 1):
+        if lv > 0:
+            pyramid = F.avg_pool2d(pyramid, 2, ceil_mode=True)
+        sel = (level == lv).nonzero(as_tuple=True)[0]
+        if sel.numel() == 0:
+            continue
+        s = 0.5 ** lv  # level pixel centre x_l = s * (x + 0.5) - 0.5
+        a_l = a[sel] * s
+        a_l[:, :, 2] += 0.5 * s - 0.5
+        out[sel] = _grid_sample_patches(pyramid, idx[sel], a_l, out_hw)
+    return out
+
+
+def _grid_sample_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    b, c, h_in, w_in = images.shape
+    n, dev = a.shape[0], images.device
+    gh, gw = out_hw
+    gy, gx = torch.meshgrid(torch.arange(gh, device=dev, dtype=torch.float32),
+                            torch.arange(gw, device=dev, dtype=torch.float32), indexing="ij")
     src_x = a[:, 0, 0, None, None] * gx + a[:, 0, 1, None, None] * gy + a[:, 0, 2, None, None]
     src_y = a[:, 1, 0, None, None] * gx + a[:, 1, 1, None, None] * gy + a[:, 1, 2, None, None]
     grid = torch.stack([(2 * src_x + 1) / w_in - 1, (2 * src_y + 1) / h_in - 1], dim=-1)  # (n, gh, gw, 2)
-
-    idx = image_index.to(dev, torch.long)
-    counts = torch.bincount(idx, minlength=b)
-    slots = int(counts.max())
-    order = torch.argsort(idx, stable=True)
+    used, local = torch.unique(idx, return_inverse=True)  # only the images that have patches
+    counts = torch.bincount(local, minlength=len(used))
+    order = torch.argsort(local, stable=True)
     starts = torch.cumsum(counts, 0) - counts
-    slot_of = torch.empty_like(idx)
-    slot_of[order] = torch.arange(n, device=dev) - starts[idx[order]]
-    big = torch.full((b, slots, gh, gw, 2), -2.0, device=dev)  # -2 reads zeros
-    big[idx, slot_of] = grid
-    out = F.grid_sample(images_bchw, big.view(b, slots * gh, gw, 2), mode="bilinear",
+    slot = torch.empty_like(local)
+    slot[order] = torch.arange(n, device=dev) - starts[local[order]]
+    slots = int(counts.max())
+    big = torch.full((len(used), slots, gh, gw, 2), -2.0, device=dev)  # -2 reads zeros
+    big[local, slot] = grid
+    out = F.grid_sample(images[used], big.view(len(used), slots * gh, gw, 2), mode="bilinear",
                         padding_mode="zeros", align_corners=False)
-    out = out.view(b, c, slots, gh, gw).permute(0, 2, 1, 3, 4)[idx, slot_of]  # (n, c, gh, gw)
-    return F.avg_pool2d(out, f) if f > 1 else out
+    return out.view(len(used), c, slots, gh, gw).permute(0, 2, 1, 3, 4)[local, slot]
 
 
 def box_crop_affine(boxes_xyxy: np.ndarray, out_size: int) -> torch.Tensor:

@@ -44,6 +44,10 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float 
     return scales
 
 
+def _normalise(images_bchw: torch.Tensor) -> torch.Tensor:
+    return ((images_bchw - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+
+
 class MTCNN:
     """Batched MTCNN. ``detect`` takes a uint8 RGB batch (B, H, W, 3) and returns one ``Detections`` per image.
 
@@ -55,7 +59,9 @@ class MTCNN:
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), scale_factor: float = 0.709,
                  max_side: int | None = None, pixel_budget: int = 6_000_000, patch_batch: int = 512) -> None:
         self.device = torch.device(device)
-        self.pnet, self.rnet, self.onet = (net.to(self.device) for net in load_mtcnn_nets())
+        # channels_last: about 2x faster convs and pools for these small nets on CPU (measured), fine on CUDA
+        self.pnet, self.rnet, self.onet = (net.to(self.device, memory_format=torch.channels_last)
+                                           for net in load_mtcnn_nets())
         self.min_face_size = float(min_face_size)
         self.thresholds = thresholds
         self.scale_factor = scale_factor
@@ -100,7 +106,7 @@ class MTCNN:
             per_call = max(1, self.pixel_budget // (hs * ws))
             for start in range(0, b, per_call):
                 chunk = F.interpolate(images[start:start + per_call], size=(hs, ws), mode="area")
-                reg, prob = self.pnet((chunk - 127.5) * 0.0078125)
+                reg, prob = self.pnet(_normalise(chunk))
                 hit = prob >= self.thresholds[0]
                 bi, yy, xx = hit.nonzero(as_tuple=True)
                 if bi.numel() == 0:
@@ -128,11 +134,9 @@ class MTCNN:
         outs = []
         for s in range(0, len(idx), self.patch_batch):
             bx = np.floor(boxes[s:s + self.patch_batch, :4])
-            side = float(np.max(bx[:, 2] - bx[:, 0] + 1))
-            f = int(min(4, max(1, math.ceil(side / size))))
             patches = warp_patches(images, torch.from_numpy(idx[s:s + self.patch_batch]),
-                                   box_crop_affine(bx, size), (size, size), supersample=f)
-            res = net((patches - 127.5) * 0.0078125)
+                                   box_crop_affine(bx, size), (size, size))
+            res = net(_normalise(patches))
             outs.append([r.float().cpu().numpy() for r in res])
         return [np.concatenate(parts) for parts in zip(*outs)]
 

@@ -1,0 +1,5 @@
+import sys
+
+from facekit.cli.main import main
+
+sys.exit(main())

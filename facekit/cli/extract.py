@@ -1,0 +1,101 @@
+"""``facekit extract-sequences``."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from facekit.errors import InputError
+
+
+def sample_video() -> Path:
+    """The embedded sample clip shipped with facekit (see facekit/assets/README.md)."""
+    return Path(str(resources.files("facekit") / "assets" / "sample.mp4"))
+
+
+def load_settings(path: Path | None) -> dict:
+    """Settings from a YAML/JSON recipe file (the ``extract`` section if there is one)."""
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of settings")
+    return data.get("extract", data)
+
+
+def extract_sequences_cmd(
+    inputs: Optional[List[Path]] = typer.Argument(
+        None, help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
+    out: Path = typer.Option(Path("out/sequences"), "--out", "-o", help="Output root: crops/ and manifests/."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml)."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: in this process)."),
+    shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Run MTCNN every k-th frame, track between."),
+    min_face_size: Optional[float] = typer.Option(None, "--min-face-size", help="Smallest face the detector looks for, px."),
+    detect_max_side: Optional[int] = typer.Option(None, "--detect-max-side", help="Shrink frames to this side for detection (0: never)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Alignment template: arcface (112) or seqface (144)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Aligned crop side, px (default: the template's)."),
+    min_sequence_length: Optional[int] = typer.Option(None, "--min-seq-len", help="Drop sequences with fewer kept faces."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop faces below this detection score."),
+    min_face_px: Optional[float] = typer.Option(None, "--min-face-px", help="Drop faces whose box is smaller, px."),
+    min_blur: Optional[float] = typer.Option(None, "--min-blur", help="Drop faces whose Laplacian variance is lower."),
+    max_abs_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Drop faces whose |yaw proxy| is larger."),
+    duplicate_threshold: Optional[float] = typer.Option(None, "--dup-threshold", help="Near-duplicate distance (0..1)."),
+    max_gap: Optional[int] = typer.Option(None, "--max-gap", help="End a track after this many frames unseen."),
+    shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold", help="Shot-cut score threshold."),
+    skip_vfr: bool = typer.Option(False, "--skip-vfr", help="Record variable-frame-rate videos and skip them."),
+    flush_every: int = typer.Option(8, "--flush-every", help="Videos per manifest part file (resume granularity)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Detect, track, align and filter faces in videos into face sequences (crops + Parquet manifests)."""
+    from facekit.device import resolve_device
+    from facekit.pipeline.config import ExtractConfig
+    from facekit.pipeline.extract_sequences import extract_sequences, parse_shard
+    from facekit.report.grids import sequence_grid
+    from facekit.manifests.io import read_manifest
+
+    settings = load_settings(config)
+    top = {"detect_every": detect_every, "min_face_size": min_face_size, "template": template}
+    if detect_max_side is not None:
+        top["detect_max_side"] = detect_max_side or None
+    if crop_size is not None:
+        top["crop_size"] = crop_size
+    elif template is not None:
+        from facekit.align.templates import get_template
+
+        top["crop_size"] = get_template(template).size
+    if skip_vfr:
+        top["skip_vfr"] = True
+    if shot_threshold is not None:
+        top["shot_threshold"] = shot_threshold
+    filt = {"min_sequence_length": min_sequence_length, "min_score": min_score, "min_face_px": min_face_px,
+            "min_blur": min_blur, "max_abs_yaw": max_abs_yaw, "duplicate_threshold": duplicate_threshold}
+    settings.update({k: v for k, v in top.items() if v is not None})
+    settings["filters"] = {**settings.get("filters", {}), **{k: v for k, v in filt.items() if v is not None}}
+    if max_gap is not None:
+        settings["tracker"] = {**settings.get("tracker", {}), "max_gap": max_gap}
+    try:
+        cfg = ExtractConfig.from_dict(settings)
+    except TypeError as err:
+        raise InputError(f"{config or 'settings'}: {err}") from None
+    dev = resolve_device(device)
+    sources = list(inputs) if inputs else [sample_video()]
+    summary = extract_sequences(sources, out, cfg, shard=parse_shard(shard), workers=workers, device=str(dev),
+                                flush_every=flush_every, progress=not quiet)
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.faces:
+        grid = sequence_grid(read_manifest(out, "faces", columns=["sequence_id", "crop_path"]), out,
+                             out / "sequences_preview.png")
+        typer.echo(f"preview: {grid}")

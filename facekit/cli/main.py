@@ -1,0 +1,61 @@
+"""``facekit`` entry point. Known errors print one line and exit non-zero; FACEKIT_DEBUG=1 shows tracebacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from facekit import __version__
+from facekit.cli.extract import extract_sequences_cmd
+from facekit.cli.manifest import manifest_app
+from facekit.errors import FacekitError
+
+app = typer.Typer(name="facekit", help="Video face recognition research toolkit.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"facekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """facekit: curate face sequences from video, train SeqFace / aggregation models, run video benchmarks."""
+
+
+app.command("extract-sequences")(extract_sequences_cmd)
+app.add_typer(manifest_app, name="manifest")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (also used by ``python -m facekit``)."""
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except FacekitError as err:
+        if os.environ.get("FACEKIT_DEBUG"):
+            raise
+        print(f"facekit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except click.exceptions.Exit as ex:
+        return ex.exit_code
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        print("facekit: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("facekit: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""``facekit manifest ...``: query, stats and schema of manifests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from facekit.errors import InputError
+
+manifest_app = typer.Typer(help="Query and inspect Parquet manifests (DuckDB).", no_args_is_help=True)
+
+
+@manifest_app.command("query")
+def query_cmd(
+    sql: str = typer.Argument(..., help='SQL over the tables by name, e.g. "SELECT count(*) FROM faces".'),
+    root: Path = typer.Option(Path("out/sequences"), "--root", "-r", help="Output root holding manifests/."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    limit: int = typer.Option(50, "--limit", help="Rows to print in table format (0: all)."),
+) -> None:
+    """Run SQL over the manifests of an output root (tables: videos, sequences, faces, ...)."""
+    from facekit.manifests.query import run_query
+
+    df = run_query(root, sql)
+    if fmt == "csv":
+        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        typer.echo(df.to_json(orient="records", lines=True), nl=False)
+    elif fmt == "table":
+        shown = df if limit <= 0 else df.head(limit)
+        typer.echo(shown.to_string(index=False) if len(df) else "(no rows)")
+        if len(shown) < len(df):
+            typer.echo(f"... {len(df)} rows, {len(shown)} shown (--limit 0 for all)")
+    else:
+        raise InputError(f"--format {fmt!r}: choose table, csv or json")
+
+
+@manifest_app.command("stats")
+def stats_cmd(
+    root: Path = typer.Option(Path("out/sequences"), "--root", "-r", help="Output root holding manifests/."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Rows per table, videos by status, dropped faces by reason, sequence lengths."""
+    from facekit.manifests.query import manifest_stats
+
+    stats = manifest_stats(root)
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    for name, t in stats["tables"].items():
+        typer.echo(f"{name:<12} {t['rows']:>10} rows  {t['files']:>5} files  {t['bytes'] / 1e6:8.2f} MB")
+    for key in ("videos_by_status", "dropped_faces", "sequence_length"):
+        if key in stats:
+            typer.echo(f"{key}: " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                                for k, v in stats[key].items()))
+
+
+@manifest_app.command("schema")
+def schema_cmd(
+    table: str = typer.Argument(None, help="One table; all when omitted."),
+    markdown: bool = typer.Option(False, "--markdown", help="Markdown, as in manifests/README.md."),
+) -> None:
+    """Print the schema of the manifest tables (columns, types, meaning, version)."""
+    from facekit.manifests.schemas import SCHEMAS
+
+    names = [table] if table else list(SCHEMAS)
+    for name in names:
+        if name not in SCHEMAS:
+            raise InputError(f"unknown manifest table {name!r}: choose from {', '.join(SCHEMAS)}")
+        s = SCHEMAS[name]
+        if markdown:
+            typer.echo(s.markdown())
+        else:
+            typer.echo(f"{s.name} (v{s.version}): {s.doc}")
+            for c in s.columns:
+                typer.echo(f"  {c.name:<24} {str(c.type):<22} {c.doc}")

@@ -1,0 +1,1 @@
+"""Face quality measures and filters."""

@@ -1,0 +1,1 @@
+"""Stages that turn inputs into manifests: ``extract_sequences`` (video -> face sequences)."""

@@ -1,0 +1,248 @@
+"""``facekit extract-sequences``: a corpus of videos -> crops + ``videos``/``sequences``/``faces`` manifests.
+
+Scale and faults:
+- sharding: video ``v`` belongs to shard ``i`` of ``n`` when ``sha1(video_id) % n == i``, so machines split a corpus
+  with no coordination;
+- resume: results are flushed every ``flush_every`` videos as part files (faces and sequences first, ``videos``
+  last, each atomic); a video is done when its ``videos`` row exists. Parts without their ``videos`` part are
+  leftovers of a killed run and are deleted on resume; their videos are redone from scratch;
+- bad inputs become ``videos`` rows with status ``error`` and a reason, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from facekit import __version__
+from facekit.errors import InputError
+from facekit.fsutil import write_json
+from facekit.manifests.io import read_manifest, table_dir, write_part
+from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
+from facekit.pipeline.config import ExtractConfig
+from facekit.video.decode import VIDEO_EXTENSIONS
+
+RUN_CONFIG = "extract_config.json"
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    path: str
+    video_id: str
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    shard: tuple[int, int]
+    videos_total: int  # in this shard
+    videos_done_before: int  # skipped because a previous run finished them
+    videos_processed: int
+    status: Counter = field(default_factory=Counter)
+    sequences: int = 0
+    faces: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    frames: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        drops = ", ".join(f"{r} {self.dropped[r]}" for r in DROP_REASONS if self.dropped[r]) or "none"
+        status = ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())) or "none"
+        return [
+            f"shard {self.shard[0]}/{self.shard[1]}: {self.videos_total} videos ({self.videos_done_before} done "
+            f"before, {self.videos_processed} processed now, {self.frames} frames in {self.seconds:.1f} s, "
+            f"{fps:.1f} frames/s)",
+            f"videos by status: {status}",
+            f"kept: {self.sequences} sequences, {self.faces} faces; dropped faces: {drops}",
+            f"manifests: {self.out / 'manifests'}",
+        ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def in_shard(video_id: str, shard: tuple[int, int]) -> bool:
+    digest = hashlib.sha1(video_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard[1] == shard[0]
+
+
+def discover_videos(inputs: list[Path]) -> list[VideoJob]:
+    """Video files named or found (recursively) under folders; a ``.txt`` input lists one path per line.
+
+    ``video_id`` is the path relative to the folder it was found in (or the file stem), without extension.
+    """
+    jobs: list[VideoJob] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            for p in sorted(item.rglob("*")):
+                if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
+                    jobs.append(VideoJob(str(p), p.relative_to(item).with_suffix("").as_posix()))
+        elif item.suffix == ".txt" and item.is_file():
+            for n, line in enumerate(item.read_text().splitlines(), 1):
+                if line.strip() and not line.startswith("#"):
+                    p = Path(line.strip())
+                    p = p if p.is_absolute() else item.parent / p
+                    jobs.append(VideoJob(str(p), p.with_suffix("").name))
+        elif item.exists() or item.suffix.lower() in VIDEO_EXTENSIONS:
+            jobs.append(VideoJob(str(item), item.with_suffix("").name))  # missing files become error rows
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    seen: dict[str, str] = {}
+    for job in jobs:
+        if job.video_id in seen:
+            raise InputError(f"{job.path}: video id '{job.video_id}' is also used by {seen[job.video_id]}; "
+                             "give the videos under one folder so ids are relative paths")
+        seen[job.video_id] = job.path
+    return jobs
+
+
+def _check_config(out: Path, cfg: ExtractConfig) -> None:
+    saved = out / RUN_CONFIG
+    if saved.exists():
+        import json
+
+        try:
+            previous = json.loads(saved.read_text())["config"]
+        except (ValueError, KeyError):
+            raise InputError(f"{saved}: unreadable run config; remove it or use a new --out") from None
+        if previous != _jsonable(cfg.to_dict()):
+            raise InputError(f"{out}: made with other settings (see {saved}); use a new --out, or the same settings")
+    else:
+        write_json(saved, {"facekit_version": __version__, "config": _jsonable(cfg.to_dict())})
+
+
+def _jsonable(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def _clean_leftovers(out: Path, shard_tag: str) -> set[str]:
+    """Delete part files of this shard that have no ``videos`` part; return the finished video ids."""
+    vdir = table_dir(out, "videos")
+    committed = {p.stem for p in vdir.glob(f"{shard_tag}-*.parquet")} if vdir.is_dir() else set()
+    for table in ("faces", "sequences"):
+        tdir = table_dir(out, table)
+        for p in tdir.glob(f"{shard_tag}-*.parquet") if tdir.is_dir() else []:
+            if p.stem not in committed:
+                p.unlink()
+    for tdir in (table_dir(out, t) for t in ("videos", "faces", "sequences")):
+        for tmp in tdir.glob(".*.tmp") if tdir.is_dir() else []:
+            tmp.unlink()
+    if not committed:
+        return set()
+    return set(read_manifest(vdir, "videos", columns=["video_id"])["video_id"])
+
+
+# -- workers --------------------------------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _make_detector(cfg: ExtractConfig, device: str):
+    from facekit.detect.mtcnn import MTCNN
+
+    return MTCNN(device=device, min_face_size=cfg.min_face_size, thresholds=cfg.thresholds,
+                 max_side=cfg.detect_max_side)
+
+
+def _worker_init(cfg: ExtractConfig, device: str, out: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(cfg=cfg, out=Path(out), detector=_make_detector(cfg, device))
+
+
+def _worker_run(job: VideoJob):
+    from facekit.pipeline.video_sequences import process_video
+
+    return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
+
+
+def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = ExtractConfig(),
+                      shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu",
+                      flush_every: int = 8, progress: bool = True) -> RunSummary:
+    """Run (or resume) extraction of every video of ``inputs`` that falls in ``shard`` into ``out``."""
+    from facekit.pipeline.video_sequences import process_video
+
+    out = Path(out)
+    jobs = [j for j in discover_videos(inputs) if in_shard(j.video_id, shard)]
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, cfg)
+    shard_tag = f"s{shard[0]:05d}of{shard[1]:05d}"
+    done = _clean_leftovers(out, shard_tag)
+    todo = [j for j in jobs if j.video_id not in done]
+    summary = RunSummary(out, shard, len(jobs), len(jobs) - len(todo), len(todo))
+    existing = sorted(table_dir(out, "videos").glob(f"{shard_tag}-*.parquet")) if done else []
+    next_part = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in existing), default=-1)
+    buffers: dict[str, list] = {"videos": [], "sequences": [], "faces": []}
+
+    def flush() -> None:
+        nonlocal next_part
+        if not buffers["videos"]:
+            return
+        name = f"{shard_tag}-{next_part:06d}"
+        write_part(out, FACES, name, buffers["faces"])  # order matters: videos last is the commit
+        write_part(out, SEQUENCES, name, buffers["sequences"])
+        write_part(out, VIDEOS, name, buffers["videos"])
+        next_part += 1
+        for b in buffers.values():
+            b.clear()
+
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
+    if workers and workers > 0 and len(todo) > 1:
+        ctx = mp.get_context("spawn")
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(cfg, device, str(out)))
+        results = pool.imap(_worker_run, todo)
+    else:
+        pool = None
+        detector = _make_detector(cfg, device)
+        results = (process_video(j.path, j.video_id, out, cfg, detector) for j in todo)
+    try:
+        for res in results:
+            buffers["videos"].append(res.video)
+            buffers["sequences"].extend(res.sequences)
+            buffers["faces"].extend(res.faces)
+            summary.frames += res.video["num_frames"]
+            summary.faces += len(res.faces)
+            bar.update(1)
+            bar.set_postfix(faces=summary.faces, refresh=False)
+            if len(buffers["videos"]) >= flush_every:
+                flush()
+        flush()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    summary.seconds = time.perf_counter() - start
+    _fill_totals(summary, out, shard_tag)
+    return summary
+
+
+def _fill_totals(summary: RunSummary, out: Path, shard_tag: str) -> None:
+    """Totals over every finished video of this shard, including those of earlier (resumed) runs."""
+    files = sorted(table_dir(out, "videos").glob(f"{shard_tag}-*.parquet"))
+    if not files:
+        return
+    videos = pd.concat([read_manifest(f, "videos") for f in files])
+    summary.status = Counter(videos["status"].tolist())
+    summary.sequences = int(videos["num_sequences"].sum())
+    summary.faces = int(videos["num_faces"].sum())
+    summary.dropped = Counter({r: int(videos[f"dropped_{r}"].sum()) for r in DROP_REASONS})

@@ -1,0 +1,243 @@
+"""One video -> face sequences: decode, cut into shots, detect, track, interpolate, align, filter, write crops.
+
+Streaming: frames are decoded ``batch_frames`` at a time; at most ``detect_every - 1`` frames are held back,
+waiting for the next detector run to interpolate their faces. Tracks end at shot cuts and after ``max_gap``.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from facekit.align import align_faces, get_template
+from facekit.curate.quality import duplicate_signature, laplacian_variance, pose_proxy
+from facekit.detect.mtcnn import MTCNN
+from facekit.errors import VideoError
+from facekit.manifests.schemas import DROP_REASONS
+from facekit.pipeline.config import ExtractConfig
+from facekit.track.tracker import FaceTracker
+from facekit.video.decode import VideoStream
+from facekit.video.shots import ShotCutDetector
+
+
+@dataclass
+class VideoResult:
+    video: dict
+    sequences: list[dict]
+    faces: list[dict]
+
+
+@dataclass
+class _Observation:
+    track_id: int
+    frame_index: int
+    timestamp_sec: float
+    frame: np.ndarray  # (H, W, 3) uint8
+    box_xyxy: np.ndarray
+    landmarks_5x2: np.ndarray
+    score: float
+    interpolated: bool
+    shot_index: int
+
+
+@dataclass
+class _Sequence:
+    shot_index: int
+    rows: list[dict] = field(default_factory=list)
+    pending_jpegs: list[tuple[str, bytes]] = field(default_factory=list)  # held until min length is reached
+    number: int | None = None  # assigned when the sequence reaches the minimum length
+    last_signature: np.ndarray | None = None
+
+
+class _SequenceWriter:
+    """Filters observations, groups them by track, writes crops of sequences that reach the minimum length."""
+
+    def __init__(self, root: Path, video_id: str, cfg: ExtractConfig, device: torch.device) -> None:
+        self.root, self.video_id, self.cfg, self.device = root, video_id, cfg, device
+        self.template = get_template(cfg.template, cfg.crop_size)
+        self.open: dict[int, _Sequence] = {}
+        self.sequences: list[dict] = []
+        self.faces: list[dict] = []
+        self.dropped: Counter = Counter()
+        self.seen = 0
+
+    def add(self, observations: list[_Observation]) -> None:
+        if not observations:
+            return
+        self.seen += len(observations)
+        frame_ids = sorted({o.frame_index for o in observations})
+        slot = {f: i for i, f in enumerate(frame_ids)}
+        frames = {o.frame_index: o.frame for o in observations}
+        images = torch.from_numpy(np.stack([frames[f] for f in frame_ids])).to(self.device).permute(0, 3, 1, 2)
+        crops = align_faces(images, np.array([slot[o.frame_index] for o in observations]),
+                            np.stack([o.landmarks_5x2 for o in observations]), self.template)
+        blur = laplacian_variance(crops)
+        sigs = duplicate_signature(crops)
+        pose = pose_proxy(np.stack([o.landmarks_5x2 for o in observations]))
+        f = self.cfg.filters
+        for i, o in enumerate(observations):
+            side = float(min(o.box_xyxy[2] - o.box_xyxy[0], o.box_xyxy[3] - o.box_xyxy[1]))
+            seq = self.open.setdefault(o.track_id, _Sequence(o.shot_index))
+            reason = None
+            if o.score < f.min_score:
+                reason = "score"
+            elif side < f.min_face_px:
+                reason = "size"
+            elif blur[i] < f.min_blur:
+                reason = "blur"
+            elif abs(pose.yaw[i]) > f.max_abs_yaw:
+                reason = "pose"
+            elif seq.last_signature is not None and np.abs(sigs[i] - seq.last_signature).mean() < f.duplicate_threshold:
+                reason = "duplicate"
+            if reason:
+                self.dropped[reason] += 1
+                continue
+            seq.last_signature = sigs[i]
+            row = {
+                "video_id": self.video_id, "frame_index": o.frame_index, "timestamp_sec": o.timestamp_sec,
+                "box_x1": o.box_xyxy[0], "box_y1": o.box_xyxy[1], "box_x2": o.box_xyxy[2], "box_y2": o.box_xyxy[3],
+                "landmarks_5x2": o.landmarks_5x2.reshape(-1).astype(np.float32).tolist(), "score": o.score,
+                "blur": float(blur[i]), "yaw": float(pose.yaw[i]), "roll_deg": float(pose.roll_deg[i]),
+                "interpolated": o.interpolated, "_side": side,
+            }
+            seq.rows.append(row)
+            self._store_crop(seq, row, crops[i])
+
+    def _store_crop(self, seq: _Sequence, row: dict, crop_3hw: torch.Tensor) -> None:
+        buf = io.BytesIO()
+        Image.fromarray(crop_3hw.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=self.cfg.jpeg_quality)
+        seq.pending_jpegs.append((f"{row['frame_index']:06d}.jpg", buf.getvalue()))
+        if seq.number is None and len(seq.rows) >= self.cfg.filters.min_sequence_length:
+            seq.number = len(self.sequences) + sum(1 for s in self.open.values() if s.number is not None)
+        if seq.number is not None:
+            folder = self.root / "crops" / self.video_id / f"{seq.number:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in seq.pending_jpegs:
+                (folder / name).write_bytes(data)
+            seq.pending_jpegs.clear()
+
+    def close(self, track_ids: list[int]) -> None:
+        for tid in track_ids:
+            seq = self.open.pop(tid, None)
+            if seq is None or not seq.rows:
+                continue
+            if seq.number is None:
+                self.dropped["short_sequence"] += len(seq.rows)
+                continue
+            sid = f"{self.video_id}#{seq.number}"
+            for r in seq.rows:
+                r["sequence_id"] = sid
+                r["crop_path"] = f"crops/{self.video_id}/{seq.number:04d}/{r['frame_index']:06d}.jpg"
+            self.sequences.append({
+                "sequence_id": sid, "video_id": self.video_id, "shot_index": seq.shot_index,
+                "first_frame": seq.rows[0]["frame_index"], "last_frame": seq.rows[-1]["frame_index"],
+                "first_sec": seq.rows[0]["timestamp_sec"], "last_sec": seq.rows[-1]["timestamp_sec"],
+                "num_faces": len(seq.rows),
+                "mean_score": float(np.mean([r["score"] for r in seq.rows])),
+                "mean_blur": float(np.mean([r["blur"] for r in seq.rows])),
+                "min_blur": float(np.min([r["blur"] for r in seq.rows])),
+                "mean_face_px": float(np.mean([r.pop("_side") for r in seq.rows])),
+                "mean_abs_yaw": float(np.mean([abs(r["yaw"]) for r in seq.rows])),
+            })
+            self.faces.extend(seq.rows)
+
+
+def _interpolate(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    return (1 - t) * a + t * b
+
+
+def empty_video_row(video_id: str, path: str) -> dict:
+    row = {"video_id": video_id, "path": path, "status": "error", "error": None, "num_frames": 0, "fps": 0.0,
+           "duration_sec": 0.0, "width": 0, "height": 0, "vfr": False, "num_sequences": 0, "num_faces": 0,
+           "num_detections": 0, "num_shots": 0}
+    row.update({f"dropped_{r}": 0 for r in DROP_REASONS})
+    return row
+
+
+def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfig, detector: MTCNN,
+                  progress=None) -> VideoResult:
+    """Extract the face sequences of one video. Never raises for a bad video: the ``videos`` row says why."""
+    row = empty_video_row(video_id, str(path))
+    crop_dir = root / "crops" / video_id
+    shutil.rmtree(crop_dir, ignore_errors=True)  # a rerun starts the video clean
+    try:
+        stream = VideoStream(path)
+        info = stream.info
+        row.update(num_frames=info.num_frames, fps=info.fps, duration_sec=info.duration_sec, width=info.width,
+                   height=info.height, vfr=info.vfr)
+        if info.vfr and cfg.skip_vfr:
+            row.update(status="skipped_vfr", error="variable frame rate (--skip-vfr)")
+            return VideoResult(row, [], [])
+        writer = _SequenceWriter(root, video_id, cfg, detector.device)
+        shots = _run(stream, cfg, detector, writer, progress)
+    except VideoError as err:
+        shutil.rmtree(crop_dir, ignore_errors=True)
+        row.update(status="error", error=str(err), num_sequences=0, num_faces=0)
+        return VideoResult(row, [], [])
+    row.update(status="ok" if writer.sequences else "no_faces", num_sequences=len(writer.sequences),
+               num_faces=len(writer.faces), num_detections=writer.seen, num_shots=shots)
+    row.update({f"dropped_{r}": int(writer.dropped[r]) for r in DROP_REASONS})
+    return VideoResult(row, writer.sequences, writer.faces)
+
+
+def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _SequenceWriter, progress) -> int:
+    cuts = ShotCutDetector(cfg.shot_threshold)
+    tracker = FaceTracker(cfg.tracker)
+    k = cfg.detect_every
+    shot_index, shot_start = -1, 0
+    pending: list[tuple[int, float, np.ndarray]] = []  # frames since the last detector run of this shot
+    last_key: dict[int, tuple[int, np.ndarray, np.ndarray, float]] = {}  # track -> (frame, box, marks, score)
+    prev_key_frame = -1
+
+    for index, frames, stamps in stream.batches(cfg.batch_frames):
+        is_cut = cuts.update(frames)
+        # which frames get the detector: every k-th frame of a shot, counted from the shot's first frame
+        key = np.zeros(len(index), dtype=bool)
+        start = shot_start
+        for j, f in enumerate(index):
+            if is_cut[j]:
+                start = int(f)
+            key[j] = (int(f) - start) % k == 0
+        dets = iter(detector.detect(frames[key]) if key.any() else [])
+        observations: list[_Observation] = []
+        ended: list[int] = []
+        for j, f in enumerate(index):
+            f = int(f)
+            if is_cut[j]:
+                ended += tracker.end_all()
+                pending, last_key, prev_key_frame = [], {}, -1
+                shot_index, shot_start = shot_index + 1, f
+            if not key[j]:
+                pending.append((f, float(stamps[j]), frames[j]))
+                continue
+            d = next(dets)
+            ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
+            ended += gone
+            for n, tid in enumerate(ids):
+                box, marks, score = d.boxes_xyxy[n], d.landmarks_5x2[n], float(d.scores[n])
+                prev = last_key.get(tid)
+                if prev is not None and prev[0] == prev_key_frame:  # seen at the previous run: fill the frames between
+                    for pf, pts, pframe in pending:
+                        t = (pf - prev[0]) / (f - prev[0])
+                        observations.append(_Observation(
+                            tid, pf, pts, pframe, _interpolate(prev[1], box, t), _interpolate(prev[2], marks, t),
+                            min(prev[3], score), True, shot_index))
+                observations.append(_Observation(tid, f, float(stamps[j]), frames[j], box, marks, score, False,
+                                                 shot_index))
+                last_key[tid] = (f, box, marks, score)
+            pending, prev_key_frame = [], f
+        # one batched alignment per decoded batch; track ids are never reused, so closing after adding is safe
+        observations.sort(key=lambda o: (o.track_id, o.frame_index))
+        writer.add(observations)
+        writer.close(ended)
+        if progress is not None:
+            progress(len(index))
+    writer.close(tracker.end_all())
+    return shot_index + 1

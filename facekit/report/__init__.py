@@ -1,0 +1,1 @@
+"""Things people look at: image grids and plots written beside the numbers."""

@@ -1,0 +1,1 @@
+"""Video input: streaming decode (decord) and shot-cut detection."""

@@ -1,0 +1,75 @@
+"""Synthetic clips from still photos (slow zoom and pan, hard cuts between photos).
+
+Used to build facekit's embedded sample clip and the test suite's own videos. Writing video needs PyAV
+(``pip install av``, part of the ``test`` extra); reading never does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from facekit.errors import InputError
+
+
+def ken_burns(photo: Image.Image, n_frames: int, size_wh: tuple[int, int], zoom: tuple[float, float] = (1.0, 1.2),
+              pan: tuple[float, float] = (0.05, 0.03)) -> list[np.ndarray]:
+    """Frames (H, W, 3) uint8 that zoom from ``zoom[0]`` to ``zoom[1]`` and pan by ``pan`` (fractions of the photo)."""
+    photo = photo.convert("RGB")
+    pw, ph = photo.size
+    w, h = size_wh
+    aspect = w / h
+    base_w, base_h = (pw, pw / aspect) if pw / ph < aspect else (ph * aspect, ph)
+    frames = []
+    for t in np.linspace(0.0, 1.0, n_frames):
+        z = zoom[0] + (zoom[1] - zoom[0]) * t
+        cw, ch = base_w / z, base_h / z
+        cx = pw / 2 + pan[0] * pw * (t - 0.5)
+        cy = ph / 2 + pan[1] * ph * (t - 0.5)
+        x0 = float(np.clip(cx - cw / 2, 0, pw - cw))
+        y0 = float(np.clip(cy - ch / 2, 0, ph - ch))
+        frames.append(np.asarray(photo.resize((w, h), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))))
+    return frames
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.0, crf: int = 23,
+                timestamps_sec: Sequence[float] | None = None) -> Path:
+    """Encode RGB frames as H.264 (yuv420p). ``timestamps_sec`` gives each frame's pts (variable frame rate)."""
+    try:
+        import av
+    except ImportError:
+        raise InputError("writing video needs PyAV: pip install av") from None
+    from fractions import Fraction
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        if timestamps_sec is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, frame in enumerate(frames):
+            if i == 0:
+                stream.height, stream.width = frame.shape[:2]
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            if timestamps_sec is not None:
+                vf.pts = int(round(timestamps_sec[i] * 1000))
+                vf.time_base = Fraction(1, 1000)
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def photo_clip(photos: Sequence[Image.Image], frames_per_shot: int, size_wh: tuple[int, int]) -> list[np.ndarray]:
+    """One zoom/pan shot per photo, hard cuts between them."""
+    frames: list[np.ndarray] = []
+    for i, photo in enumerate(photos):
+        pan = (0.04 * (-1) ** i, 0.02)
+        frames += ken_burns(photo, frames_per_shot, size_wh, pan=pan)
+    return frames
