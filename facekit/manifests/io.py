@@ -20,19 +20,16 @@ def table_dir(root: str | Path, table: str) -> Path:
 
 
 def table_files(location: str | Path, table: str | None = None) -> list[Path]:
-    """Part files of a table. ``location`` is an output root (with ``table``), a table folder, or one file."""
+    """Part files of a table. ``location`` is an output root (``<root>/manifests/<table>``), a folder of table
+    folders (``<location>/<table>``), a table folder, or one Parquet file."""
     loc = Path(location)
-    if table is not None and not loc.suffix == ".parquet":
-        folder = table_dir(loc, table)
-        if not folder.is_dir() and loc.name == table:
-            folder = loc
-    else:
-        folder = loc
-    if folder.is_file():
-        return [folder]
-    if not folder.is_dir():
-        raise ManifestError(f"{folder}: manifest not found")
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    candidates = [loc] if table is None else [table_dir(loc, table), loc / table, loc]
+    for folder in candidates:
+        if folder.is_file():
+            return [folder]
+        if folder.is_dir() and (table is None or folder != loc or any(folder.glob("*.parquet"))):
+            return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    raise ManifestError(f"{candidates[0]}: manifest not found")
 
 
 def write_part(root: str | Path, schema: TableSchema, part_name: str, rows: pd.DataFrame | list[dict]) -> Path:
@@ -72,6 +69,8 @@ def validate_file(path: Path, schema: TableSchema) -> None:
 
 
 def _compatible(have: pa.DataType, want: pa.DataType) -> bool:
+    if pa.types.is_null(have):  # a column of nulls only, as pandas writes it
+        return True
     if pa.types.is_integer(want) and pa.types.is_integer(have):
         return True
     if pa.types.is_floating(want) and (pa.types.is_floating(have) or pa.types.is_integer(have)):

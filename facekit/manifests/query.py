@@ -15,8 +15,10 @@ from facekit.manifests.schemas import DROP_REASONS, SCHEMAS
 def connect(root: str | Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, list[Path]]]:
     """An in-memory DuckDB connection with one view per manifest table (known tables validated first)."""
     base = Path(root) / "manifests"
+    if not base.is_dir():  # also accept a folder holding the table folders directly
+        base = Path(root)
     if not base.is_dir():
-        raise ManifestError(f"{root}: no manifests folder (expected {base})")
+        raise ManifestError(f"{root}: no manifests folder (expected {Path(root) / 'manifests'})")
     con = duckdb.connect()
     tables: dict[str, list[Path]] = {}
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):

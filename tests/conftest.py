@@ -1,0 +1,45 @@
+"""Shared fixtures. Real media live in ../shared/data (tests using them skip when it is absent); every core
+behaviour also has a test on data made here, from the sample clip facekit ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def shared(rel: str) -> Path:
+    """Path of a file in ../shared/data; skips the test with a reason when it is not there."""
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(f"real test data not present: {path} (fresh checkout without ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from facekit.detect import MTCNN
+
+    return MTCNN(min_face_size=20)
+
+
+@pytest.fixture(scope="session")
+def sample_frames() -> np.ndarray:
+    """All 90 frames (270x480 RGB) of facekit's embedded sample clip: real faces, no download."""
+    from facekit.cli.extract import sample_video
+    from facekit.video.decode import VideoStream
+
+    stream = VideoStream(sample_video())
+    return np.concatenate([f for _, f, _ in stream.batches(32)])
+
+
+@pytest.fixture(scope="session")
+def face_photos(sample_frames) -> list:
+    """Three stills with faces (one per shot of the sample clip) as PIL images."""
+    from PIL import Image
+
+    return [Image.fromarray(sample_frames[i]) for i in (10, 40, 70)]

@@ -1,0 +1,103 @@
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+
+from facekit.detect.boxes import iou_matrix, nms
+from facekit.detect.mtcnn import pyramid_scales
+from facekit.detect.mtcnn_nets import load_mtcnn_nets
+from tests.conftest import shared
+
+
+def _load(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_weights_load_into_every_layer():
+    pnet, rnet, onet = load_mtcnn_nets()
+    with torch.inference_mode():
+        reg, prob = pnet(torch.zeros(1, 3, 12, 12))
+        assert reg.shape == (1, 4, 1, 1) and prob.shape == (1, 1, 1)
+        assert onet(torch.zeros(2, 3, 48, 48))[1].shape == (2, 10)
+    # weights really came from the file: PReLU slopes are not PyTorch's 0.25 default
+    assert not torch.allclose(pnet.prelu1.weight, torch.full_like(pnet.prelu1.weight, 0.25))
+
+
+def test_pyramid_covers_min_face_to_image():
+    scales = pyramid_scales(360, 640, 40)
+    assert scales[0] == pytest.approx(0.3)
+    assert 360 * scales[-1] >= 12 and 360 * scales[-1] * 0.709 < 12
+
+
+def test_nms_matches_brute_force():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (60, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 40, (60, 2))], 1)
+    scores = rng.uniform(size=60)
+    keep = nms(boxes, scores, 0.4)
+    # brute force: walk by score, keep a box unless it overlaps a kept one by more than 0.4 (inclusive-pixel IoU)
+    inc = boxes.copy(); inc[:, 2:] += 1
+    iou = iou_matrix(inc, inc)
+    ref = []
+    for i in np.argsort(-scores):
+        if all(iou[i, j] <= 0.4 for j in ref):
+            ref.append(i)
+    assert keep.tolist() == ref
+
+
+def test_nms_groups_do_not_suppress_each_other():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], float)
+    assert len(nms(boxes, np.array([0.9, 0.8]), 0.5)) == 1
+    assert len(nms(boxes, np.array([0.9, 0.8]), 0.5, groups=np.array([0, 1]))) == 2
+
+
+def test_batch_equals_one_by_one(detector, sample_frames):
+    frames = sample_frames[[5, 45, 75]]
+    batched = detector.detect(frames)
+    for frame, det in zip(frames, batched):
+        single = detector.detect(frame[None])[0]
+        assert len(single) == len(det) > 0
+        np.testing.assert_allclose(single.boxes_xyxy, det.boxes_xyxy, atol=1e-3)
+        np.testing.assert_allclose(single.landmarks_5x2, det.landmarks_5x2, atol=1e-3)
+
+
+def test_sample_clip_group_shot_has_six_faces(detector, sample_frames):
+    # the middle shot of the embedded clip is the 6-person photo; all of them are in frame at its start
+    assert len(detector.detect(sample_frames[30])[0]) == 6
+
+
+def test_group_photo_all_six_faces(detector):
+    det = detector.detect(_load(shared("insightface/python-package/insightface/data/images/t1.jpg")))[0]
+    assert len(det) == 6
+    assert (det.scores > 0.95).all()
+    # landmarks lie inside their boxes; eyes above mouth
+    lm, b = det.landmarks_5x2, det.boxes_xyxy
+    assert ((lm[:, :, 0] >= b[:, None, 0] - 2) & (lm[:, :, 0] <= b[:, None, 2] + 2)).all()
+    assert (lm[:, [0, 1], 1].mean(1) < lm[:, [3, 4], 1].mean(1)).all()
+
+
+def test_no_faces_image(detector):
+    assert len(detector.detect(_load(shared("mtcnn/tests/images/no-faces.jpg")))[0]) == 0
+
+
+def test_recall_precision_on_dlib_hand_labels(detector):
+    """dlib's hand-labelled PASCAL VOC faces (training.xml + testing.xml, 43 faces in 9 images).
+    Measured: recall 43/43 = 1.00, precision 43/43 = 1.00 at IoU 0.5 (min IoU of a match 0.54)."""
+    folder = shared("dlib/examples/faces")
+    tp = fp = fn = 0
+    for xml in ("training.xml", "testing.xml"):
+        for image in ET.parse(folder / xml).getroot().iter("image"):
+            gt = np.array([[float(b.get("left")), float(b.get("top")),
+                            float(b.get("left")) + float(b.get("width")), float(b.get("top")) + float(b.get("height"))]
+                           for b in image.iter("box") if b.get("ignore") != "1"]).reshape(-1, 4)
+            det = detector.detect(_load(folder / image.get("file")))[0]
+            iou = iou_matrix(gt, det.boxes_xyxy)
+            rows, cols = linear_sum_assignment(-iou) if iou.size else ([], [])
+            matched = int(sum(iou[r, c] >= 0.5 for r, c in zip(rows, cols)))
+            tp, fn, fp = tp + matched, fn + len(gt) - matched, fp + len(det) - matched
+    assert tp + fn == 43
+    assert tp / (tp + fn) >= 0.95
+    assert tp / (tp + fp) >= 0.95
