@@ -39,7 +39,13 @@ def sample_frames() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def face_photos(sample_frames) -> list:
-    """Three stills with faces (one per shot of the sample clip) as PIL images."""
+    """Three stills with faces (the first frame of each shot of the sample clip, on a grey border so that a
+    zoom/pan over them keeps every face in frame) as 600x338 PIL images."""
     from PIL import Image
 
-    return [Image.fromarray(sample_frames[i]) for i in (10, 40, 70)]
+    photos = []
+    for i in (0, 30, 60):
+        canvas = Image.new("RGB", (600, 338), (128, 128, 128))
+        canvas.paste(Image.fromarray(sample_frames[i]), (60, 34))
+        photos.append(canvas)
+    return photos

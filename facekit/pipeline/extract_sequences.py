@@ -100,8 +100,8 @@ def discover_videos(inputs: list[Path]) -> list[VideoJob]:
                     p = Path(line.strip())
                     p = p if p.is_absolute() else item.parent / p
                     jobs.append(VideoJob(str(p), p.with_suffix("").name))
-        elif item.exists() or item.suffix.lower() in VIDEO_EXTENSIONS:
-            jobs.append(VideoJob(str(item), item.with_suffix("").name))  # missing files become error rows
+        elif item.is_file():
+            jobs.append(VideoJob(str(item), item.with_suffix("").name))  # any file: not-a-video is recorded
         else:
             raise InputError(f"{item}: no such file or folder")
     seen: dict[str, str] = {}

@@ -1,0 +1,172 @@
+"""extract-sequences end to end on videos the tests make from the embedded sample clip's real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from facekit.errors import InputError
+from facekit.manifests import read_manifest
+from facekit.pipeline import extract_sequences as es
+from facekit.pipeline.config import ExtractConfig, FilterConfig
+from facekit.video.synth import photo_clip, write_video
+
+SHOT = 12  # frames per shot of the made-up clips
+SMALL_FACES = ExtractConfig(min_face_size=20, filters=FilterConfig(min_face_px=20))  # the group photo's are ~30 px
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, face_photos):
+    d = tmp_path_factory.mktemp("clips")
+    write_video(d / "three_shots.mp4", photo_clip(face_photos, SHOT, (480, 270)), fps=12)
+    write_video(d / "group.mp4", photo_clip(face_photos[1:2], SHOT, (480, 270)), fps=12)
+    write_video(d / "one.mp4", photo_clip(face_photos[2:3], SHOT, (480, 270)), fps=12)
+    return d
+
+
+def _run(inputs, out, **kw):
+    kw.setdefault("progress", False)
+    return es.extract_sequences(inputs, out, **kw)
+
+
+def _tables(out):
+    return {t: read_manifest(out, t) for t in ("videos", "sequences", "faces")}
+
+
+def _sorted(df, keys):
+    return df.sort_values(keys).reset_index(drop=True)
+
+
+def test_sequences_stay_inside_shots_and_crops_are_written(clips, tmp_path):
+    summary = _run([clips / "three_shots.mp4"], tmp_path, cfg=SMALL_FACES)
+    t = _tables(tmp_path)
+    v = t["videos"].iloc[0]
+    assert v.status == "ok" and v.num_frames == 3 * SHOT and v.num_shots == 3
+    seqs = t["sequences"]
+    assert set(seqs.shot_index) == {0, 1, 2}
+    for s in seqs.itertuples():
+        assert s.first_frame // SHOT == s.last_frame // SHOT == s.shot_index
+    faces = t["faces"]
+    assert len(faces) == v.num_faces == seqs.num_faces.sum() == summary.faces
+    assert faces.groupby("sequence_id").size().min() >= ExtractConfig().filters.min_sequence_length
+    for rel in faces.crop_path.sample(5, random_state=0):
+        with Image.open(tmp_path / rel) as im:
+            assert im.size == (112, 112)
+    # the dropped-face counts add up to what the detector saw
+    dropped = sum(v[f"dropped_{r}"] for r in ("score", "size", "blur", "pose", "duplicate", "short_sequence"))
+    assert dropped + v.num_faces == v.num_detections
+
+
+def test_group_photo_gives_simultaneous_sequences(clips, tmp_path):
+    _run([clips / "group.mp4"], tmp_path, cfg=SMALL_FACES)
+    seqs = read_manifest(tmp_path, "sequences")
+    assert len(seqs) >= 3
+    assert (seqs.first_frame.max() < seqs.last_frame.min())  # all of them are on screen together
+
+
+def test_detect_every_interpolates_between_detector_runs(clips, tmp_path):
+    every1 = _run([clips / "one.mp4"], tmp_path / "k1", cfg=ExtractConfig(detect_every=1))
+    every3 = _run([clips / "one.mp4"], tmp_path / "k3", cfg=ExtractConfig(detect_every=3))
+    f1, f3 = read_manifest(tmp_path / "k1", "faces"), read_manifest(tmp_path / "k3", "faces")
+    assert not f1.interpolated.any()
+    assert f3.interpolated.any() and not f3[f3.frame_index % 3 == 0].interpolated.any()
+    assert abs(every1.faces - every3.faces) <= 2
+    # interpolated boxes stay within 5% of the box width of what the detector finds on the same frame
+    both = f1.merge(f3[f3.interpolated], on="frame_index", suffixes=("_det", "_int"))
+    assert len(both) > 0
+    width = both.box_x2_det - both.box_x1_det
+    assert ((both.box_x1_det - both.box_x1_int).abs() / width).max() < 0.05
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(clips, tmp_path, monkeypatch):
+    inputs = [clips]
+    _run(inputs, tmp_path / "full", flush_every=1)
+
+    from facekit.pipeline import video_sequences
+
+    real = video_sequences.process_video
+    calls = {"n": 0}
+
+    def dies_on_second(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed mid-run
+        return real(*a, **kw)
+
+    monkeypatch.setattr(video_sequences, "process_video", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        _run(inputs, tmp_path / "resumed", flush_every=1)
+    monkeypatch.setattr(video_sequences, "process_video", real)
+    first = read_manifest(tmp_path / "resumed", "videos")
+    assert len(first) == 1  # one video committed before the kill
+    # a kill between the faces part and the videos part leaves an orphan; resume must drop it
+    (tmp_path / "resumed/manifests/faces/s00000of00001-000099.parquet").write_bytes(
+        (tmp_path / "full/manifests/faces").glob("*.parquet").__next__().read_bytes())
+    summary = _run(inputs, tmp_path / "resumed", flush_every=1)
+    assert summary.videos_done_before == 1 and summary.videos_processed == 2
+    full, resumed = _tables(tmp_path / "full"), _tables(tmp_path / "resumed")
+    keys = {"videos": ["video_id"], "sequences": ["sequence_id"], "faces": ["sequence_id", "frame_index"]}
+    for name, k in keys.items():
+        pd.testing.assert_frame_equal(_sorted(full[name], k), _sorted(resumed[name], k))
+    # a rerun of a finished run does nothing
+    again = _run(inputs, tmp_path / "resumed")
+    assert again.videos_processed == 0 and again.faces == summary.faces
+
+
+def test_shards_split_the_corpus(clips, tmp_path):
+    ids = [j.video_id for j in es.discover_videos([clips])]
+    parts = [[i for i in ids if es.in_shard(i, (k, 3))] for k in range(3)]
+    assert sorted(sum(parts, [])) == sorted(ids)
+    for k in range(2):
+        _run([clips], tmp_path, shard=(k, 2))
+    videos = read_manifest(tmp_path, "videos")
+    assert sorted(videos.video_id) == sorted(ids)
+    with pytest.raises(InputError, match="need 0 <= i < n"):
+        es.parse_shard("3/3")
+
+
+def test_bad_inputs_are_recorded_and_skipped(clips, tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "zero.mp4").write_bytes(b"")
+    (bad / "text.mp4").write_text("this is not a video")
+    data = (clips / "one.mp4").read_bytes()
+    (bad / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    rng = np.random.default_rng(0)
+    write_video(bad / "noface.mp4", [rng.integers(90, 110, (180, 320, 3), dtype=np.uint8) for _ in range(8)], fps=8)
+    frames = photo_clip([Image.fromarray(np.full((270, 480, 3), 128, np.uint8))], 10, (320, 180))
+    write_video(bad / "vfr.mp4", frames, fps=10, timestamps_sec=np.cumsum([0, .1, .1, .3, .05, .1, .2, .1, .1, .1]))
+    (bad / "good.mp4").write_bytes(data)
+    summary = _run([bad], tmp_path / "out")
+    v = read_manifest(tmp_path / "out", "videos").set_index("video_id")
+    assert v.loc["good", "status"] == "ok"
+    for name in ("zero", "text", "truncated"):
+        assert v.loc[name, "status"] == "error" and v.loc[name, "error"], name
+    assert "zero-byte" in v.loc["zero", "error"]
+    assert v.loc["noface", "status"] == "no_faces"
+    assert bool(v.loc["vfr", "vfr"]) and not bool(v.loc["good", "vfr"])
+    assert summary.status["error"] == 3
+    assert not (tmp_path / "out/crops/truncated").exists()
+    skipped = _run([bad / "vfr.mp4"], tmp_path / "skip", cfg=ExtractConfig(skip_vfr=True))
+    assert skipped.status == {"skipped_vfr": 1}
+
+
+def test_changed_settings_on_resume_are_refused(clips, tmp_path):
+    _run([clips / "one.mp4"], tmp_path)
+    with pytest.raises(InputError, match="made with other settings"):
+        _run([clips / "one.mp4"], tmp_path, cfg=ExtractConfig(detect_every=1))
+
+
+def test_missing_input_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="nope.mp4: no such file"):
+        es.discover_videos([tmp_path / "nope.mp4"])
+
+
+def test_workers_give_the_same_result(clips, tmp_path):
+    _run([clips], tmp_path / "w0")
+    _run([clips], tmp_path / "w2", workers=2)
+    a, b = _tables(tmp_path / "w0"), _tables(tmp_path / "w2")
+    pd.testing.assert_frame_equal(_sorted(a["faces"], ["sequence_id", "frame_index"]),
+                                  _sorted(b["faces"], ["sequence_id", "frame_index"]))
