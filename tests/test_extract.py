@@ -14,7 +14,8 @@ from facekit.pipeline.config import ExtractConfig, FilterConfig
 from facekit.video.synth import photo_clip, write_video
 
 SHOT = 12  # frames per shot of the made-up clips
-SMALL_FACES = ExtractConfig(min_face_size=20, filters=FilterConfig(min_face_px=20))  # the group photo's are ~30 px
+# the group photo's faces are ~30 px: below the default detector size; full detection on every frame
+SMALL_FACES = ExtractConfig(min_face_size=20, detect_every=1, filters=FilterConfig(min_face_px=20))
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +67,15 @@ def test_group_photo_gives_simultaneous_sequences(clips, tmp_path):
     assert (seqs.first_frame.max() < seqs.last_frame.min())  # all of them are on screen together
 
 
-def test_detect_every_interpolates_between_detector_runs(clips, tmp_path):
+def test_detect_every_tracks_between_detector_runs(clips, tmp_path):
     every1 = _run([clips / "one.mp4"], tmp_path / "k1", cfg=ExtractConfig(detect_every=1))
     every3 = _run([clips / "one.mp4"], tmp_path / "k3", cfg=ExtractConfig(detect_every=3))
     f1, f3 = read_manifest(tmp_path / "k1", "faces"), read_manifest(tmp_path / "k3", "faces")
-    assert not f1.interpolated.any()
-    assert f3.interpolated.any() and not f3[f3.frame_index % 3 == 0].interpolated.any()
+    assert not f1.tracked.any()
+    assert f3.tracked.any() and not f3[f3.frame_index % 3 == 0].tracked.any()
     assert abs(every1.faces - every3.faces) <= 2
-    # interpolated boxes stay within 5% of the box width of what the detector finds on the same frame
-    both = f1.merge(f3[f3.interpolated], on="frame_index", suffixes=("_det", "_int"))
+    # tracked boxes stay within 5% of the box width of what the full detector finds on the same frame
+    both = f1.merge(f3[f3.tracked], on="frame_index", suffixes=("_det", "_int"))
     assert len(both) > 0
     width = both.box_x2_det - both.box_x1_det
     assert ((both.box_x1_det - both.box_x1_int).abs() / width).max() < 0.05
@@ -168,5 +169,8 @@ def test_workers_give_the_same_result(clips, tmp_path):
     _run([clips], tmp_path / "w0")
     _run([clips], tmp_path / "w2", workers=2)
     a, b = _tables(tmp_path / "w0"), _tables(tmp_path / "w2")
-    pd.testing.assert_frame_equal(_sorted(a["faces"], ["sequence_id", "frame_index"]),
-                                  _sorted(b["faces"], ["sequence_id", "frame_index"]))
+    # workers run torch with one thread, this process with two: float sums may differ in the last bits
+    fa, fb = _sorted(a["faces"], ["sequence_id", "frame_index"]), _sorted(b["faces"], ["sequence_id", "frame_index"])
+    assert fa[["sequence_id", "frame_index", "crop_path"]].equals(fb[["sequence_id", "frame_index", "crop_path"]])
+    np.testing.assert_allclose(fa[["box_x1", "box_y1", "box_x2", "box_y2"]], fb[["box_x1", "box_y1", "box_x2", "box_y2"]],
+                               atol=0.05)

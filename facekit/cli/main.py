@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from facekit import __version__
@@ -34,23 +33,17 @@ app.add_typer(manifest_app, name="manifest")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (also used by ``python -m facekit``)."""
+    """Run the CLI; return the exit code. Usage errors are Typer's (exit 2); facekit's errors print one line."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="facekit")
         return 0
+    except SystemExit as ex:  # Typer's standalone mode ends every run this way
+        return ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
     except FacekitError as err:
         if os.environ.get("FACEKIT_DEBUG"):
             raise
         print(f"facekit: error: {err}", file=sys.stderr)
         return err.exit_code
-    except click.exceptions.Exit as ex:
-        return ex.exit_code
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
-    except click.exceptions.Abort:
-        print("facekit: aborted", file=sys.stderr)
-        return 130
     except KeyboardInterrupt:
         print("facekit: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

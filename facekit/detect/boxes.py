@@ -24,27 +24,35 @@ def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
 
 def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union",
         groups: np.ndarray | None = None) -> np.ndarray:
-    """Greedy non-maximum suppression; returns kept indices, best score first.
+    """Greedy non-maximum suppression; returns kept indices, best score first (within each group).
 
     ``method`` "union" divides the overlap by the union (IoU), "min" by the smaller box (MTCNN's O-Net step).
-    ``groups`` (n,) keeps boxes of different groups (images of a batch) from suppressing each other.
+    ``groups`` (n,) keeps boxes of different groups (images of a batch) from suppressing each other; each group
+    is suppressed on its own, so the cost grows with the boxes of one image, not of the batch.
     """
     boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    scores = np.asarray(scores)
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    if groups is not None:  # shift each group far apart: one NMS call serves the whole batch
-        span = boxes[:, 2:].max() - boxes[:, :2].min() + 1.0
-        boxes = boxes + (np.asarray(groups, dtype=np.float64) * 2 * span)[:, None]
+    if groups is None:
+        return _nms_one(boxes, scores, threshold, method)
+    groups = np.asarray(groups)
+    kept = [np.flatnonzero(groups == g)[_nms_one(boxes[groups == g], scores[groups == g], threshold, method)]
+            for g in np.unique(groups)]
+    return np.concatenate(kept)
+
+
+def _nms_one(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str) -> np.ndarray:
     x1, y1, x2, y2 = boxes.T
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.argsort(-np.asarray(scores), kind="stable")
+    order = np.argsort(-scores, kind="stable")
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1, 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1, 0, None)
+        w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1, 0)
+        h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1, 0)
         inter = w * h
         denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
         order = rest[inter / denom <= threshold]
@@ -70,8 +78,35 @@ def apply_regression(boxes_xyxy: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return b + np.asarray(reg, dtype=np.float64) * np.stack([w, h, w, h], axis=1)
 
 
-def warp_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, out_to_in_n23: torch.Tensor,
-                 out_hw: tuple[int, int], antialias: bool = True, max_level: int = 5) -> torch.Tensor:
+def resize_area(images_bchw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """Shrink like ``mode="area"`` but fast on CPU: an integer average pool, then antialiased bilinear."""
+    h, w = images_bchw.shape[-2:]
+    k = int(min(h / size_hw[0], w / size_hw[1]))
+    x = F.avg_pool2d(images_bchw, k, ceil_mode=True) if k >= 2 else images_bchw
+    if tuple(x.shape[-2:]) == tuple(size_hw):
+        return x
+    return F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False, antialias=True)
+
+
+class ImagePyramid:
+    """A float image batch and its 2x average-pooled levels, built on first use and shared by every caller."""
+
+    def __init__(self, images_bchw: torch.Tensor, max_level: int = 5) -> None:
+        self.levels = [images_bchw.float()]
+        self.max_level = max_level
+
+    @property
+    def base(self) -> torch.Tensor:
+        return self.levels[0]
+
+    def level(self, i: int) -> torch.Tensor:
+        while len(self.levels) <= i:
+            self.levels.append(F.avg_pool2d(self.levels[-1], 2, ceil_mode=True))
+        return self.levels[i]
+
+
+def warp_patches(images: torch.Tensor | ImagePyramid, image_index: torch.Tensor, out_to_in_n23: torch.Tensor,
+                 out_hw: tuple[int, int], antialias: bool = True) -> torch.Tensor:
     """Sample one patch per row: output pixel (x, y) reads input pixel ``A @ [x, y, 1]`` of image ``image_index``.
 
     All patches of one image share one ``grid_sample`` call, so no per-patch copy of a frame is made.
@@ -79,29 +114,25 @@ def warp_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, out_to_in
     floor(log2 s), so bilinear sampling never skips pixels (what ``area`` resizing gives, at pyramid cost).
     Outside the image reads zeros. Returns (n, C, out_h, out_w) float.
     """
+    pyramid = images if isinstance(images, ImagePyramid) else ImagePyramid(images)
     n = out_to_in_n23.shape[0]
-    c = images_bchw.shape[1]
-    out = images_bchw.new_zeros((n, c, *out_hw), dtype=torch.float32)
+    c = pyramid.base.shape[1]
+    dev = pyramid.base.device
+    out = torch.zeros((n, c, *out_hw), dtype=torch.float32, device=dev)
     if n == 0:
         return out
-    dev = images_bchw.device
     a = out_to_in_n23.to(dev, torch.float32)
     idx = image_index.to(dev, torch.long)
     level = torch.zeros(n, dtype=torch.long, device=dev)
     if antialias:
         scale = torch.sqrt(torch.abs(torch.linalg.det(a[:, :, :2])))
-        level = torch.floor(torch.log2(scale.clamp(min=1.0))).long().clamp(0, max_level)
-    pyramid = images_bchw.float()
-    for lv in range(int(level.max()) + 1):
-        if lv > 0:
-            pyramid = F.avg_pool2d(pyramid, 2, ceil_mode=True)
+        level = torch.floor(torch.log2(scale.clamp(min=1.0))).long().clamp(0, pyramid.max_level)
+    for lv in torch.unique(level).tolist():
         sel = (level == lv).nonzero(as_tuple=True)[0]
-        if sel.numel() == 0:
-            continue
         s = 0.5 ** lv  # level pixel centre x_l = s * (x + 0.5) - 0.5
         a_l = a[sel] * s
         a_l[:, :, 2] += 0.5 * s - 0.5
-        out[sel] = _grid_sample_patches(pyramid, idx[sel], a_l, out_hw)
+        out[sel] = _grid_sample_patches(pyramid.level(lv), idx[sel], a_l, out_hw)
     return out
 
 
@@ -114,18 +145,18 @@ def _grid_sample_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tenso
     src_x = a[:, 0, 0, None, None] * gx + a[:, 0, 1, None, None] * gy + a[:, 0, 2, None, None]
     src_y = a[:, 1, 0, None, None] * gx + a[:, 1, 1, None, None] * gy + a[:, 1, 2, None, None]
     grid = torch.stack([(2 * src_x + 1) / w_in - 1, (2 * src_y + 1) / h_in - 1], dim=-1)  # (n, gh, gw, 2)
-    used, local = torch.unique(idx, return_inverse=True)  # only the images that have patches
-    counts = torch.bincount(local, minlength=len(used))
-    order = torch.argsort(local, stable=True)
+    # patches of image i go to rows [slot * gh, (slot + 1) * gh) of a tall grid for image i (no frame copies)
+    counts = torch.bincount(idx, minlength=b)
+    order = torch.argsort(idx, stable=True)
     starts = torch.cumsum(counts, 0) - counts
-    slot = torch.empty_like(local)
-    slot[order] = torch.arange(n, device=dev) - starts[local[order]]
+    slot = torch.empty_like(idx)
+    slot[order] = torch.arange(n, device=dev) - starts[idx[order]]
     slots = int(counts.max())
-    big = torch.full((len(used), slots, gh, gw, 2), -2.0, device=dev)  # -2 reads zeros
-    big[local, slot] = grid
-    out = F.grid_sample(images[used], big.view(len(used), slots * gh, gw, 2), mode="bilinear",
-                        padding_mode="zeros", align_corners=False)
-    return out.view(len(used), c, slots, gh, gw).permute(0, 2, 1, 3, 4)[local, slot]
+    big = torch.full((b, slots, gh, gw, 2), -2.0, device=dev)  # -2 reads zeros
+    big[idx, slot] = grid
+    out = F.grid_sample(images, big.view(b, slots * gh, gw, 2), mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.view(b, c, slots, gh, gw).permute(0, 2, 1, 3, 4)[idx, slot]
 
 
 def box_crop_affine(boxes_xyxy: np.ndarray, out_size: int) -> torch.Tensor:

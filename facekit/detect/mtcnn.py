@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facekit.detect.boxes import apply_regression, box_crop_affine, nms, to_square, warp_patches
+from facekit.detect.boxes import (ImagePyramid, apply_regression, box_crop_affine, nms, resize_area, to_square,
+                                  warp_patches)
 from facekit.detect.mtcnn_nets import load_mtcnn_nets
 
 
@@ -51,7 +52,8 @@ def _normalise(images_bchw: torch.Tensor) -> torch.Tensor:
 class MTCNN:
     """Batched MTCNN. ``detect`` takes a uint8 RGB batch (B, H, W, 3) and returns one ``Detections`` per image.
 
-    ``max_side``: frames whose longer side exceeds it are shrunk for detection (coordinates are mapped back);
+    ``max_side``: frames whose longer side exceeds it are shrunk for detection by the smallest integer factor that
+    brings them to at most ``max_side`` (coordinates are mapped back to the original frame);
     ``pixel_budget`` bounds the pixels of one P-Net forward (memory), ``patch_batch`` the crops of one R/O-Net call.
     """
 
@@ -69,26 +71,32 @@ class MTCNN:
         self.pixel_budget = pixel_budget
         self.patch_batch = patch_batch
 
-    @torch.inference_mode()
-    def detect(self, frames_bhwc: np.ndarray | torch.Tensor) -> list[Detections]:
+    def _prepare(self, frames_bhwc: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, float]:
+        """uint8 (B, H, W, 3) -> float (B, 3, h, w) on the device, shrunk by an integer factor to ``max_side``."""
         if isinstance(frames_bhwc, np.ndarray) and not frames_bhwc.flags.writeable:
             frames_bhwc = frames_bhwc.copy()
-        frames = torch.as_tensor(frames_bhwc)
-        if frames.ndim == 3:
-            frames = frames[None]
-        b, h, w, _ = frames.shape
+        images = torch.as_tensor(frames_bhwc).to(self.device).permute(0, 3, 1, 2).float()
+        h, w = images.shape[-2:]
+        if self.max_side and max(h, w) > self.max_side:
+            k = math.ceil(max(h, w) / self.max_side)  # an integer average pool: exact area resize, and fast
+            return F.avg_pool2d(images, k, ceil_mode=True), 1.0 / k
+        return images, 1.0
+
+    @torch.inference_mode()
+    def detect(self, frames_bhwc: np.ndarray | torch.Tensor) -> list[Detections]:
+        """Full MTCNN on a batch (B, H, W, 3) or one image (H, W, 3) of uint8 RGB; one ``Detections`` per image."""
+        if frames_bhwc.ndim == 3:
+            frames_bhwc = frames_bhwc[None]
+        b = len(frames_bhwc)
         if b == 0:
             return []
-        images = frames.to(self.device).permute(0, 3, 1, 2).float()  # (B, 3, H, W), 0..255
-        shrink = 1.0
-        if self.max_side and max(h, w) > self.max_side:
-            shrink = self.max_side / max(h, w)
-            images = F.interpolate(images, size=(round(h * shrink), round(w * shrink)), mode="area")
+        images, shrink = self._prepare(frames_bhwc)
         min_face = max(12.0, self.min_face_size * shrink)
 
         idx, boxes = self._stage_pnet(images, min_face)
-        idx, boxes, _ = self._stage_refine(images, idx, boxes, self.rnet, 24, self.thresholds[1])
-        idx, boxes, scores, marks = self._stage_output(images, idx, boxes)
+        pyramid = ImagePyramid(images)  # shared by the R-Net and O-Net crops
+        idx, boxes, _ = self._stage_refine(pyramid, idx, boxes, self.rnet, 24, self.thresholds[1])
+        idx, boxes, scores, marks = self._stage_output(pyramid, idx, boxes)
 
         out = []
         for i in range(b):
@@ -101,12 +109,14 @@ class MTCNN:
     def _stage_pnet(self, images: torch.Tensor, min_face: float) -> tuple[np.ndarray, np.ndarray]:
         b, _, h, w = images.shape
         all_idx, all_boxes, all_scores = [], [], []
-        for scale in pyramid_scales(h, w, min_face, self.scale_factor):
-            hs, ws = math.ceil(h * scale), math.ceil(w * scale)
-            per_call = max(1, self.pixel_budget // (hs * ws))
-            for start in range(0, b, per_call):
-                chunk = F.interpolate(images[start:start + per_call], size=(hs, ws), mode="area")
-                reg, prob = self.pnet(_normalise(chunk))
+        scales = pyramid_scales(h, w, min_face, self.scale_factor)
+        per_call = max(1, self.pixel_budget // (math.ceil(h * scales[0]) * math.ceil(w * scales[0]))) if scales else b
+        for start in range(0, b, per_call):
+            level = images[start:start + per_call]
+            for scale in scales:
+                hs, ws = math.ceil(h * scale), math.ceil(w * scale)
+                level = resize_area(level, (hs, ws))  # each scale from the previous one: the cost is geometric
+                reg, prob = self.pnet(_normalise(level))
                 hit = prob >= self.thresholds[0]
                 bi, yy, xx = hit.nonzero(as_tuple=True)
                 if bi.numel() == 0:
@@ -156,10 +166,42 @@ class MTCNN:
             return idx, np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
         reg, marks, score = self._run_patches(images, idx, boxes, self.onet, 48)
         keep = score >= self.thresholds[2]
-        idx, boxes, reg, marks, score = idx[keep], np.floor(boxes[keep, :4]), reg[keep], marks[keep], score[keep]
+        idx = idx[keep]
+        boxes, score, lm = self._onet_decode(boxes[keep, :4], reg[keep], marks[keep], score[keep])
+        k = nms(boxes, score, 0.7, method="min", groups=idx)
+        return idx[k], boxes[k], score[k], lm[k]
+
+    @staticmethod
+    def _onet_decode(boxes, reg, marks, score):
+        """O-Net outputs -> (boxes, scores, landmarks (n,5,2)) in the detection image's pixels."""
+        boxes = np.floor(boxes)
         w = boxes[:, 2:3] - boxes[:, 0:1] + 1
         h = boxes[:, 3:4] - boxes[:, 1:2] + 1
         lm = np.stack([w * marks[:, 0:5] + boxes[:, 0:1] - 1, h * marks[:, 5:10] + boxes[:, 1:2] - 1], axis=2)
-        boxes = apply_regression(boxes, reg)
-        k = nms(boxes, score, 0.7, method="min", groups=idx)
-        return idx[k], boxes[k], score[k], lm[k]
+        return apply_regression(boxes, reg), score, lm
+
+    @torch.inference_mode()
+    def refine(self, frame_hwc: np.ndarray, boxes_xyxy: np.ndarray) -> Detections:
+        """O-Net alone on given boxes of one frame (e.g. where a tracker expects faces): one result per box, in
+        order, with its face probability; no thresholding or NMS. This is MTCNN's last stage, which regresses
+        the box and landmarks from a rough square crop, so a face that moved a little is found again."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return Detections.empty()
+        # only the region around the boxes is converted and sampled: a tracked face costs a crop, not a frame
+        sq = to_square(boxes)
+        side = (sq[:, 2] - sq[:, 0]).max()
+        h, w = frame_hwc.shape[:2]
+        x0, y0 = (max(0, int(np.floor(v - side))) for v in (sq[:, 0].min(), sq[:, 1].min()))
+        x1, y1 = min(w, int(np.ceil(sq[:, 2].max() + side))), min(h, int(np.ceil(sq[:, 3].max() + side)))
+        if x1 <= x0 or y1 <= y0:  # every box is off the frame
+            return Detections(boxes.astype(np.float32), np.zeros(len(boxes), np.float32),
+                              np.zeros((len(boxes), 5, 2), np.float32))
+        images, shrink = self._prepare(frame_hwc[None, y0:y1, x0:x1])
+        offset = np.array([x0, y0, x0, y0], dtype=np.float64)
+        squares = to_square((boxes - offset) * shrink)
+        reg, marks, score = self._run_patches(ImagePyramid(images), np.zeros(len(boxes), np.int64), squares,
+                                              self.onet, 48)
+        out_boxes, score, lm = self._onet_decode(squares, reg, marks, score)
+        return Detections((out_boxes / shrink + offset).astype(np.float32), score.astype(np.float32),
+                          (lm / shrink + offset[:2]).astype(np.float32))

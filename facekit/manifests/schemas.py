@@ -55,7 +55,7 @@ VIDEOS = TableSchema("videos", 1, "One row per input video, whatever happened to
     Column("vfr", pa.bool_(), "variable frame rate (frame intervals vary by more than 5%); timestamps are then exact pts"),
     Column("num_sequences", pa.int32(), "sequences kept"),
     Column("num_faces", pa.int64(), "faces kept"),
-    Column("num_detections", pa.int64(), "faces seen (detected or interpolated) before filtering"),
+    Column("num_detections", pa.int64(), "faces seen (detected or tracked) before filtering"),
     *(Column(f"dropped_{r}", pa.int64(), f"faces dropped by the `{r}` filter") for r in DROP_REASONS),
     Column("num_shots", pa.int32(), "shots found (cuts + 1)"),
 ))
@@ -81,7 +81,7 @@ FACES = TableSchema("faces", 1, "One row per kept face. Crops are files under th
     Column("video_id", pa.string(), "joins `videos.video_id`"),
     Column("frame_index", pa.int64(), "0-based decoded frame index"),
     Column("timestamp_sec", pa.float64(), "presentation time of the frame"),
-    Column("box_x1", pa.float32(), "detected (or interpolated) box, px, xyxy"),
+    Column("box_x1", pa.float32(), "detected (or tracked) box, px, xyxy"),
     Column("box_y1", pa.float32(), ""),
     Column("box_x2", pa.float32(), ""),
     Column("box_y2", pa.float32(), ""),
@@ -91,7 +91,8 @@ FACES = TableSchema("faces", 1, "One row per kept face. Crops are files under th
     Column("blur", pa.float32(), "Laplacian variance of the aligned grey crop"),
     Column("yaw", pa.float32(), "pose proxy from landmarks (nose offset in eye distances)"),
     Column("roll_deg", pa.float32(), "eye-line angle"),
-    Column("interpolated", pa.bool_(), "True when the frame was between detector runs (`--detect-every` > 1)"),
+    Column("tracked", pa.bool_(), "True when found by O-Net around the tracked box between full detector runs "
+           "(`--detect-every` > 1), False when found by the full detector"),
     Column("crop_path", pa.string(), "aligned crop, relative to the output root"),
 ))
 

@@ -1,7 +1,7 @@
-"""One video -> face sequences: decode, cut into shots, detect, track, interpolate, align, filter, write crops.
+"""One video -> face sequences: decode, cut into shots, detect, track, align, filter, write crops.
 
-Streaming: frames are decoded ``batch_frames`` at a time; at most ``detect_every - 1`` frames are held back,
-waiting for the next detector run to interpolate their faces. Tracks end at shot cuts and after ``max_gap``.
+Streaming: frames are decoded ``batch_frames`` at a time and nothing else is held. Tracks end at shot cuts and
+after ``max_gap`` frames unseen.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class _Observation:
     box_xyxy: np.ndarray
     landmarks_5x2: np.ndarray
     score: float
-    interpolated: bool
+    tracked: bool  # found by O-Net around the tracker's prediction, between full detector runs
     shot_index: int
 
 
@@ -105,7 +105,7 @@ class _SequenceWriter:
                 "box_x1": o.box_xyxy[0], "box_y1": o.box_xyxy[1], "box_x2": o.box_xyxy[2], "box_y2": o.box_xyxy[3],
                 "landmarks_5x2": o.landmarks_5x2.reshape(-1).astype(np.float32).tolist(), "score": o.score,
                 "blur": float(blur[i]), "yaw": float(pose.yaw[i]), "roll_deg": float(pose.roll_deg[i]),
-                "interpolated": o.interpolated, "_side": side,
+                "tracked": o.tracked, "_side": side,
             }
             seq.rows.append(row)
             self._store_crop(seq, row, crops[i])
@@ -149,10 +149,6 @@ class _SequenceWriter:
             self.faces.extend(seq.rows)
 
 
-def _interpolate(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    return (1 - t) * a + t * b
-
-
 def empty_video_row(video_id: str, path: str) -> dict:
     row = {"video_id": video_id, "path": path, "status": "error", "error": None, "num_frames": 0, "fps": 0.0,
            "duration_sec": 0.0, "width": 0, "height": 0, "vfr": False, "num_sequences": 0, "num_faces": 0,
@@ -188,22 +184,18 @@ def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfi
 
 
 def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _SequenceWriter, progress) -> int:
+    """Full MTCNN on every ``detect_every``-th frame of a shot (batched); in between, O-Net alone re-finds each
+    tracked face around the box the tracker predicts. New faces are picked up at the next full detection."""
     cuts = ShotCutDetector(cfg.shot_threshold)
     tracker = FaceTracker(cfg.tracker)
     k = cfg.detect_every
     shot_index, shot_start = -1, 0
-    pending: list[tuple[int, float, np.ndarray]] = []  # frames since the last detector run of this shot
-    last_key: dict[int, tuple[int, np.ndarray, np.ndarray, float]] = {}  # track -> (frame, box, marks, score)
-    prev_key_frame = -1
-
     for index, frames, stamps in stream.batches(cfg.batch_frames):
         is_cut = cuts.update(frames)
-        # which frames get the detector: every k-th frame of a shot, counted from the shot's first frame
-        key = np.zeros(len(index), dtype=bool)
+        key = np.zeros(len(index), dtype=bool)  # every k-th frame of a shot, counted from the shot's first frame
         start = shot_start
         for j, f in enumerate(index):
-            if is_cut[j]:
-                start = int(f)
+            start = int(f) if is_cut[j] else start
             key[j] = (int(f) - start) % k == 0
         dets = iter(detector.detect(frames[key]) if key.any() else [])
         observations: list[_Observation] = []
@@ -212,27 +204,19 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
             f = int(f)
             if is_cut[j]:
                 ended += tracker.end_all()
-                pending, last_key, prev_key_frame = [], {}, -1
                 shot_index, shot_start = shot_index + 1, f
-            if not key[j]:
-                pending.append((f, float(stamps[j]), frames[j]))
-                continue
-            d = next(dets)
+            if key[j]:
+                d, tracked = next(dets), False
+            else:
+                ids, boxes, _ = tracker.predictions(f)
+                d, tracked = detector.refine(frames[j], boxes), True
+                ok = d.scores >= cfg.thresholds[2]
+                d = type(d)(d.boxes_xyxy[ok], d.scores[ok], d.landmarks_5x2[ok])
             ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
             ended += gone
             for n, tid in enumerate(ids):
-                box, marks, score = d.boxes_xyxy[n], d.landmarks_5x2[n], float(d.scores[n])
-                prev = last_key.get(tid)
-                if prev is not None and prev[0] == prev_key_frame:  # seen at the previous run: fill the frames between
-                    for pf, pts, pframe in pending:
-                        t = (pf - prev[0]) / (f - prev[0])
-                        observations.append(_Observation(
-                            tid, pf, pts, pframe, _interpolate(prev[1], box, t), _interpolate(prev[2], marks, t),
-                            min(prev[3], score), True, shot_index))
-                observations.append(_Observation(tid, f, float(stamps[j]), frames[j], box, marks, score, False,
-                                                 shot_index))
-                last_key[tid] = (f, box, marks, score)
-            pending, prev_key_frame = [], f
+                observations.append(_Observation(tid, f, float(stamps[j]), frames[j], d.boxes_xyxy[n],
+                                                 d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
         # one batched alignment per decoded batch; track ids are never reused, so closing after adding is safe
         observations.sort(key=lambda o: (o.track_id, o.frame_index))
         writer.add(observations)

@@ -54,6 +54,12 @@ class FaceTracker:
     def last_frame(self, track_id: int) -> int:
         return self._tracks[track_id].last_frame
 
+    def predictions(self, frame: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Where each live track expects its face at ``frame``: (ids, boxes (n,4), landmarks (n,5,2))."""
+        ids = [t.track_id for t in self._tracks.values()]
+        preds = [t.predict(frame) for t in self._tracks.values()]
+        return ids, np.array([p[0] for p in preds]).reshape(-1, 4), np.array([p[1] for p in preds]).reshape(-1, 5, 2)
+
     def end_all(self) -> list[int]:
         ended = list(self._tracks)
         self._tracks.clear()

@@ -1,0 +1,67 @@
+"""The command line: help everywhere, version, one-line errors with a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from facekit import __version__
+from facekit.cli.main import main
+from tests.conftest import ROOT
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "facekit", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("cmd", [[], ["extract-sequences"], ["manifest"], ["manifest", "query"],
+                                 ["manifest", "stats"], ["manifest", "schema"]])
+def test_help(cmd, capsys):
+    assert main([*cmd, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"facekit {__version__}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["extract-sequences", "no/such/video.mp4"], "no/such/video.mp4: no such file or folder"),
+    (["extract-sequences", "--shard", "5/2"], "--shard '5/2': need 0 <= i < n"),
+    (["extract-sequences", "--device", "cuda:7"], "--device"),
+    (["extract-sequences", "--template", "arcfase"], "did you mean arcface"),
+    (["manifest", "stats", "--root", "no/such/root"], "no/such/root"),
+    (["manifest", "query", "SELECT nope FROM videos", "--root", "manifests/examples"], "query failed"),
+])
+def test_bad_input_is_one_line(args, message):
+    res = _run(*args)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_unknown_option_is_a_usage_error():
+    res = _run("extract-sequences", "--frobnicate")
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "frobnicate" in res.stderr
+
+
+def test_manifest_query_and_stats_on_examples(capsys):
+    assert main(["manifest", "query", "SELECT count(*) AS n FROM sequences", "--root", str(ROOT / "manifests/examples"),
+                 "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].strip().isdigit()
+    assert main(["manifest", "stats", "--root", str(ROOT / "manifests/examples")]) == 0
+    assert "faces" in capsys.readouterr().out
+
+
+def test_extract_on_the_embedded_sample(tmp_path, capsys):
+    """The README's first command: no input given -> the sample clip shipped with facekit."""
+    out = tmp_path / "out"
+    assert main(["extract-sequences", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "videos by status: ok 1" in text
+    assert (out / "sequences_preview.png").stat().st_size > 1000
+    assert (out / "extract_config.json").exists()
