@@ -12,6 +12,7 @@ Scale and faults:
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing as mp
 import time
 from collections import Counter
@@ -116,8 +117,6 @@ def discover_videos(inputs: list[Path]) -> list[VideoJob]:
 def _check_config(out: Path, cfg: ExtractConfig) -> None:
     saved = out / RUN_CONFIG
     if saved.exists():
-        import json
-
         try:
             previous = json.loads(saved.read_text())["config"]
         except (ValueError, KeyError):
@@ -129,9 +128,7 @@ def _check_config(out: Path, cfg: ExtractConfig) -> None:
 
 
 def _jsonable(obj):
-    import json
-
-    return json.loads(json.dumps(obj))
+    return json.loads(json.dumps(obj))  # tuples -> lists, as the saved file holds them
 
 
 def _clean_leftovers(out: Path, shard_tag: str) -> set[str]:
