@@ -41,11 +41,32 @@ def test_align_puts_landmarks_on_the_template():
     tpl = get_template("arcface")
     c, s = np.cos(0.3), np.sin(0.3)
     marks = tpl.as_array() @ (1.7 * np.array([[c, -s], [s, c]])).T + [90, 60]
-    img = torch.zeros(1, 3, 320, 320)
+    img = np.zeros((1, 320, 320, 3), np.uint8)
     for x, y in marks:
-        img[0, :, int(round(y)) - 2:int(round(y)) + 3, int(round(x)) - 2:int(round(x)) + 3] = 255
+        img[0, int(round(y)) - 2:int(round(y)) + 3, int(round(x)) - 2:int(round(x)) + 3] = 255
     crop = align_faces(img, np.array([0]), marks[None], tpl)[0, 0].float()
     for x, y in tpl.as_array():
         xi, yi = int(round(x)), int(round(y))
         assert crop[yi - 1:yi + 2, xi - 1:xi + 2].max() > 100, (x, y)
     assert crop.mean() < 30  # nothing else lit
+
+
+def test_crop_only_alignment_equals_warping_the_whole_frame():
+    # reference: warp_patches over the whole float frames (what the crops must reproduce exactly), for faces
+    # inside, across the border and entirely outside the frame, small (pyramid level 0) and large (level 2)
+    from facekit.align.similarity import umeyama_similarity as fit
+    from facekit.detect.boxes import warp_patches
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(2, 200, 300, 3), dtype=np.uint8)
+    tpl = get_template("arcface")
+    base = tpl.as_array()
+    marks = np.stack([base * 0.6 + [50, 40], base * 4.5 + [-60, -20], base * 1.2 + [250, 150],
+                      base * 0.5 + [500, 500]])
+    index = np.array([0, 1, 1, 0])
+    got = align_faces(frames, index, marks, tpl, chunk=3)
+    a = torch.as_tensor(fit(np.broadcast_to(base, (4, 5, 2)), marks), dtype=torch.float32)
+    ref = warp_patches(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), torch.as_tensor(index), a,
+                       (tpl.size, tpl.size)).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(got, ref)
+    assert got[3].max() == 0  # off the frame reads zeros

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -34,17 +36,45 @@ def umeyama_similarity(src_nx2: np.ndarray, dst_nx2: np.ndarray) -> np.ndarray:
     return a[0] if single else a
 
 
-def align_faces(images_bchw: torch.Tensor, image_index: np.ndarray, landmarks_n5x2: np.ndarray,
-                template: Template) -> torch.Tensor:
-    """Warp each face (landmarks in image ``image_index``) onto ``template``; returns uint8 (n, 3, S, S).
+def align_faces(frames_bhwc: np.ndarray | Sequence[np.ndarray], image_index: np.ndarray, landmarks_n5x2: np.ndarray, template: Template,
+                device: torch.device | str = "cpu", chunk: int = 64) -> torch.Tensor:
+    """Warp each face (landmarks in frame ``image_index``) onto ``template``; returns uint8 (n, 3, S, S) on the CPU.
 
-    The map estimated is template -> image (output pixel to input pixel), what the sampler needs.
+    ``frames_bhwc``: uint8 RGB frames of one size (an array or a list of (H, W, 3) arrays). Only the region each warp reads is converted to float (a frame-aligned
+    block, so the anti-aliasing pyramid equals the whole frame's): a face costs its crop, not its frame. The map
+    estimated is template -> image (output pixel to input pixel), what the sampler needs.
     """
-    n = len(image_index)
+    n, size = len(image_index), template.size
+    out = torch.zeros((n, 3, size, size), dtype=torch.uint8)
     if n == 0:
-        return torch.zeros((0, images_bchw.shape[1], template.size, template.size), dtype=torch.uint8)
+        return out
     dst = np.broadcast_to(template.as_array(), (n, 5, 2))
-    out_to_in = umeyama_similarity(dst, np.asarray(landmarks_n5x2, dtype=np.float64))
-    crops = warp_patches(images_bchw.float(), torch.as_tensor(np.asarray(image_index)),
-                         torch.as_tensor(out_to_in, dtype=torch.float32), (template.size, template.size))
-    return crops.round().clamp(0, 255).to(torch.uint8).cpu()
+    out_to_in = umeyama_similarity(dst, np.asarray(landmarks_n5x2, dtype=np.float64))  # (n, 2, 3)
+    regions = _read_regions(out_to_in, size, frames_bhwc[0].shape[:2])
+    for s in range(0, n, chunk):
+        sel = slice(s, s + chunk)
+        reg = regions[sel]
+        hh, ww = int((reg[:, 3] - reg[:, 1]).max()), int((reg[:, 2] - reg[:, 0]).max())
+        block = np.zeros((len(reg), hh, ww, 3), np.uint8)
+        for j, (x0, y0, x1, y1) in enumerate(reg):
+            block[j, :y1 - y0, :x1 - x0] = frames_bhwc[image_index[s + j]][y0:y1, x0:x1]
+        a = out_to_in[sel].copy()
+        a[:, :, 2] -= reg[:, :2]  # the block's origin
+        images = torch.from_numpy(block).to(device).permute(0, 3, 1, 2)
+        crops = warp_patches(images, torch.arange(len(reg)), torch.as_tensor(a, dtype=torch.float32), (size, size))
+        out[sel] = crops.round().clamp(0, 255).to(torch.uint8).cpu()
+    return out
+
+
+def _read_regions(out_to_in_n23: np.ndarray, size: int, frame_hw: tuple[int, int], grain: int = 32) -> np.ndarray:
+    """Per face, the frame block (x0, y0, x1, y1) its warp reads: the template square's image, plus a pixel,
+    snapped outwards to multiples of ``grain`` (2^pyramid levels) and clipped to the frame. An empty block
+    (a face entirely off the frame) becomes one pixel, which reads as zeros like the rest of the outside."""
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64)
+    pts = np.einsum("nij,kj->nki", out_to_in_n23, corners)  # (n, 4, 2)
+    lo = np.floor((pts.min(1) - 2) / grain) * grain
+    hi = np.ceil((pts.max(1) + 2) / grain) * grain
+    h, w = frame_hw
+    lo = np.clip(lo, 0, [w - 1, h - 1])
+    hi = np.maximum(np.clip(hi, 0, [w, h]), lo + 1)
+    return np.concatenate([lo, hi], axis=1).astype(np.int64)

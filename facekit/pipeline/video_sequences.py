@@ -18,12 +18,13 @@ from PIL import Image
 
 from facekit.align import align_faces, get_template
 from facekit.curate.quality import duplicate_signature, laplacian_variance, pose_proxy
-from facekit.detect.mtcnn import MTCNN
+from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.pipeline.config import ExtractConfig
 from facekit.track.tracker import FaceTracker
 from facekit.video.decode import VideoStream
+from facekit.video.prefetch import prefetch
 from facekit.video.shots import ShotCutDetector
 
 
@@ -39,7 +40,7 @@ class _Observation:
     track_id: int
     frame_index: int
     timestamp_sec: float
-    frame: np.ndarray  # (H, W, 3) uint8
+    slot: int  # the frame's position in the frames handed to ``_SequenceWriter.add``
     box_xyxy: np.ndarray
     landmarks_5x2: np.ndarray
     score: float
@@ -68,16 +69,12 @@ class _SequenceWriter:
         self.dropped: Counter = Counter()
         self.seen = 0
 
-    def add(self, observations: list[_Observation]) -> None:
+    def add(self, observations: list[_Observation], frames: list[np.ndarray]) -> None:
         if not observations:
             return
         self.seen += len(observations)
-        frame_ids = sorted({o.frame_index for o in observations})
-        slot = {f: i for i, f in enumerate(frame_ids)}
-        frames = {o.frame_index: o.frame for o in observations}
-        images = torch.from_numpy(np.stack([frames[f] for f in frame_ids])).to(self.device).permute(0, 3, 1, 2)
-        crops = align_faces(images, np.array([slot[o.frame_index] for o in observations]),
-                            np.stack([o.landmarks_5x2 for o in observations]), self.template)
+        crops = align_faces(frames, np.array([o.slot for o in observations]),
+                            np.stack([o.landmarks_5x2 for o in observations]), self.template, self.device)
         blur = laplacian_variance(crops)
         sigs = duplicate_signature(crops)
         pose = pose_proxy(np.stack([o.landmarks_5x2 for o in observations]))
@@ -185,12 +182,15 @@ def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfi
 
 def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _SequenceWriter, progress) -> int:
     """Full MTCNN on every ``detect_every``-th frame of a shot (batched); in between, O-Net alone re-finds each
-    tracked face around the box the tracker predicts. New faces are picked up at the next full detection."""
+    tracked face around the box the tracker predicts. A face first found at a full detection is also followed
+    backwards (O-Net, frame by frame, within its shot, up to the previous full detection), so sequences that
+    start between two detector runs are as long as with the detector on every frame."""
     cuts = ShotCutDetector(cfg.shot_threshold)
     tracker = FaceTracker(cfg.tracker)
     k = cfg.detect_every
     shot_index, shot_start = -1, 0
-    for index, frames, stamps in stream.batches(cfg.batch_frames):
+    prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the previous decoded batch, for backfilling
+    for index, frames, stamps in prefetch(stream.batches(cfg.batch_frames)):
         is_cut = cuts.update(frames)
         key = np.zeros(len(index), dtype=bool)  # every k-th frame of a shot, counted from the shot's first frame
         start = shot_start
@@ -198,6 +198,10 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
             start = int(f) if is_cut[j] else start
             key[j] = (int(f) - start) % k == 0
         dets = iter(detector.detect(frames[key]) if key.any() else [])
+        # frames addressable by slot: the previous batch, then this one (views, no copies)
+        pool = ([*prev[1]] if prev is not None else []) + [*frames]
+        first = int(index[0]) - (len(prev[0]) if prev is not None else 0)  # frame index of pool[0]
+        pool_stamps = np.concatenate([prev[2], stamps]) if prev is not None else stamps
         observations: list[_Observation] = []
         ended: list[int] = []
         for j, f in enumerate(index):
@@ -205,23 +209,47 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
             if is_cut[j]:
                 ended += tracker.end_all()
                 shot_index, shot_start = shot_index + 1, f
+            known = set(tracker.active_ids)
             if key[j]:
                 d, tracked = next(dets), False
             else:
                 ids, boxes, _ = tracker.predictions(f)
-                d, tracked = detector.refine(frames[j], boxes), True
-                ok = d.scores >= cfg.thresholds[2]
-                d = type(d)(d.boxes_xyxy[ok], d.scores[ok], d.landmarks_5x2[ok])
+                d, tracked = _confident(detector.refine(frames[j], boxes), cfg), True
             ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
             ended += gone
             for n, tid in enumerate(ids):
-                observations.append(_Observation(tid, f, float(stamps[j]), frames[j], d.boxes_xyxy[n],
+                observations.append(_Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
                                                  d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
+                if key[j] and tid not in known and f > shot_start:
+                    lowest = max(shot_start, f - k + 1, first)
+                    observations += _backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
         # one batched alignment per decoded batch; track ids are never reused, so closing after adding is safe
         observations.sort(key=lambda o: (o.track_id, o.frame_index))
-        writer.add(observations)
+        writer.add(observations, pool)
         writer.close(ended)
+        prev = (index, frames, stamps)
         if progress is not None:
             progress(len(index))
     writer.close(tracker.end_all())
     return shot_index + 1
+
+
+def _confident(d: Detections, cfg: ExtractConfig) -> Detections:
+    ok = d.scores >= cfg.thresholds[2]
+    return Detections(d.boxes_xyxy[ok], d.scores[ok], d.landmarks_5x2[ok])
+
+
+def _backfill(detector: MTCNN, cfg: ExtractConfig, pool: list[np.ndarray], pool_stamps: np.ndarray, first: int,
+              lowest: int, born: _Observation) -> list[_Observation]:
+    """Follow a newly found face backwards from frame ``born.frame_index - 1`` down to ``lowest`` with O-Net on
+    the box of the frame after; stops at the first frame where O-Net loses it."""
+    out: list[_Observation] = []
+    box = born.box_xyxy
+    for f in range(born.frame_index - 1, lowest - 1, -1):
+        d = _confident(detector.refine(pool[f - first], box[None]), cfg)
+        if len(d) == 0:
+            break
+        box = d.boxes_xyxy[0]
+        out.append(_Observation(born.track_id, f, float(pool_stamps[f - first]), f - first, box,
+                                d.landmarks_5x2[0], float(d.scores[0]), True, born.shot_index))
+    return out

@@ -1,4 +1,11 @@
-"""Streaming video decode with decord: a bounded batch of frames at a time, never a whole video in memory."""
+"""Video probing with decord and bounded streaming decode with PyAV: a batch of frames at a time.
+
+decord opens and probes the file (frame count, per-frame timestamps, size; it fails early and clearly on broken
+files), then is closed. Sequential frames come from PyAV because decord's reader keeps decoding ahead in a
+background thread while the caller is busy, without bound (dmlc/decord#157, #304): on a 60 s clip it held the
+whole decoded video, ~1 GB at 640x360 (measured with ``benchmarks/extract_speed.py --memory``). PyAV decodes only
+what is asked for; its frames are bit-identical to decord's (both are FFmpeg).
+"""
 
 from __future__ import annotations
 
@@ -44,13 +51,14 @@ class VideoStream:
         if self.path.stat().st_size == 0:
             raise VideoError("zero-byte file")
         try:
-            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
-            n = len(self._reader)
+            reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
+            n = len(reader)
             if n == 0:
                 raise VideoError("no frames")
-            first = self._reader[0].shape
-            stamps = self._reader.get_frame_timestamp(range(n))[:, 0].astype(np.float64)
-            fps = float(self._reader.get_avg_fps())
+            first = reader[0].shape
+            stamps = reader.get_frame_timestamp(range(n))[:, 0].astype(np.float64)
+            fps = float(reader.get_avg_fps())
+            del reader  # stops decord's read-ahead thread (see the module docstring)
         except VideoError:
             raise
         except Exception as err:  # decord raises DECORDError / RuntimeError with ffmpeg's text
@@ -62,11 +70,28 @@ class VideoStream:
         self.info = VideoInfo(n, fps, int(first[1]), int(first[0]), duration, vfr)
 
     def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """At most ``batch_size`` decoded frames are alive at a time (plus FFmpeg's few reference frames)."""
+        import av
+
         n = self.info.num_frames
-        for start in range(0, n, batch_size):
-            index = np.arange(start, min(n, start + batch_size))
-            try:
-                frames = self._reader.get_batch(index.tolist()).asnumpy()
-            except Exception as err:
-                raise VideoError(f"decode failed at frame {start}: {_short(err)}") from None
-            yield index, frames, self.timestamps_sec[index]
+        buf: list[np.ndarray] = []
+        start = 0
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    if start + len(buf) >= n:
+                        break  # the probe's frame count is the contract; PyAV may see a trailing extra frame
+                    buf.append(frame.to_ndarray(format="rgb24"))
+                    if len(buf) == batch_size:
+                        yield self._batch(start, buf)
+                        start, buf = start + len(buf), []
+        except Exception as err:  # av.error.FFmpegError and friends, with FFmpeg's text
+            raise VideoError(f"decode failed at frame {start + len(buf)}: {_short(err)}") from None
+        if buf:
+            yield self._batch(start, buf)
+
+    def _batch(self, start: int, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = np.arange(start, start + len(frames))
+        return index, np.stack(frames), self.timestamps_sec[index]
