@@ -1,0 +1,143 @@
+"""Face crops for a feature extractor, and per-image features computed once and cached in Parquet.
+
+Cache: ``<cache_dir>/<model fingerprint>/part-*.parquet`` with columns ``key`` (preparation + image path) and
+``embedding``; new features are appended as atomic part files, so an interrupted run keeps what it computed.
+``--features FILE`` replaces the model: a Parquet (or .npz) of precomputed ``path`` -> ``embedding``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+from tqdm import tqdm
+
+from facekit.align import align_faces, get_template
+from facekit.errors import InputError
+from facekit.fsutil import atomic_path
+
+Loader = Callable[[str], np.ndarray]  # key -> aligned uint8 (S, S, 3) crop
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: image not found") from None
+    except Exception as err:
+        raise InputError(f"{path}: cannot read image ({type(err).__name__})") from None
+
+
+class FaceCropper:
+    """Image -> crop aligned to the model's template: by given landmarks, else MTCNN's O-Net inside a given box,
+    else the most central confident MTCNN face, else a centre crop (counted in ``fallbacks``)."""
+
+    def __init__(self, template: str, size: int, detector=None, aligned: bool = False) -> None:
+        self.template = get_template(template, size)
+        self.size, self.aligned, self.fallbacks = size, aligned, 0
+        self._detector = detector
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from facekit.detect.mtcnn import MTCNN
+
+            self._detector = MTCNN(min_face_size=20)
+        return self._detector
+
+    def __call__(self, image: np.ndarray, landmarks_5x2: np.ndarray | None = None,
+                 box_xyxy: np.ndarray | None = None) -> np.ndarray:
+        if self.aligned:
+            return self._resize(image)
+        if landmarks_5x2 is None and box_xyxy is not None:
+            d = self.detector.refine(image, np.asarray(box_xyxy, np.float64)[None])
+            landmarks_5x2 = d.landmarks_5x2[0] if d.scores[0] > 0.5 else None
+        if landmarks_5x2 is None:
+            d = self.detector.detect(image)[0]
+            if len(d):
+                h, w = image.shape[:2]
+                centre = (d.boxes_xyxy[:, :2] + d.boxes_xyxy[:, 2:]) / 2
+                off = np.linalg.norm((centre - [w / 2, h / 2]) / max(h, w), axis=1)
+                landmarks_5x2 = d.landmarks_5x2[int(np.argmax(d.scores - off))]
+        if landmarks_5x2 is None:
+            self.fallbacks += 1
+            h, w = image.shape[:2]
+            side = min(h, w) // 2
+            y0, x0 = (h - side) // 2, (w - side) // 2
+            return self._resize(image[y0:y0 + side, x0:x0 + side])
+        crop = align_faces([image], np.array([0]), np.asarray(landmarks_5x2, np.float64)[None], self.template)
+        return crop[0].permute(1, 2, 0).numpy()
+
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        if image.shape[:2] == (self.size, self.size):
+            return image
+        return np.asarray(Image.fromarray(image).resize((self.size, self.size), Image.BILINEAR))
+
+
+class FeatureCache:
+    def __init__(self, cache_dir: str | Path, fingerprint: str) -> None:
+        self.folder = Path(cache_dir) / fingerprint
+        self.features: dict[str, np.ndarray] = {}
+        for part in sorted(self.folder.glob("part-*.parquet")):
+            t = pq.read_table(part)
+            for k, e in zip(t.column("key").to_pylist(), t.column("embedding").to_numpy(zero_copy_only=False)):
+                self.features[k] = np.asarray(e, np.float32)
+
+    def add(self, keys: Sequence[str], feats: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        table = pa.table({"key": list(keys), "embedding": pa.array(list(np.asarray(feats, np.float32)),
+                                                                   type=pa.list_(pa.float32()))})
+        with atomic_path(self.folder / f"part-{uuid.uuid4().hex[:12]}.parquet") as tmp:
+            pq.write_table(table, tmp)
+        self.features.update(zip(keys, np.asarray(feats, np.float32)))
+
+
+def compute_features(keys: Sequence[str], load: Loader, extractor, cache: FeatureCache | None,
+                     batch: int = 64, desc: str = "features") -> tuple[np.ndarray, int]:
+    """Features of every key (in order), computing only those not cached; returns (features (n, d), computed)."""
+    known = cache.features if cache is not None else {}
+    todo = list(dict.fromkeys(k for k in keys if k not in known))
+    fresh: dict[str, np.ndarray] = {}
+    for s in tqdm(range(0, len(todo), batch), desc=desc, unit="batch", disable=not todo):
+        chunk = todo[s:s + batch]
+        feats = extractor.embed(np.stack([load(k) for k in chunk]))
+        if cache is not None:
+            cache.add(chunk, feats)
+        fresh.update(zip(chunk, feats))
+    table = {**known, **fresh}
+    return np.stack([table[k] for k in keys]).astype(np.float32), len(todo)
+
+
+def read_feature_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Precomputed features: Parquet with ``path`` and ``embedding`` columns, or .npz with ``paths``/``embeddings``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: features file not found")
+    try:
+        if path.suffix == ".npz":
+            z = np.load(path, allow_pickle=False)
+            paths, emb = [str(p) for p in z["paths"]], np.asarray(z["embeddings"], np.float32)
+        else:
+            df = pd.read_parquet(path, columns=["path", "embedding"])
+            paths, emb = df["path"].astype(str).tolist(), np.stack(df["embedding"].to_numpy()).astype(np.float32)
+    except (KeyError, ValueError) as err:
+        raise InputError(f"{path}: expected columns path + embedding (Parquet) or paths + embeddings (.npz): {err}") from None
+    except Exception as err:
+        raise InputError(f"{path}: cannot read features ({type(err).__name__})") from None
+    if len(paths) != len(emb):
+        raise InputError(f"{path}: {len(paths)} paths but {len(emb)} embeddings")
+    return dict(zip(paths, emb))
+
+
+def lookup_features(table: dict[str, np.ndarray], keys: Sequence[str], source: str) -> np.ndarray:
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise InputError(f"{source}: no feature for {len(missing)} image(s), e.g. {missing[0]!r}")
+    return np.stack([table[k] for k in keys]).astype(np.float32)

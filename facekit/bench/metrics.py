@@ -1,0 +1,140 @@
+"""Verification and identification metrics: pure functions on arrays, no I/O.
+
+Conventions: a *distance* is smaller for the same person (YTF/LFW accuracy), a *score* is larger (ROC, 1:N).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_DISTANCE_GRID = np.arange(0.0, 4.0, 0.01)  # Euclidean distances of unit vectors lie in [0, 2]
+
+
+@dataclass(frozen=True)
+class KFoldAccuracy:
+    accuracies: np.ndarray  # (folds,) accuracy on each held-out fold
+    thresholds: np.ndarray  # (folds,) distance threshold chosen on the other folds
+
+    @property
+    def mean(self) -> float:
+        return float(self.accuracies.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.accuracies.std())
+
+
+def kfold_accuracy(distances: np.ndarray, issame: np.ndarray, fold_of_pair: np.ndarray,
+                   thresholds: np.ndarray = DEFAULT_DISTANCE_GRID) -> KFoldAccuracy:
+    """10-fold verification accuracy as in LFW/YTF (FaceNet/insightface): for each fold, the threshold with the
+    best accuracy on the other folds (the first on ties, predicting "same" when distance < threshold) is applied
+    to the held-out fold. ``fold_of_pair`` gives each pair's fold (the official splits)."""
+    d = np.asarray(distances, dtype=np.float64)
+    same = np.asarray(issame, dtype=bool)
+    folds = np.asarray(fold_of_pair)
+    correct = (d[None, :] < thresholds[:, None]) == same[None, :]  # (thresholds, pairs)
+    accs, chosen = [], []
+    for f in np.unique(folds):
+        test = folds == f
+        best = int(np.argmax(correct[:, ~test].mean(1)))  # argmax: the first best
+        chosen.append(thresholds[best])
+        accs.append(correct[best, test].mean())
+    return KFoldAccuracy(np.array(accs), np.array(chosen))
+
+
+def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), larger score = more similar; scikit-learn's ``roc_curve`` (the reference)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thr = roc_curve(np.asarray(labels, dtype=bool), np.asarray(scores), drop_intermediate=True)
+    return fpr, tpr, thr
+
+
+def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, fars: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+               rule: str = "strict") -> dict[float, float]:
+    """TAR (TPR) at each FAR. ``strict``: the best TPR among ROC points with FPR <= FAR. ``nearest``: the TPR of
+    the point with FPR closest to FAR (insightface's IJB script), which can sit above FAR."""
+    out = {}
+    for far in fars:
+        if rule == "strict":
+            ok = fpr <= far
+            out[far] = float(tpr[ok].max()) if ok.any() else 0.0
+        elif rule == "nearest":
+            out[far] = float(tpr[int(np.argmin(np.abs(fpr - far)))])
+        else:
+            raise ValueError(f"unknown TAR rule {rule!r} (strict or nearest)")
+    return out
+
+
+@dataclass(frozen=True)
+class OpenSetResult:
+    cmc: np.ndarray  # (max_rank,) share of mated probes whose mate is within rank r+1
+    tpir_at_fpir: dict[float, float]
+    num_mated: int
+    num_nonmated: int
+
+    def rank(self, k: int) -> float:
+        return float(self.cmc[k - 1])
+
+
+def open_set_identification(probe_feats: np.ndarray, probe_subjects: np.ndarray, gallery_feats: np.ndarray,
+                            gallery_subjects: np.ndarray, fpirs: tuple[float, ...] = (0.01, 0.1),
+                            max_rank: int = 20, chunk: int = 2048) -> OpenSetResult:
+    """1:N open-set identification (NIST IJB protocol), scores = dot products of the given (normalised) features.
+
+    Mated probes: subject in the gallery; their mate score is the best score over that subject's templates, their
+    rank 1 + the number of other subjects' templates scoring strictly higher. Non-mated probes give the threshold
+    for FPIR f: their top scores sorted descending, ``m[max(floor(N_nonmated * f) - 1, 0)]``. TPIR(f): share of
+    mated probes ranked first with mate score above that threshold. Probes are scored ``chunk`` at a time, so
+    the (probes x gallery) matrix is never held whole.
+    """
+    g = np.asarray(gallery_feats, dtype=np.float32)
+    g_subj = np.asarray(gallery_subjects)
+    subjects, g_code = np.unique(g_subj, return_inverse=True)
+    p_subj = np.asarray(probe_subjects)
+    p_code = np.searchsorted(subjects, p_subj).clip(0, len(subjects) - 1)
+    mated = subjects[p_code] == p_subj
+    ranks = np.empty(int(mated.sum()), dtype=np.int64)
+    mate_scores = np.empty(len(ranks), dtype=np.float32)
+    nonmated_top = np.empty(int((~mated).sum()), dtype=np.float32)
+    im = inm = 0
+    for s in range(0, len(p_subj), chunk):
+        sc = np.asarray(probe_feats[s:s + chunk], dtype=np.float32) @ g.T  # (c, G)
+        m = mated[s:s + chunk]
+        nonmated_top[inm:inm + int((~m).sum())] = sc[~m].max(1)
+        inm += int((~m).sum())
+        if m.any():
+            scm, codes = sc[m], p_code[s:s + chunk][m]
+            own = g_code[None, :] == codes[:, None]  # (c_m, G)
+            mate = np.where(own, scm, -np.inf).max(1)
+            others = np.where(own, -np.inf, scm)
+            ranks[im:im + len(mate)] = 1 + (others > mate[:, None]).sum(1)
+            mate_scores[im:im + len(mate)] = mate
+            im += len(mate)
+    cmc = np.array([(ranks <= r).mean() if len(ranks) else 0.0 for r in range(1, max_rank + 1)])
+    tpir = {}
+    top = np.sort(nonmated_top)[::-1]
+    for f in fpirs:
+        if len(top) == 0:
+            tpir[f] = float("nan")
+            continue
+        thr = top[max(int(np.floor(len(top) * f)) - 1, 0)]
+        tpir[f] = float(((ranks == 1) & (mate_scores > thr)).mean()) if len(ranks) else 0.0
+    return OpenSetResult(cmc, tpir, len(ranks), len(top))
+
+
+def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+
+
+def pair_scores(feats: np.ndarray, index_a: np.ndarray, index_b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Dot products feats[a_i] . feats[b_i] for millions of pairs, ``chunk`` pairs at a time (never a
+    pairs x d array): the IJB-C 1:1 list is 15.7 M pairs."""
+    out = np.empty(len(index_a), dtype=np.float32)
+    for s in range(0, len(index_a), chunk):
+        a, b = index_a[s:s + chunk], index_b[s:s + chunk]
+        out[s:s + chunk] = np.einsum("ij,ij->i", feats[a], feats[b])
+    return out

@@ -1,0 +1,97 @@
+"""``facekit bench ytf|lfw|ijb|compare``: thin commands over ``facekit.bench.runners``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facekit.bench.report import compare
+from facekit.bench.runners import FeatureSource, IJBSettings, YTFSettings, run_ijb, run_lfw, run_ytf
+from facekit.device import resolve_device
+
+bench_app = typer.Typer(help="Video face benchmarks with reproducible reports.", no_args_is_help=True)
+
+MODEL = typer.Option(None, "--model", help="PREFIX:PATH, e.g. iresnet50:backbone.pth (insightface), facekit:model.pt, onnx:model.onnx.")
+FEATURES = typer.Option(None, "--features", help="Precomputed per-image features (Parquet path+embedding, or .npz) instead of --model.")
+OUT = typer.Option(Path("reports"), "--out", help="Reports go to OUT/<bench>-<UTC time>/.")
+CACHE = typer.Option(Path(".facekit-cache/features"), "--cache", help="Feature cache folder (keyed by model fingerprint).")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
+
+
+def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
+            batch: int = 64) -> FeatureSource:
+    from facekit.embed import load_extractor
+
+    extractor = load_extractor(model, resolve_device(device)) if model else None
+    return FeatureSource(extractor, features, cache, aligned, batch)
+
+
+def _done(out: Path, lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"report: {out / 'report.md'}")
+
+
+@bench_app.command("ytf")
+def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB folder."),
+            splits: Path = typer.Option(..., "--splits", help="Official splits.txt (5,000 pairs)."),
+            n: int = typer.Option(10, "--N", help="Frames aggregated into one face / feature (DAN protocol)."),
+            navg: int = typer.Option(4, "--navg", help="Groups of N frames averaged per video (DAN protocol)."),
+            method: str = typer.Option("avg", "--method", help="avg (mean of frame features) or aggregator."),
+            protocol: str = typer.Option("dan", "--protocol", help="dan (N, n_avg) or seqface (all frames)."),
+            blur: int = typer.Option(0, "--blur", help="Motion blur kernel size on 9 of every 10 frames (paper Table 4)."),
+            seed: int = typer.Option(0, "--seed", help="Seed of the blur directions."),
+            model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
+            subset: bool = typer.Option(False, "--subset", help="Accept a splits file with fewer than 5,000 pairs.")) -> None:
+    """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy."""
+    settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset)
+    report, m = run_ytf(settings, _source(model, features, cache, device, aligned), out)
+    _done(report, [f"YTF {protocol} N={n} n_avg={navg} {method}: accuracy {100 * m['accuracy_mean']:.2f}% "
+                   f"+- {100 * m['accuracy_std']:.2f} over {m['pairs']} pairs ({m['features_computed']} features computed)"])
+
+
+@bench_app.command("lfw")
+def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image folder (name/name_000n.jpg)."),
+            pairs: Optional[Path] = typer.Option(None, "--pairs", help="LFW pairs.txt."),
+            bin_file: Optional[Path] = typer.Option(None, "--bin", help="insightface verification .bin instead."),
+            model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED) -> None:
+    """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
+    report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned), out)
+    _done(report, [f"verification accuracy {100 * m['accuracy_mean']:.2f}% +- {100 * m['accuracy_std']:.2f} "
+                   f"over {m['pairs']} pairs"])
+
+
+@bench_app.command("ijb")
+def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protocol CSVs (or the insightface IJBC/IJBB folder)."),
+            dataset: str = typer.Option("IJBC", "--dataset", help="IJBB or IJBC."),
+            images: Optional[Path] = typer.Option(None, "--images", help="Folder the FILENAMEs are relative to (default --root)."),
+            layout: str = typer.Option("official", "--layout", help="official (CSV protocols) or insightface (meta/*.txt)."),
+            tar_rule: str = typer.Option("strict", "--tar-rule", help="strict (best TAR with FAR <= target) or nearest (insightface)."),
+            model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED) -> None:
+    """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
+    settings = IJBSettings(root, dataset, images, layout, tar_rule)
+    report, m = run_ijb(settings, _source(model, features, cache, device, aligned), out)
+    lines = [f"{dataset} 1:1: " + ", ".join(f"TAR@{k.removeprefix('tar_far_')}={100 * v:.2f}%"
+                                            for k, v in m["verification_11"].items() if k.startswith("tar_far_"))]
+    if "identification_1N" in m:
+        mean = m["identification_1N"]["mean"]
+        lines.append(f"{dataset} 1:N (mean of galleries): rank-1 {100 * mean['rank1']:.2f}%, "
+                     f"TPIR@FPIR=0.01 {100 * mean['tpir_fpir_0.01']:.2f}%")
+    _done(report, lines)
+
+
+@bench_app.command("compare")
+def compare_cmd(reports: list[Path] = typer.Argument(..., help="Report folders (or report.json files).")) -> None:
+    """Put several reports' metrics side by side (Markdown table)."""
+    from facekit.errors import InputError
+
+    for r in reports:
+        if not ((r / "report.json").is_file() or (r.is_file() and r.name.endswith(".json"))):
+            raise InputError(f"{r}: no report.json here")
+    typer.echo(compare(reports))

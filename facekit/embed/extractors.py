@@ -1,0 +1,138 @@
+"""Feature extractors: one interface, a registry of loaders keyed by the spec's prefix.
+
+Specs (``--model``):
+- ``iresnet50:/path/backbone.pth`` (also iresnet18/34/100): insightface ArcFace checkpoints, strict load;
+- ``facekit:/path/model.pt``: a checkpoint written by ``facekit train`` / ``facekit export``;
+- ``onnx:/path/model.onnx``: any ONNX embedder taking (B, 3, 112, 112) in [-1, 1] (needs ``onnxruntime``).
+Nothing is downloaded: weights come from the file the user names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from facekit.embed.iresnet import LAYERS, iresnet
+from facekit.errors import InputError
+
+FACEKIT_FORMAT = "facekit-backbone-v1"
+
+
+@dataclass
+class FeatureExtractor:
+    """Embeds aligned uint8 RGB crops (B, S, S, 3) -> (B, d) float32 (not normalised).
+
+    ``flip``: the feature of a crop is emb(crop) + emb(mirrored crop) (insightface's evaluation protocol).
+    ``template``/``input_size``: the alignment the model was trained on (facekit.align templates)."""
+
+    name: str
+    fingerprint: str  # identifies the weights: sha256 of the file (first 16 hex digits)
+    forward: Callable[[torch.Tensor], torch.Tensor]  # (B, 3, S, S) in [-1, 1] -> (B, d)
+    template: str = "arcface"
+    input_size: int = 112
+    flip: bool = True
+    device: torch.device = torch.device("cpu")
+
+    @torch.inference_mode()
+    def embed(self, crops_bhwc: np.ndarray, batch: int = 64) -> np.ndarray:
+        out = []
+        for s in range(0, len(crops_bhwc), batch):
+            x = torch.as_tensor(np.ascontiguousarray(crops_bhwc[s:s + batch])).to(self.device)
+            x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            f = self.forward(x)
+            if self.flip:
+                f = f + self.forward(torch.flip(x, dims=[3]))
+            out.append(f.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def file_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _torch_load(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InputError(f"{path}: cannot load as a PyTorch checkpoint ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:160]})") from None
+
+
+def _strict(module: torch.nn.Module, state: dict, path: Path) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = [line.strip() for line in str(err).splitlines() if line.strip()][1:2]
+        raise InputError(f"{path}: weights do not match the architecture ({first[0][:200] if first else err})") from None
+
+
+def _load_iresnet(arch: str, path: Path, device: torch.device) -> FeatureExtractor:
+    state = _torch_load(path)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    fc = state.get("fc.weight") if isinstance(state, dict) else None
+    if fc is None:
+        raise InputError(f"{path}: not an insightface IResNet backbone (no fc.weight)")
+    net = iresnet(arch, num_features=fc.shape[0])
+    _strict(net, state, path)
+    net.eval().to(device)
+    return FeatureExtractor(arch, file_fingerprint(path), net, device=device)
+
+
+def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
+    from facekit.models import build_backbone
+
+    ckpt = _torch_load(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FACEKIT_FORMAT:
+        raise InputError(f"{path}: not a facekit backbone checkpoint (format {FACEKIT_FORMAT})")
+    net = build_backbone(ckpt["arch"], **ckpt.get("kwargs", {}))
+    _strict(net, ckpt["state_dict"], path)
+    net.eval().to(device)
+    return FeatureExtractor(ckpt["arch"], file_fingerprint(path), net, template=ckpt.get("template", "arcface"),
+                            input_size=int(ckpt.get("input_size", 112)), device=device)
+
+
+def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise InputError("onnx models need onnxruntime: pip install onnxruntime") from None
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:
+        raise InputError(f"{path}: cannot load as ONNX ({str(err).splitlines()[0][:160]})") from None
+    inp = sess.get_inputs()[0]
+    size = inp.shape[-1] if isinstance(inp.shape[-1], int) else 112
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(sess.run(None, {inp.name: x.cpu().numpy()})[0])
+
+    return FeatureExtractor(f"onnx:{path.name}", file_fingerprint(path), forward, input_size=size, device=device)
+
+
+def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtractor:
+    """``prefix:path`` -> a ready extractor (see the module docstring for prefixes)."""
+    prefix, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise InputError(f"--model {spec!r}: expected PREFIX:PATH, e.g. iresnet50:backbone.pth "
+                         f"(prefixes: {', '.join([*LAYERS, 'facekit', 'onnx'])})")
+    path = Path(rest)
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found")
+    device = torch.device(device)
+    if prefix in LAYERS:
+        return _load_iresnet(prefix, path, device)
+    if prefix == "facekit":
+        return _load_facekit(path, device)
+    if prefix == "onnx":
+        return _load_onnx(path, device)
+    raise InputError(f"--model {spec!r}: unknown prefix {prefix!r} (known: {', '.join([*LAYERS, 'facekit', 'onnx'])})")

@@ -1,0 +1,1 @@
+"""Image transforms shared by training and benchmarks."""

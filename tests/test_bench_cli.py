@@ -1,0 +1,151 @@
+"""``facekit bench`` end to end on fixtures written here in the official formats (no ../shared needed):
+known answers from constructed features, reruns give the same numbers, the model path loads an IResNet strictly."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from facekit.cli.main import main
+from facekit.embed import load_extractor
+from facekit.embed.iresnet import iresnet
+from facekit.errors import InputError
+
+
+def _ytf_fixture(tmp_path, persons=4, videos=2, frames=12):
+    """Tiny aligned_images_DB (random-noise frames) and a splits file: 10 splits x (1 same + 1 different)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "aligned_images_DB"
+    names = [f"Person_{i}" for i in range(persons)]
+    for n in names:
+        for v in range(videos):
+            d = root / n / str(v)
+            d.mkdir(parents=True)
+            for f in range(frames):
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(d / f"aligned_detect_{v}.{f}.jpg")
+    lines = ["split number, pair number in split, first name, second name, is same:"]
+    for s in range(1, 11):
+        p = names[s % persons]
+        q = names[(s + 1) % persons]
+        lines += [f"{s}, 1, {p}/0, {p}/1, 1", f"{s}, 2, {p}/0, {q}/1, 0"]
+    splits = tmp_path / "splits.txt"
+    splits.write_text("\n".join(lines) + "\n")
+    return root, splits, names
+
+
+def test_ytf_with_features_file_known_answer(tmp_path, capsys):
+    root, splits, names = _ytf_fixture(tmp_path)
+    rng = np.random.default_rng(1)
+    centres = np.eye(8)[:len(names)]
+    rows = []
+    for i, n in enumerate(names):
+        for v in range(2):
+            for f in range(12):
+                rows.append((f"{n}/{v}/aligned_detect_{v}.{f}.jpg", (centres[i] + 0.05 * rng.normal(size=8)).tolist()))
+    feats = tmp_path / "feats.parquet"
+    pd.DataFrame(rows, columns=["path", "embedding"]).to_parquet(feats)
+    args = ["bench", "ytf", "--root", str(root), "--splits", str(splits), "--N", "5", "--navg", "2",
+            "--features", str(feats), "--out", str(tmp_path / "reports"), "--subset"]
+    assert main(args) == 0
+    assert main(args) == 0
+    reports = sorted((tmp_path / "reports").iterdir())
+    a, b = (json.loads((r / "report.json").read_text()) for r in reports)
+    assert a["metrics"]["accuracy_mean"] == 1.0 == b["metrics"]["accuracy_mean"]  # separable by construction
+    assert a["metrics"]["frames_used"] == len(set(names)) * 2 * 10 and a["config"]["n"] == 5
+    assert a["fingerprints"] == b["fingerprints"] and a["versions"]["facekit"]
+    assert (reports[0] / "roc.png").stat().st_size > 1000 and "YTF verification" in (reports[0] / "report.md").read_text()
+    assert main(["bench", "compare", str(reports[0]), str(reports[1])]) == 0
+    assert "accuracy_mean | 1.0000 | 1.0000" in capsys.readouterr().out
+
+
+def test_ytf_with_a_model_caches_features(tmp_path):
+    root, splits, _ = _ytf_fixture(tmp_path, frames=6)
+    torch.manual_seed(0)
+    net = iresnet("iresnet18", num_features=32).eval()
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(net.state_dict(), ckpt)
+    base = ["bench", "ytf", "--root", str(root), "--splits", str(splits), "--N", "2", "--navg", "2",
+            "--model", f"iresnet18:{ckpt}", "--aligned", "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "reports"), "--subset", "--device", "cpu"]
+    assert main(base) == 0
+    assert main(base + ["--blur", "7"]) == 0
+    assert main(base) == 0
+    runs = [json.loads((r / "report.json").read_text()) for r in sorted((tmp_path / "reports").iterdir())]
+    assert runs[0]["metrics"]["features_computed"] == 4 * 2 * 4  # 4 persons x 2 videos x N*n_avg frames
+    assert runs[1]["metrics"]["features_computed"] == 4 * 2 * 3  # 3 of every 4 sampled frames blurred: new keys
+    assert runs[2]["metrics"]["features_computed"] == 0  # all cached
+    assert runs[2]["metrics"]["accuracy_per_split"] == runs[0]["metrics"]["accuracy_per_split"]
+
+
+def test_model_loading_is_strict(tmp_path):
+    net = iresnet("iresnet18", num_features=16)
+    state = net.state_dict()
+    good = tmp_path / "ok.pth"
+    torch.save(state, good)
+    ext = load_extractor(f"iresnet18:{good}")
+    out = ext.embed(np.zeros((3, 112, 112, 3), np.uint8))
+    assert out.shape == (3, 16)
+    state.pop("fc.bias")
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    with pytest.raises(InputError, match="bad.pth: weights do not match"):
+        load_extractor(f"iresnet18:{bad}")
+    with pytest.raises(InputError, match="unknown prefix"):
+        load_extractor(f"resnet9:{good}")
+    assert main(["bench", "lfw", "--bin", str(tmp_path / "missing.bin"), "--model", f"iresnet18:{good}"]) == 2
+
+
+def _ijb_fixture(tmp_path):
+    """Official IJB-C CSVs for 6 subjects: gallery G1 has subjects 0-2, G2 has 3-5; probes of all 6 and of 2
+    unenrolled subjects; features in a file, one cluster per subject."""
+    rng = np.random.default_rng(2)
+    header = "TEMPLATE_ID,SUBJECT_ID,FILENAME,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n"
+    centres = np.eye(16)[:8]
+    feats, files = [], {}
+    tid = 0
+
+    def template(subject, n_media):
+        nonlocal tid
+        tid += 1
+        lines = []
+        for m in range(n_media):
+            for k in range(2):
+                name = f"img/{tid}_{m}_{k}.jpg"
+                lines.append(f"{tid},{subject},{name},{m},0,0,10,10\n")
+                feats.append((name, (centres[subject] + 0.1 * rng.normal(size=16)).tolist()))
+        return tid, lines
+
+    g1 = [template(s, 2) for s in range(3)]
+    g2 = [template(s, 2) for s in range(3, 6)]
+    probes = [template(s, 1) for s in (0, 1, 2, 3, 4, 5, 6, 7)]
+    (tmp_path / "ijbc_1N_gallery_G1.csv").write_text(header + "".join(x for _, ls in g1 for x in ls))
+    (tmp_path / "ijbc_1N_gallery_G2.csv").write_text(header + "".join(x for _, ls in g2 for x in ls))
+    (tmp_path / "ijbc_1N_probe_mixed.csv").write_text(header + "".join(x for _, ls in probes for x in ls))
+    pairs = [(g[0], p[0]) for g in g1 + g2 for p in probes]
+    (tmp_path / "ijbc_11_G1_G2_matches.csv").write_text("".join(f"{a},{b}\n" for a, b in pairs))
+    path = tmp_path / "feats.parquet"
+    pd.DataFrame(feats, columns=["path", "embedding"]).to_parquet(path)
+    return path
+
+
+def test_ijb_official_layout_known_answer(tmp_path):
+    feats = _ijb_fixture(tmp_path)
+    assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(feats),
+                 "--out", str(tmp_path / "reports")]) == 0
+    rep = next((tmp_path / "reports").iterdir())
+    m = json.loads((rep / "report.json").read_text())["metrics"]
+    g1 = m["identification_1N"]["G1"]
+    assert g1["mated_probes"] == 3 and g1["nonmated_probes"] == 5 and g1["rank1"] == 1.0
+    assert m["identification_1N"]["mean"]["tpir_fpir_0.1"] == 1.0  # every mate outscores every impostor
+    v = m["verification_11"]
+    assert v["pairs"] == 6 * 8 and v["genuine"] == 6 and v["tar_far_0.1"] == 1.0
+    assert m["extractions"] == {"per_image": 2 * (12 + 8), "per_media": 12 + 8, "saving_with_aggregation": 0.5}
+    for png in ("roc.png", "det.png", "cmc.png"):
+        assert (rep / png).stat().st_size > 1000
+    assert "Table 3" in (rep / "report.md").read_text()
+    bad = tmp_path / "ijbc_1N_probe_mixed.csv"
+    bad.write_text(bad.read_text().replace(",0,0,10,10", ",0,zero,10,10", 1))
+    assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(feats)]) == 2
