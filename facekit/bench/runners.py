@@ -168,11 +168,14 @@ def _ytf_paper(s: YTFSettings) -> tuple[str, float] | None:
     return (f"paper Table 1 ({s.method})", v) if v else None
 
 
-def _roc_plots(out: Path, name: str, labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _roc_plots(out: Path, name: str, labels: np.ndarray, scores: np.ndarray) -> None:
     fpr, tpr, _ = roc(labels, scores)
-    plot_roc(out / "roc.png", {name: (fpr, tpr)}, f"{name} ROC")
-    plot_det(out / "det.png", {name: (fpr, tpr)}, f"{name} DET")
-    return fpr, tpr
+    _plot_roc_det(out, name, fpr, tpr, name)
+
+
+def _plot_roc_det(out: Path, name: str, fpr: np.ndarray, tpr: np.ndarray, title: str) -> None:
+    plot_roc(out / "roc.png", {name: (fpr, tpr)}, f"{title} ROC")
+    plot_det(out / "det.png", {name: (fpr, tpr)}, f"{title} DET")
 
 
 def _jsonable(d: dict) -> dict:
@@ -280,15 +283,16 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     metrics["identification_1N"] = {**per_gallery, "mean": mean}
     # 1:1 over the official match list
     t_ids, t_feats_all, t_subj = _templates(faces, feats, feat_of)
-    metrics["verification_11"], fpr, tpr = _verify(match_file, t_ids, t_feats_all, t_subj, s.tar_rule)
+    pairs = ijb.read_matches(match_file)
+    metrics["verification_11"], fpr, tpr = _verify(t_ids, t_feats_all, pairs, s.tar_rule, str(match_file),
+                                                   t_subj=t_subj)
     # feature extractions: one per face image (avg) vs one per media (an aggregator's output per media)
     media = len(faces.drop_duplicates(["template", "media"]))
     metrics["extractions"] = {"per_image": len(keys), "per_media": media,
                               "saving_with_aggregation": 1 - media / max(len(keys), 1)}
     t_metric = time.perf_counter() - t2
     out = new_report_dir(out_root, ds.lower())
-    plot_roc(out / "roc.png", {ds: (fpr, tpr)}, f"{ds} 1:1 ROC")
-    plot_det(out / "det.png", {ds: (fpr, tpr)}, f"{ds} 1:1 DET")
+    _plot_roc_det(out, ds, fpr, tpr, f"{ds} 1:1")
     plot_cmc(out / "cmc.png", cmc_curves, f"{ds} 1:N mixed CMC")
     write_report(out, ds.lower(), metrics, {**_jsonable(asdict(s)), "features": source.fingerprint},
                  {"protocol": fingerprint_files([*gal_files, probe_file, match_file]), "features": source.fingerprint},
@@ -314,13 +318,13 @@ def _templates(df, feats: np.ndarray, feat_of: dict) -> tuple[np.ndarray, np.nda
     return ids, tf, subj
 
 
-def _verify(match_file: Path, t_ids: np.ndarray, t_feats: np.ndarray, t_subj: np.ndarray,
-            rule: str) -> tuple[dict, np.ndarray, np.ndarray]:
-    pairs = ijb.read_matches(match_file)
-    a = ijb.lookup(t_ids, pairs[:, 0], str(match_file))
-    b = ijb.lookup(t_ids, pairs[:, 1], str(match_file))
+def _verify(t_ids: np.ndarray, t_feats: np.ndarray, pairs: np.ndarray, rule: str, source: str,
+            labels: np.ndarray | None = None, t_subj: np.ndarray | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """1:1 template pairs -> (metrics, fpr, tpr). Labels are given, or same subject (``t_subj``) of both sides."""
+    a = ijb.lookup(t_ids, pairs[:, 0], source)
+    b = ijb.lookup(t_ids, pairs[:, 1], source)
     scores = pair_scores(t_feats, a, b)
-    labels = t_subj[a] == t_subj[b]
+    labels = np.asarray(labels, dtype=bool) if labels is not None else t_subj[a] == t_subj[b]
     fpr, tpr, _ = roc(labels, scores)
     tars = tar_at_far(fpr, tpr, rule=rule)
     return ({"pairs": int(len(scores)), "genuine": int(labels.sum()), "tar_rule": rule,
@@ -344,18 +348,13 @@ def _run_ijb_insightface(s: IJBSettings, ds: str, source: FeatureSource, out_roo
     t2 = time.perf_counter()
     t_ids, tf = ijb.template_features(feats, faces.template.to_numpy(), faces.media.to_numpy(),
                                       weights=faces.faceness.to_numpy())
-    a = ijb.lookup(t_ids, data.pairs[:, 0], f"{name}_template_pair_label.txt")
-    b = ijb.lookup(t_ids, data.pairs[:, 1], f"{name}_template_pair_label.txt")
-    scores = pair_scores(tf, a, b)
-    fpr, tpr, _ = roc(data.labels.astype(bool), scores)
-    tars = tar_at_far(fpr, tpr, rule=s.tar_rule)
-    metrics = {"verification_11": {"pairs": int(len(scores)), "genuine": int(data.labels.sum()),
-                                   "tar_rule": s.tar_rule, **{f"tar_far_{k:g}": v for k, v in tars.items()}},
+    verification, fpr, tpr = _verify(t_ids, tf, data.pairs, s.tar_rule, f"{name}_template_pair_label.txt",
+                                     labels=data.labels)
+    metrics = {"verification_11": verification,
                "faces": len(keys), "features_computed": source.computed,
                "note": "the insightface layout has no subject ids: 1:N needs the official CSVs"}
     out = new_report_dir(out_root, name)
-    plot_roc(out / "roc.png", {ds: (fpr, tpr)}, f"{ds} 1:1 ROC")
-    plot_det(out / "det.png", {ds: (fpr, tpr)}, f"{ds} 1:1 DET")
+    _plot_roc_det(out, ds, fpr, tpr, f"{ds} 1:1")
     write_report(out, name, metrics, {**_jsonable(asdict(s)), "features": source.fingerprint},
                  {"protocol": fingerprint_files([Path(s.root) / "meta" / f"{name}_template_pair_label.txt"]),
                   "features": source.fingerprint},
