@@ -1,0 +1,102 @@
+"""Chief classification heads: logits (B, C) from features (B, d) and labels (B,).
+
+Every head puts its margin on the target logit of identity samples only; sequence samples (label < 0) get the
+plain logits, so Eq. 5's uniform target applies to them (SeqFace section 3.2). The loss on top is
+``facekit.losses.lsr_cross_entropy``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SoftmaxHead(nn.Module):
+    """Plain fully connected layer, logits = W x + b (SeqFace Table 1, models I, III-VI)."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
+        return self.fc(x_bd)
+
+
+class _CosineHead(nn.Module):
+    """Normalised class weights W (C, d) and normalised features: cos(theta) (B, C), then a target-logit margin."""
+
+    def __init__(self, dim: int, num_classes: int, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, dim))
+        nn.init.xavier_uniform_(self.weight)
+        self.scale = scale
+
+    def margin(self, cos_b: torch.Tensor) -> torch.Tensor:  # target cos -> target logit before scaling
+        raise NotImplementedError
+
+    def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
+        cos_bc = F.linear(F.normalize(x_bd.float(), dim=1), F.normalize(self.weight.float(), dim=1))
+        cos_bc = cos_bc.clamp(-1.0, 1.0)
+        is_id_b = labels_b >= 0
+        target_b = labels_b.clamp(min=0)
+        cos_t_b = cos_bc.gather(1, target_b[:, None]).squeeze(1)
+        new_t_b = torch.where(is_id_b, self.margin(cos_t_b), cos_t_b)
+        logits_bc = cos_bc.scatter(1, target_b[:, None], new_t_b[:, None])
+        return self.scale * logits_bc
+
+
+class L2SphereFaceHead(_CosineHead):
+    """L2-SphereFace (A-Softmax with the feature normalised and scaled by s, section 3.2).
+
+    Target logit s * (psi(theta) + lambda cos(theta)) / (1 + lambda), with psi(theta) = (-1)^k cos(m theta) - 2k
+    for theta in [k pi/m, (k+1) pi/m] (SphereFace Eq. 7); others s * cos(theta). SeqFace: s = 32, m = 4; the
+    reference code fixes the blend at lambda = 5."""
+
+    def __init__(self, dim: int, num_classes: int, scale: float = 32.0, m: int = 4, lambda_: float = 5.0) -> None:
+        super().__init__(dim, num_classes, scale)
+        self.m, self.lambda_ = m, lambda_
+
+    def margin(self, cos_b: torch.Tensor) -> torch.Tensor:
+        theta_b = torch.acos(cos_b.clamp(-1 + 1e-7, 1 - 1e-7))
+        k_b = torch.floor(self.m * theta_b / math.pi)
+        psi_b = (1.0 - 2.0 * (k_b % 2)) * torch.cos(self.m * theta_b) - 2.0 * k_b
+        return (psi_b + self.lambda_ * cos_b) / (1.0 + self.lambda_)
+
+
+class ArcFaceHead(_CosineHead):
+    """ArcFace (Deng et al.): cos(theta + m) on the target, s = 64, m = 0.5. Where theta + m > pi the target
+    falls back to cos(theta) - m sin(m) so it stays monotonic (insightface's rule)."""
+
+    def __init__(self, dim: int, num_classes: int, scale: float = 64.0, m: float = 0.5) -> None:
+        super().__init__(dim, num_classes, scale)
+        self.m = m
+
+    def margin(self, cos_b: torch.Tensor) -> torch.Tensor:
+        sin_b = torch.sqrt((1.0 - cos_b * cos_b).clamp(min=0.0))
+        phi_b = cos_b * math.cos(self.m) - sin_b * math.sin(self.m)
+        return torch.where(cos_b > math.cos(math.pi - self.m), phi_b, cos_b - math.sin(math.pi - self.m) * self.m)
+
+
+class CosFaceHead(_CosineHead):
+    """CosFace (Wang et al.): cos(theta) - m on the target, s = 64, m = 0.35."""
+
+    def __init__(self, dim: int, num_classes: int, scale: float = 64.0, m: float = 0.35) -> None:
+        super().__init__(dim, num_classes, scale)
+        self.m = m
+
+    def margin(self, cos_b: torch.Tensor) -> torch.Tensor:
+        return cos_b - self.m
+
+
+HEADS = {"softmax": SoftmaxHead, "l2sphereface": L2SphereFaceHead, "arcface": ArcFaceHead, "cosface": CosFaceHead}
+
+
+def build_head(name: str, dim: int, num_classes: int, **kwargs) -> nn.Module:
+    from facekit.errors import InputError
+
+    if name not in HEADS:
+        raise InputError(f"unknown chief loss {name!r} (known: {', '.join(HEADS)})")
+    return HEADS[name](dim, num_classes, **kwargs)
