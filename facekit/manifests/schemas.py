@@ -96,7 +96,22 @@ FACES = TableSchema("faces", 1, "One row per kept face. Crops are files under th
     Column("crop_path", pa.string(), "aligned crop, relative to the output root"),
 ))
 
-SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES)}
+IDENTITIES = TableSchema("identities", 1, "One row per source image of an identity dataset (a folder per person), "
+                        "whatever happened to it; training uses the rows with status `ok`.", (
+    Column("identity", pa.string(), "person: the image's folder name"),
+    Column("class_index", pa.int32(), "0..C-1, the rank of `identity` among all folder names (stable across runs)"),
+    Column("source_path", pa.string(), "image path relative to the input root"),
+    Column("status", pa.string(), "`ok`, `no_face` (nothing detected) or `error` (unreadable; see `error`)"),
+    Column("error", pa.string(), "one-line reason when status is `error`", nullable=True),
+    Column("num_faces", pa.int32(), "faces detected in the image (the largest is kept; 0 with `--aligned`)"),
+    Column("score", pa.float32(), "detection score of the kept face (null with `--aligned`)", nullable=True),
+    Column("face_px", pa.float32(), "side of the kept face's box, px (null with `--aligned`)", nullable=True),
+    Column("blur", pa.float32(), "Laplacian variance of the aligned grey crop (null without a crop)", nullable=True),
+    Column("crop_path", pa.string(), "aligned crop relative to the output root (null unless status is `ok`)",
+           nullable=True),
+))
+
+SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES, IDENTITIES)}
 
 
 def register(schema: TableSchema) -> TableSchema:

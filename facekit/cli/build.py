@@ -1,0 +1,43 @@
+"""``facekit build identities``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+build_app = typer.Typer(help="Build datasets from image collections.", no_args_is_help=True)
+
+
+@build_app.command("identities")
+def identities_cmd(
+    root: Path = typer.Argument(..., help="Folder with one sub-folder of images per person (or the root the "
+                                          "--labels paths are relative to)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output root: crops/ and manifests/identities/."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns path, identity (or identity_id) "
+                                                                  "instead of folders."),
+    aligned: bool = typer.Option(False, "--aligned", help="Images are aligned crops already: no detection."),
+    template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144) or arcface (112)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Crop side, px (default: the template's)."),
+    min_face_size: float = typer.Option(20.0, "--min-face-size", help="Smallest face the detector looks for, px."),
+    shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (identities split by name hash)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Identity dataset (a class per person) from image folders: detect, align, write crops + manifest."""
+    from facekit.datasets.identities import build_identities
+    from facekit.device import resolve_device
+    from facekit.manifests.io import read_manifest
+    from facekit.pipeline.extract_sequences import parse_shard
+    from facekit.report.grids import sequence_grid
+
+    summary = build_identities(root, out, labels=labels, template=template, size=size, aligned=aligned,
+                               min_face_size=min_face_size, shard=parse_shard(shard),
+                               device=str(resolve_device(device)), progress=not quiet)
+    for line in summary.lines():
+        typer.echo(line)
+    faces = read_manifest(out, "identities", columns=["identity", "status", "crop_path"])
+    grid = sequence_grid(faces[faces["status"] == "ok"], out, out / "identities_preview.png", group="identity")
+    if grid:
+        typer.echo(f"preview: {grid}")

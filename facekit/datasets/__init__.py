@@ -1,0 +1,1 @@
+"""Dataset builders: image folders -> identity manifests (videos -> sequences live in facekit.pipeline)."""

@@ -1,0 +1,164 @@
+"""``facekit build identities``: an image-folder tree (one folder per person) -> aligned crops + ``identities``.
+
+- class indices: the rank of the folder name among all folder names, so they do not depend on the shard, on
+  resume, or on which images had a face;
+- each image: MTCNN, the largest face kept, aligned onto the template; ``aligned=True`` takes the images as
+  crops (resized to the template size) for datasets that ship aligned faces;
+- unreadable images are recorded (`error`) and skipped, images without a face are recorded (`no_face`);
+- sharding by identity hash (``--shard i/n``); resume: identities are processed in fixed chunks, each written as
+  one atomic part file, and a rerun skips chunks whose part exists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from facekit.align.similarity import align_faces
+from facekit.align.templates import get_template
+from facekit.curate.quality import laplacian_variance
+from facekit.errors import InputError
+from facekit.fsutil import atomic_path
+from facekit.manifests.io import table_dir, write_part
+from facekit.manifests.schemas import IDENTITIES
+from facekit.pipeline.extract_sequences import in_shard
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class IdentityBuildSummary:
+    out: Path
+    identities: int = 0
+    images: int = 0
+    ok: int = 0
+    no_face: int = 0
+    error: int = 0
+    chunks_done_before: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [f"identities: {self.identities}, images: {self.images} -> {self.ok} faces kept, "
+                f"{self.no_face} without a face, {self.error} unreadable ({self.chunks_done_before} chunks resumed)",
+                *(f"  skipped {e}" for e in self.errors[:10]),
+                f"manifest: {table_dir(self.out, 'identities')}  ({self.seconds:.1f} s)"]
+
+
+def discover_identities(root: Path, labels: Path | None = None) -> dict[str, list[Path]]:
+    """Person -> its image files (sorted): from the folder tree, or from a ``labels`` CSV with columns ``path``
+    (relative to ``root``) and ``identity`` (or ``identity_id``). Raises InputError when there is none."""
+    if labels is not None:
+        return _from_labels(root, labels)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder (expected one sub-folder of images per person)")
+    people = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if images:
+            people[folder.name] = images
+    if not people:
+        raise InputError(f"{root}: no person folders with images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return people
+
+
+def _from_labels(root: Path, labels: Path) -> dict[str, list[Path]]:
+    try:
+        df = pd.read_csv(labels, dtype=str)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{labels}: cannot read as CSV ({str(err).splitlines()[0][:120]})") from None
+    who = "identity" if "identity" in df.columns else "identity_id"
+    missing = [c for c in ("path", who) if c not in df.columns]
+    if missing:
+        raise InputError(f"{labels}: missing column {missing[0]!r} (need path and identity or identity_id)")
+    people: dict[str, list[Path]] = {}
+    for line, (rel, name) in enumerate(zip(df["path"], df[who]), start=2):
+        if not isinstance(rel, str) or not isinstance(name, str):
+            raise InputError(f"{labels}:{line}: empty path or identity")
+        people.setdefault(name, []).append(root / rel)
+    return {k: sorted(v) for k, v in sorted(people.items())}
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def build_identities(root: Path, out: Path, labels: Path | None = None, template: str = "seqface", size: int | None = None,
+                     aligned: bool = False, min_face_size: float = 20.0, shard: tuple[int, int] = (0, 1),
+                     chunk: int = 256, device: str = "cpu", progress: bool = True) -> IdentityBuildSummary:
+    t0 = time.time()
+    tpl = get_template(template, size)
+    people = discover_identities(root, labels)
+    class_of = {name: i for i, name in enumerate(sorted(people))}
+    mine = [name for name in sorted(people) if in_shard(name, shard)]
+    summary = IdentityBuildSummary(out, identities=len(mine))
+    tag = f"s{shard[0]:05d}of{shard[1]:05d}"
+    detector = None
+    if not aligned:
+        from facekit.detect import MTCNN
+
+        detector = MTCNN(device=device, min_face_size=min_face_size, max_side=1280)
+    bar = tqdm(total=sum(len(people[n]) for n in mine), unit="img", desc="build identities", disable=not progress,
+               dynamic_ncols=True)
+    for c in range(0, len(mine), chunk):
+        part = f"{tag}-{c // chunk:06d}"
+        names = mine[c:c + chunk]
+        if (table_dir(out, "identities") / f"{part}.parquet").exists():
+            summary.chunks_done_before += 1
+            bar.update(sum(len(people[n]) for n in names))
+            continue
+        rows = []
+        for name in names:
+            for path in people[name]:
+                rows.append(_one_image(path, root, out, name, class_of[name], tpl, detector, device))
+                bar.update(1)
+        write_part(out, IDENTITIES, part, rows)
+    bar.close()
+    from facekit.manifests.io import read_manifest
+
+    df = read_manifest(out, "identities", columns=["status", "error", "source_path"])
+    summary.images = len(df)
+    for status in ("ok", "no_face", "error"):
+        setattr(summary, status, int((df["status"] == status).sum()))
+    summary.errors = [f"{r.source_path}: {r.error}" for r in df[df["status"] == "error"].itertuples()]
+    summary.seconds = time.time() - t0
+    return summary
+
+
+def _one_image(path: Path, root: Path, out: Path, name: str, class_index: int, tpl, detector, device) -> dict:
+    rel = path.relative_to(root).as_posix()
+    row = dict(identity=name, class_index=class_index, source_path=rel, status="ok", error=None, num_faces=0,
+               score=None, face_px=None, blur=None, crop_path=None)
+    try:
+        image = _read_rgb(path)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        return {**row, "status": "error", "error": f"unreadable image ({type(err).__name__}: {str(err)[:120]})"}
+    if detector is None:
+        crop = np.asarray(Image.fromarray(image).resize((tpl.size, tpl.size), Image.BILINEAR))[None]
+        crop_n3hw = np.ascontiguousarray(crop.transpose(0, 3, 1, 2))
+    else:
+        det = detector.detect(image[None])[0]
+        row["num_faces"] = len(det)
+        if not len(det):
+            return {**row, "status": "no_face"}
+        wh = det.boxes_xyxy[:, 2:] - det.boxes_xyxy[:, :2]
+        k = int(np.argmax(wh[:, 0] * wh[:, 1]))
+        row.update(score=float(det.scores[k]), face_px=float(np.sqrt(wh[k, 0] * wh[k, 1])))
+        crop_n3hw = align_faces([image], np.zeros(1, np.int64), det.landmarks_5x2[k:k + 1], tpl, device).numpy()
+    import torch
+
+    row["blur"] = float(laplacian_variance(torch.from_numpy(crop_n3hw))[0])
+    crop_rel = f"crops/{Path(rel).with_suffix('').as_posix()}.png"  # mirrors the input tree: stable, unique
+    target = out / crop_rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        Image.fromarray(crop_n3hw[0].transpose(1, 2, 0)).save(tmp, format="PNG")
+    row["crop_path"] = crop_rel
+    return row
