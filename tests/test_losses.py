@@ -13,6 +13,8 @@ from facekit.losses.dsa import sample_centres
 
 
 def _unit_head(head_cls, **kw):
+    if head_cls is L2SphereFaceHead:
+        kw.setdefault("lambda_base", 5.0)  # the fixed blend lambda = 5 of the SeqFace release
     head = head_cls(2, 2, **kw)
     with torch.no_grad():
         head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # class 0 on the x axis, class 1 on the y axis
@@ -53,6 +55,16 @@ def test_l2_sphereface_psi_second_interval():
     logits = _unit_head(L2SphereFaceHead)(X30, torch.tensor([1]))
     assert logits[0, 1].item() == pytest.approx(5.333333, abs=1e-4)
     assert logits[0, 0].item() == pytest.approx(27.712813, abs=1e-4)
+
+
+def test_sphereface_lambda_schedule():
+    # SphereFace: lambda_t = max(5, 1000 / (1 + 0.12 t)): t = 0 -> 1000, t = 100 -> 1000/13 = 76.923, t = 2000 -> 5
+    head = L2SphereFaceHead(2, 2)
+    assert head.lambda_ == 1000.0
+    head.set_step(100)
+    assert head.lambda_ == pytest.approx(76.923077)
+    head.set_step(2000)
+    assert head.lambda_ == 5.0
 
 
 def test_sequence_samples_get_no_margin():

@@ -80,7 +80,7 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,40 +90,40 @@ def _plt():
 
 
 def plot_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, (fpr, tpr) in curves.items():
         ax.plot(np.maximum(fpr, 1e-7), tpr, label=name)
     ax.set_xscale("log"), ax.set_xlabel("false accept rate"), ax.set_ylabel("true accept rate")
     ax.set_title(title), ax.grid(alpha=0.3), ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_det(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, (fpr, tpr) in curves.items():
         ax.plot(np.maximum(fpr, 1e-7), np.maximum(1 - tpr, 1e-7), label=name)
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel("false match rate"), ax.set_ylabel("false non-match rate")
     ax.set_title(title), ax.grid(alpha=0.3), ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_cmc(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, cmc in curves.items():
         ax.plot(np.arange(1, len(cmc) + 1), cmc, marker=".", label=name)
     ax.set_xlabel("rank"), ax.set_ylabel("identification rate"), ax.set_title(title)
     ax.grid(alpha=0.3), ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _plt().close(fig)
+    pyplot().close(fig)
 
 
 def compare(reports: list[Path]) -> str:

@@ -12,6 +12,7 @@ from facekit.cli.bench import bench_app
 from facekit.cli.build import build_app
 from facekit.cli.extract import extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
+from facekit.cli.train import export_cmd, train_app
 from facekit.errors import FacekitError
 
 app = typer.Typer(name="facekit", help="Video face recognition research toolkit.", no_args_is_help=True,
@@ -34,6 +35,8 @@ app.command("extract-sequences")(extract_sequences_cmd)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(bench_app, name="bench")
 app.add_typer(build_app, name="build")
+app.add_typer(train_app, name="train")
+app.command("export")(export_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

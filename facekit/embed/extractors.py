@@ -19,8 +19,8 @@ import torch
 
 from facekit.embed.iresnet import LAYERS, iresnet
 from facekit.errors import InputError
+from facekit.models.checkpoint import FACEKIT_FORMAT
 
-FACEKIT_FORMAT = "facekit-backbone-v1"
 
 
 @dataclass
@@ -97,8 +97,15 @@ def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
     net = build_backbone(ckpt["arch"], **ckpt.get("kwargs", {}))
     _strict(net, ckpt["state_dict"], path)
     net.eval().to(device)
-    return FeatureExtractor(ckpt["arch"], file_fingerprint(path), net, template=ckpt.get("template", "arcface"),
-                            input_size=int(ckpt.get("input_size", 112)), device=device)
+    # embed() feeds (x - 127.5) / 127.5; rescale to the checkpoint's own normalisation
+    gain, shift = 127.5 / float(ckpt.get("std", 127.5)), (127.5 - float(ckpt.get("mean", 127.5))) / float(ckpt.get("std", 127.5))
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return net(x * gain + shift)
+
+    return FeatureExtractor(ckpt["arch"], file_fingerprint(path), forward, template=ckpt.get("template", "arcface"),
+                            input_size=int(ckpt.get("input_size", 112)), flip=bool(ckpt.get("flip", True)),
+                            device=device)
 
 
 def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:

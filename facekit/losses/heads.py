@@ -52,12 +52,23 @@ class L2SphereFaceHead(_CosineHead):
     """L2-SphereFace (A-Softmax with the feature normalised and scaled by s, section 3.2).
 
     Target logit s * (psi(theta) + lambda cos(theta)) / (1 + lambda), with psi(theta) = (-1)^k cos(m theta) - 2k
-    for theta in [k pi/m, (k+1) pi/m] (SphereFace Eq. 7); others s * cos(theta). SeqFace: s = 32, m = 4; the
-    reference code fixes the blend at lambda = 5."""
+    for theta in [k pi/m, (k+1) pi/m] (SphereFace Eq. 7); others s * cos(theta). SeqFace: s = 32, m = 4.
 
-    def __init__(self, dim: int, num_classes: int, scale: float = 32.0, m: int = 4, lambda_: float = 5.0) -> None:
+    lambda follows SphereFace's published schedule, lambda_t = max(lambda_min, base (1 + gamma t)^-power) with
+    base 1000, gamma 0.12, power 1, lambda_min 5, so training from scratch starts as plain normalised softmax and
+    reaches the margin after ~1,700 steps. The SeqFace release fine-tunes a trained baseline with lambda fixed at
+    5: set ``lambda_base: 5`` for that. ``set_step`` is called by the trainer every step."""
+
+    def __init__(self, dim: int, num_classes: int, scale: float = 32.0, m: int = 4, lambda_min: float = 5.0,
+                 lambda_base: float = 1000.0, lambda_gamma: float = 0.12, lambda_power: float = 1.0) -> None:
         super().__init__(dim, num_classes, scale)
-        self.m, self.lambda_ = m, lambda_
+        self.m, self.lambda_min = m, lambda_min
+        self.lambda_base, self.lambda_gamma, self.lambda_power = lambda_base, lambda_gamma, lambda_power
+        self.lambda_ = lambda_min
+        self.set_step(0)
+
+    def set_step(self, step: int) -> None:
+        self.lambda_ = max(self.lambda_min, self.lambda_base * (1 + self.lambda_gamma * step) ** -self.lambda_power)
 
     def margin(self, cos_b: torch.Tensor) -> torch.Tensor:
         theta_b = torch.acos(cos_b.clamp(-1 + 1e-7, 1 - 1e-7))

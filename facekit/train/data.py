@@ -1,0 +1,183 @@
+"""Training data from manifests: identity images (labels 0..C-1) and sequence faces (labels -1..-S), mixed in
+every batch (SeqFace section 4; the reference reads 32 identity + 32 sequence images per batch).
+
+Every batch is a pure function of (seed, step): each source is read in epochs, each epoch a seeded permutation,
+and each sample's augmentation is seeded by its position in the stream. So a resumed run continues exactly, and
+K DDP ranks, each taking its share of the global batch, see the same samples as one process would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from facekit.errors import InputError
+from facekit.manifests.io import read_manifest, table_files
+from facekit.train.seqface_config import DataConfig
+
+IDENTITY, SEQUENCE = 0, 1
+
+
+class PathTable:
+    """Many relative paths in two numpy arrays (bytes + offsets): no Python objects, so forked DataLoader workers
+    share the memory instead of copying it (each object touch would copy its page)."""
+
+    def __init__(self, root: Path, rel_paths: list[str]) -> None:
+        encoded = [p.encode() for p in rel_paths]
+        self.root = Path(root)
+        self.offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+        self.blob = np.frombuffer(b"".join(encoded), np.uint8) if encoded else np.zeros(0, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> Path:
+        return self.root / self.blob[self.offsets[i]:self.offsets[i + 1]].tobytes().decode()
+
+
+@dataclass
+class Source:
+    paths: PathTable
+    labels: np.ndarray  # (n,) int64: class index (identities) or -(sequence index + 1) (sequences)
+
+
+@dataclass
+class TrainingData:
+    identities: Source | None
+    sequences: Source | None
+    num_identities: int  # C: classes of the chief loss, identity centres
+    num_sequences: int  # S: sequence centres after the identity centres
+    fingerprint: str  # of the manifest files read
+
+    def summary(self) -> str:
+        n_id = len(self.identities.paths) if self.identities else 0
+        n_seq = len(self.sequences.paths) if self.sequences else 0
+        return (f"identity data: {self.num_identities} identities, {n_id} images; "
+                f"sequence data: {self.num_sequences} sequences, {n_seq} faces")
+
+
+def _fingerprint(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(files):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}".encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_training_data(cfg: DataConfig) -> TrainingData:
+    files, ids, seqs, num_c, num_s = [], None, None, 0, 0
+    if cfg.identities is not None:
+        files += table_files(cfg.identities, "identities")
+        df = read_manifest(cfg.identities, "identities", columns=["class_index", "status", "crop_path"])
+        num_c = int(df["class_index"].max()) + 1 if len(df) else 0  # every folder keeps its class, used or not
+        df = df[df["status"] == "ok"]
+        if df.empty:
+            raise InputError(f"{cfg.identities}: the identities manifest has no usable (status ok) images")
+        ids = Source(PathTable(cfg.identities, df["crop_path"].tolist()), df["class_index"].to_numpy(np.int64))
+    if cfg.sequences is not None:
+        files += table_files(cfg.sequences, "faces")
+        df = read_manifest(cfg.sequences, "faces", columns=["sequence_id", "crop_path"])
+        size = df.groupby("sequence_id")["crop_path"].transform("size")
+        df = df[size >= cfg.min_sequence_faces]
+        if df.empty:
+            raise InputError(f"{cfg.sequences}: no sequence has {cfg.min_sequence_faces}+ faces")
+        codes, uniques = df["sequence_id"].factorize(sort=True)
+        num_s = len(uniques)
+        seqs = Source(PathTable(cfg.sequences, df["crop_path"].tolist()), -(codes.astype(np.int64) + 1))
+    if num_c == 0:
+        raise InputError("the chief classification loss needs identity data (data.identities)")
+    return TrainingData(ids, seqs, num_c, num_s, _fingerprint(files))
+
+
+class MixedBatchSampler:
+    """Yields, for steps ``start .. steps-1``, this rank's share of the global batch as (source, index, seed)
+    triples. ``identity_share`` of the global batch comes from the identity data, the rest from sequences."""
+
+    def __init__(self, data: TrainingData, batch_size: int, identity_share: float, seed: int, start: int,
+                 steps: int, rank: int = 0, world: int = 1) -> None:
+        if data.sequences is None:
+            identity_share = 1.0
+        n_id = round(batch_size * identity_share)
+        self.parts = [(IDENTITY, n_id, data.identities), (SEQUENCE, batch_size - n_id, data.sequences)]
+        for _, n, _ in self.parts:
+            if n % world:
+                raise InputError(f"batch of {batch_size} ({n_id} identity + {batch_size - n_id} sequence samples) "
+                                 f"does not split evenly over {world} ranks")
+        self.seed, self.start, self.steps, self.rank, self.world = seed, start, steps, rank, world
+        self._perm: dict[tuple[int, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def _index(self, source: int, n_items: int, position: int) -> int:
+        epoch, offset = divmod(position, n_items)
+        key = (source, epoch)
+        if key not in self._perm:
+            self._perm = {k: v for k, v in self._perm.items() if k[0] != source}  # keep one epoch per source
+            self._perm[key] = np.random.default_rng([self.seed, source, epoch]).permutation(n_items)
+        return int(self._perm[key][offset])
+
+    def batch(self, step: int) -> list[tuple[int, int, int]]:
+        out = []
+        for source, n, src in self.parts:
+            if n == 0:
+                continue
+            local = n // self.world
+            first = step * n + self.rank * local
+            for position in range(first, first + local):
+                out.append((source, self._index(source, len(src.paths), position),
+                            (self.seed * 1_000_003 + position) * 2 + source))
+        return out
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield self.batch(step)
+
+
+def load_crop(path: Path, load_size: int) -> np.ndarray:
+    """uint8 (S, S, 3) RGB, resized to ``load_size`` if needed. Raises InputError naming the file."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (load_size, load_size):
+                im = im.resize((load_size, load_size), Image.BILINEAR)
+            return np.asarray(im)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: cannot read crop ({type(err).__name__}: {str(err)[:100]})") from None
+
+
+def to_tensor(crop_hwc: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (3, H, W), (x - mean) / std."""
+    return torch.from_numpy(np.ascontiguousarray(crop_hwc)).permute(2, 0, 1).float().sub_(mean).div_(std)
+
+
+def centre_crop(crop_hwc: np.ndarray, size: int) -> np.ndarray:
+    o = (crop_hwc.shape[0] - size) // 2
+    return crop_hwc[o:o + size, o:o + size]
+
+
+class FaceTrainingSet(Dataset):
+    """Item (source, index, seed) -> (image (3, s, s), label): random ``input_size`` crop and flip (SeqFace 4.1)."""
+
+    def __init__(self, data: TrainingData, cfg: DataConfig, mean: float, std: float) -> None:
+        self.sources = {IDENTITY: data.identities, SEQUENCE: data.sequences}
+        self.cfg, self.mean, self.std = cfg, mean, std
+
+    def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+        source, index, seed = item
+        src = self.sources[source]
+        crop = load_crop(src.paths[index], self.cfg.load_size)
+        rng = np.random.default_rng(seed)
+        y, x = rng.integers(0, self.cfg.load_size - self.cfg.input_size + 1, size=2)
+        crop = crop[y:y + self.cfg.input_size, x:x + self.cfg.input_size]
+        if self.cfg.flip and rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return to_tensor(crop, self.mean, self.std), int(src.labels[index])

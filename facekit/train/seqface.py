@@ -1,0 +1,264 @@
+"""``facekit train seqface``: SeqFace (chief loss with LSR + eta x auxiliary loss, Eq. 1) from manifests.
+
+One loop for one process, or K processes under ``torchrun`` (DDP). A run directory holds ``recipe.yaml`` (the
+resolved settings), ``checkpoints/`` (``last.pt`` + every ``checkpoint_every`` steps, atomic), ``metrics.csv``,
+``tb/`` (TensorBoard), ``batch_preview.png``, ``loss.png``, ``model.pt`` (the backbone, for ``facekit bench`` /
+``facekit export``) and ``summary.json`` (settings, versions, git revision, data fingerprint, final metrics).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from facekit.errors import InputError
+from facekit.fsutil import atomic_path, write_json
+from facekit.losses import CentreLoss, CentreTable, DSALoss, build_head, lsr_cross_entropy
+from facekit.models import build_backbone, input_scale
+from facekit.models.checkpoint import save_backbone
+from facekit.train import distributed
+from facekit.train.data import FaceTrainingSet, MixedBatchSampler, load_training_data
+from facekit.train.recipe import to_dict
+from facekit.train.runlog import RunLog
+from facekit.train.seqface_config import SeqFaceConfig
+from facekit.train.verify import load_pair_set, verify
+
+CKPT_FORMAT = "facekit-seqface-run-v1"
+
+
+class SeqFaceNet(nn.Module):
+    """Backbone + chief head: what DDP wraps. The centre table stays outside (it is not trained by gradients, and
+    DDP would broadcast it every step); its update is synchronised by ``CentreTable.update``."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x_b3ss: torch.Tensor, labels_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats_bd = self.backbone(x_b3ss)
+        return feats_bd, self.head(feats_bd, labels_b)
+
+
+def lr_at(cfg: SeqFaceConfig, step: int) -> float:
+    """Step schedule: lr x gamma^(milestones passed)."""
+    return cfg.optim.lr * cfg.optim.gamma ** sum(step >= m for m in cfg.optim.milestones)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv / linear / class weights; none on biases, PReLU slopes and norm layers."""
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim > 1 else plain).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    final: dict
+    verification: dict | None
+    seconds: float
+
+    def lines(self) -> list[str]:
+        out = [f"run: {self.run_dir}  ({self.steps} steps, {self.seconds:.0f} s)",
+               "final: " + ", ".join(f"{k} {v:.4g}" for k, v in self.final.items())]
+        if self.verification:
+            v = self.verification
+            out.append(f"verification on {v['set']} ({v['pairs']} pairs): accuracy {v['accuracy']:.4f} +- {v['std']:.4f}")
+        out.append(f"model: {self.run_dir / 'model.pt'}  (facekit bench ... --model facekit:{self.run_dir / 'model.pt'})")
+        return out
+
+
+def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resume: bool = False,
+                  progress: bool = True) -> TrainResult:
+    t_start = time.time()
+    dist_info, device = distributed.setup(device)
+    torch.manual_seed(cfg.seed)
+    data = load_training_data(cfg.data)
+    mean, std = input_scale(cfg.model.backbone)
+    backbone_kwargs = {"num_features": cfg.model.embedding, "input_size": cfg.data.input_size}
+    backbone = build_backbone(cfg.model.backbone, **backbone_kwargs)
+    try:
+        head = build_head(cfg.loss.chief, cfg.model.embedding, data.num_identities, **cfg.loss.chief_kwargs)
+    except TypeError as err:
+        raise InputError(f"loss.chief_kwargs: {err}") from None
+    model = SeqFaceNet(backbone, head).to(device)
+    table = CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding).to(device)
+    aux = {"dsa": lambda: DSALoss(table, **vars(cfg.loss.dsa)), "centre": lambda: CentreLoss(table),
+           "none": lambda: None}[cfg.loss.auxiliary]()
+    opt = torch.optim.SGD(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                          momentum=cfg.optim.momentum)
+    use_amp = cfg.optim.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    ckpt_dir = run_dir / "checkpoints"
+    start = 0
+    if resume:
+        last = ckpt_dir / "last.pt"
+        if not last.is_file():
+            raise InputError(f"{last}: no checkpoint to resume from")
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+        if ckpt.get("format") != CKPT_FORMAT:
+            raise InputError(f"{last}: not a facekit SeqFace training checkpoint")
+        if ckpt["data_fingerprint"] != data.fingerprint:
+            raise InputError(f"{last}: the training manifests changed since this run started "
+                             f"(fingerprint {ckpt['data_fingerprint']} -> {data.fingerprint}); start a new run")
+        model.load_state_dict(ckpt["model"])
+        table.centres.copy_(ckpt["centres"])
+        opt.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start = int(ckpt["step"])
+    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
+        if dist_info.world > 1 else model
+
+    sampler = MixedBatchSampler(data, cfg.optim.batch_size, cfg.data.identity_share, cfg.seed, start,
+                                cfg.optim.steps, dist_info.rank, dist_info.world)
+    loader = DataLoader(FaceTrainingSet(data, cfg.data, mean, std), batch_sampler=sampler,
+                        num_workers=cfg.data.workers, pin_memory=device.type == "cuda",
+                        persistent_workers=False, prefetch_factor=4 if cfg.data.workers else None)
+    pairs = load_pair_set(cfg.verify) if dist_info.main else None
+    log = RunLog(run_dir, start, enabled=dist_info.main)
+    if dist_info.main:
+        print(data.summary())
+    bar = tqdm(total=cfg.optim.steps, initial=start, unit="step", desc="train seqface",
+               disable=not (progress and dist_info.main), dynamic_ncols=True)
+    window: dict[str, list[float]] = {}
+    t_window, seen = time.time(), 0
+    generator = torch.Generator()
+    step, verification, final = start, None, {}
+    model.train()
+    for step, (x_b3ss, labels_b) in enumerate(loader, start=start + 1):
+        if step == 1 and dist_info.main:
+            _batch_preview(x_b3ss, labels_b, mean, std, run_dir / "batch_preview.png")
+        x_b3ss, labels_b = x_b3ss.to(device, non_blocking=True), labels_b.to(device, non_blocking=True)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step - 1)
+        if hasattr(head, "set_step"):
+            head.set_step(step - 1)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            feats_bd, logits_bc = net(x_b3ss, labels_b)
+        chief = lsr_cross_entropy(logits_bc, labels_b)                                      # Eq. 5
+        if aux is not None:
+            generator.manual_seed(cfg.seed * 1_000_003 + step)  # the same centre subset on every rank
+            auxiliary = aux(feats_bd, labels_b, generator) if isinstance(aux, DSALoss) else aux(feats_bd, labels_b)
+        else:
+            auxiliary = torch.zeros((), device=device)
+        loss = chief + cfg.loss.weight * auxiliary                                         # Eq. 1
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.optim.grad_clip > 0:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        if aux is not None:
+            table.update(feats_bd, labels_b, cfg.loss.centre_lr)                            # Eq. 11
+        if not torch.isfinite(loss):
+            raise InputError(f"step {step}: the loss is not finite ({loss.item()}); lower optim.lr or check the data")
+        is_id = labels_b >= 0
+        acc = (logits_bc.argmax(1)[is_id] == labels_b[is_id]).float().mean().item() if is_id.any() else float("nan")
+        for k, v in (("loss", loss.item()), ("chief", chief.item()), ("auxiliary", auxiliary.item()), ("accuracy", acc)):
+            window.setdefault(k, []).append(v)
+        seen += len(labels_b) * dist_info.world
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.optim.steps:
+            final = {k: distributed.all_mean(float(np.nanmean(v)) if not np.all(np.isnan(v)) else 0.0, dist_info)
+                     for k, v in window.items()}
+            final.update(lr=lr_at(cfg, step - 1), images_per_sec=seen / max(time.time() - t_window, 1e-9))
+            bar.set_postfix(loss=f"{final['loss']:.3f}", acc=f"{final['accuracy']:.3f}")
+            window, t_window, seen = {}, time.time(), 0
+            if pairs is not None and cfg.verify.every and step % cfg.verify.every == 0:
+                verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
+                final["verify_accuracy"] = verification["accuracy"]
+            log.log(step, final)
+        if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
+            _save_checkpoint(ckpt_dir, step, model, table, opt, scaler, cfg, data.fingerprint, dist_info)
+    bar.close()
+    if dist_info.main:
+        if pairs is not None and (verification is None or not cfg.verify.every or step % cfg.verify.every):
+            verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
+        save_backbone(run_dir / "model.pt", cfg.model.backbone, backbone_kwargs, model.backbone,
+                      template="arcface", input_size=cfg.data.input_size, mean=mean, std=std, flip=False)
+        _loss_plot(log.path, run_dir / "loss.png")
+        _summary(run_dir, cfg, data, step, final, verification, time.time() - t_start)
+    log.close()
+    distributed.barrier(dist_info)
+    distributed.teardown(dist_info)
+    return TrainResult(run_dir, step, final, verification, time.time() - t_start)
+
+
+def _save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, table: CentreTable, opt, scaler,
+                     cfg: SeqFaceConfig, fingerprint: str, d: distributed.Dist) -> None:
+    if d.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        blob = {"format": CKPT_FORMAT, "step": step, "model": model.state_dict(), "centres": table.centres,
+                "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "config": to_dict(cfg),
+                "data_fingerprint": fingerprint}
+        with atomic_path(ckpt_dir / "last.pt") as tmp:
+            torch.save(blob, tmp)
+        if step % cfg.checkpoint_every == 0:
+            import shutil
+
+            shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / f"step_{step:08d}.pt.tmp")
+            (ckpt_dir / f"step_{step:08d}.pt.tmp").replace(ckpt_dir / f"step_{step:08d}.pt")
+    distributed.barrier(d)
+
+
+def _batch_preview(x_b3ss: torch.Tensor, labels_b: torch.Tensor, mean: float, std: float, target: Path) -> None:
+    """The first training batch as the network sees it (after crop and flip), label under each face."""
+    from PIL import Image, ImageDraw
+
+    imgs = (x_b3ss[:64] * std + mean).clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    n, s = len(imgs), imgs.shape[1]
+    cols = min(n, 16)
+    rows = (n + cols - 1) // cols
+    canvas = Image.new("RGB", (cols * s, rows * (s + 14)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (img, lab) in enumerate(zip(imgs, labels_b[:64].tolist())):
+        r, c = divmod(i, cols)
+        canvas.paste(Image.fromarray(img), (c * s, r * (s + 14)))
+        draw.text((c * s + 2, r * (s + 14) + s), f"id {lab}" if lab >= 0 else f"seq {-lab - 1}", fill="black")
+    with atomic_path(target) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+def _loss_plot(metrics_csv: Path, target: Path) -> None:
+    if not metrics_csv.exists():
+        return
+    import pandas as pd
+
+    from facekit.bench.report import pyplot, save_figure
+
+    df = pd.read_csv(metrics_csv)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for k in ("loss", "chief", "auxiliary"):
+        axes[0].plot(df["step"], df[k], label=k)
+    axes[0].set_xlabel("step"), axes[0].legend(), axes[0].set_title("training loss")
+    axes[1].plot(df["step"], df["accuracy"], label="train accuracy (identity samples)")
+    if "verify_accuracy" in df:
+        axes[1].plot(df["step"], df["verify_accuracy"], "o-", label="verification accuracy")
+    axes[1].set_xlabel("step"), axes[1].legend(), axes[1].set_ylim(0, 1)
+    save_figure(fig, target)
+
+
+def _summary(run_dir: Path, cfg: SeqFaceConfig, data, step: int, final: dict, verification: dict | None,
+             seconds: float) -> None:
+    from facekit.bench.report import git_revision, versions
+
+    write_json(run_dir / "summary.json", {
+        "command": "train seqface", "steps": step, "final": final, "verification": verification,
+        "config": to_dict(cfg), "data": {"fingerprint": data.fingerprint, "summary": data.summary(),
+                                         "num_identities": data.num_identities, "num_sequences": data.num_sequences},
+        "versions": versions(), "git_revision": git_revision(), "seconds": seconds})

@@ -1,0 +1,168 @@
+"""``facekit train seqface`` end to end on data the test makes: learns, resumes exactly, runs under torchrun with
+the same result as one process, exports to state_dict / ONNX, and its model.pt feeds ``facekit bench``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from facekit.cli.main import main
+from facekit.manifests.io import write_part
+from facekit.manifests.schemas import FACES, IDENTITIES
+
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (220, 220, 40)]
+
+
+def _img(rng, colour, size=40):
+    base = np.array(colour, np.float32)[None, None] * rng.uniform(0.7, 1.0)
+    pattern = np.zeros((size, size, 3), np.float32)
+    pattern[: size // 2] += 30 * (colour[0] > 100)  # identity-dependent layout, not only colour
+    return np.clip(base + pattern + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """4 identities x 6 images (identities manifest) and 3 sequences x 5 faces (faces manifest), 40x40 crops."""
+    root = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    rows = []
+    for c, colour in enumerate(COLOURS):
+        for i in range(6):
+            rel = f"crops/id{c}/{i}.png"
+            (root / "ids" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_img(rng, colour)).save(root / "ids" / rel)
+            rows.append(dict(identity=f"id{c}", class_index=c, source_path=rel, status="ok", error=None, num_faces=1,
+                             score=1.0, face_px=40.0, blur=100.0, crop_path=rel))
+    write_part(root / "ids", IDENTITIES, "part", rows)
+    faces = []
+    for s in range(3):
+        colour = (rng.integers(0, 255), rng.integers(0, 255), rng.integers(0, 255))
+        for i in range(5):
+            rel = f"crops/v{s}/{i}.png"
+            (root / "seqs" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_img(rng, colour)).save(root / "seqs" / rel)
+            faces.append(dict(sequence_id=f"v{s}#0", video_id=f"v{s}", frame_index=i, timestamp_sec=i / 25,
+                              box_x1=0.0, box_y1=0.0, box_x2=40.0, box_y2=40.0, landmarks_5x2=[0.0] * 10, score=1.0,
+                              blur=100.0, yaw=0.0, roll_deg=0.0, tracked=False, crop_path=rel))
+    write_part(root / "seqs", FACES, "part", pd.DataFrame(faces))
+    recipe = {"data": {"identities": str(root / "ids"), "sequences": str(root / "seqs"), "load_size": 36,
+                       "input_size": 32, "workers": 0},
+              "model": {"backbone": "sphereface20", "embedding": 16},
+              "loss": {"dsa": {"p": 0.5}},
+              "optim": {"batch_size": 8, "steps": 6, "lr": 0.01, "milestones": [4]},
+              "checkpoint_every": 3, "log_every": 1}
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    return root
+
+
+def _state(run):
+    return torch.load(run / "model.pt", weights_only=True)["state_dict"]
+
+
+def test_train_resume_is_exact(toy, tmp_path):
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q"]
+    assert main(base + ["-o", str(tmp_path / "a")]) == 0
+    assert main(base + ["-o", str(tmp_path / "b"), "--set", "optim.steps=3"]) == 0
+    assert main(["train", "seqface", "-o", str(tmp_path / "b"), "--resume", "--set", "optim.steps=6", "-q"]) == 0
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics_a = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    metrics_b = pd.read_csv(tmp_path / "b" / "metrics.csv")
+    assert list(metrics_b["step"]) == [1, 2, 3, 4, 5, 6]
+    assert np.allclose(metrics_a["loss"], metrics_b["loss"])
+    assert metrics_a["lr"].tolist() == pytest.approx([0.01] * 4 + [0.001] * 2)  # lr / 10 at the milestone
+    ckpts = sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir())
+    assert ckpts == ["last.pt", "step_00000003.pt", "step_00000006.pt"]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["data"]["num_identities"] == 4 and summary["data"]["num_sequences"] == 3
+    assert summary["config"]["optim"]["batch_size"] == 8 and len(summary["data"]["fingerprint"]) == 16
+    for png in ("batch_preview.png", "loss.png"):
+        assert (tmp_path / "a" / png).stat().st_size > 1000
+    assert any((tmp_path / "a" / "tb").iterdir())
+
+
+def test_loss_falls_and_verification_runs(toy, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set", "optim.steps=40",
+                 "--set", "optim.milestones=[]", "--set", "log_every=5", "--set", f"verify.identities={toy / 'ids'}",
+                 "--set", "verify.every=20"]) == 0
+    m = pd.read_csv(run / "metrics.csv")
+    assert m["loss"].iloc[-1] < 0.6 * m["loss"].iloc[0]
+    assert m["accuracy"].iloc[-1] >= 0.75  # 4 identities: chance is 0.25
+    assert m["verify_accuracy"].notna().sum() == 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["verification"]["accuracy"] > 0.5 and summary["verification"]["pairs"] > 10
+
+
+def test_centre_and_softmax_variants_run(toy, tmp_path):
+    for i, (chief, aux) in enumerate((("softmax", "centre"), ("arcface", "none"), ("cosface", "dsa"))):
+        assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / str(i)), "-q",
+                     "--set", f"loss.chief={chief}", "--set", f"loss.auxiliary={aux}", "--set", "optim.steps=2"]) == 0
+
+
+def test_bad_settings_fail_in_one_line(toy, tmp_path, capsys):
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "x"),
+                 "--set", "optim.lrr=0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "recipe.yaml.optim: unknown setting 'lrr'" in err and len(err.splitlines()) == 1
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "x"),
+                 "--set", "optim.steps=many"]) == 2
+    assert "optim.steps: expected int" in capsys.readouterr().err
+    assert main(["train", "seqface", "-o", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "no recipe.yaml" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes_match_one(toy, tmp_path):
+    """2 CPU ranks (gloo), each half of the global batch of 8, give the same model as one process."""
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "one"), "-q"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "facekit", "train", "seqface", "-r", str(toy / "recipe.yaml"),
+           "-o", str(tmp_path / "two"), "-q", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one, two = _state(tmp_path / "one"), _state(tmp_path / "two")
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+    c1 = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)["centres"]
+    c2 = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["centres"]
+    assert c1.abs().sum() > 0 and torch.allclose(c1, c2, atol=1e-5)
+
+
+def test_export_state_dict_and_onnx_and_bench_loader(toy, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set", "optim.steps=1"]) == 0
+    assert main(["export", str(run), "-o", str(tmp_path / "w.pt")]) == 0
+    assert main(["export", str(run / "model.pt"), "-o", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    diffs = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if line.startswith("wrote")]
+    assert diffs[0] == 0.0 and diffs[1] < 1e-4
+    from facekit.embed.extractors import load_extractor
+
+    ext = load_extractor(f"facekit:{run / 'model.pt'}")
+    assert ext.input_size == 32 and ext.template == "arcface" and ext.flip is False
+    crops = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    sd = torch.load(tmp_path / "w.pt", weights_only=True)
+    from facekit.models import build_backbone
+
+    bb = build_backbone("sphereface20", num_features=16, input_size=32).eval()
+    bb.load_state_dict(sd)
+    x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - 127.5) / 128.0
+    assert np.allclose(ext.embed(crops), bb(x).detach().numpy(), atol=1e-4)
+    onnx = load_extractor(f"onnx:{tmp_path / 'm.onnx'}")
+    assert onnx.input_size == 32
