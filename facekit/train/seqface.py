@@ -93,7 +93,10 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         head = build_head(cfg.loss.chief, cfg.model.embedding, data.num_identities, **cfg.loss.chief_kwargs)
     except TypeError as err:
         raise InputError(f"loss.chief_kwargs: {err}") from None
-    model = SeqFaceNet(backbone, head).to(device)
+    model = SeqFaceNet(backbone, head)
+    if cfg.model.init is not None and not resume:
+        _init_from(model, cfg.model.init)
+    model = model.to(device)
     table = CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding).to(device)
     aux = {"dsa": lambda: DSALoss(table, **vars(cfg.loss.dsa)), "centre": lambda: CentreLoss(table),
            "none": lambda: None}[cfg.loss.auxiliary]()
@@ -196,6 +199,27 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
     return TrainResult(run_dir, step, final, verification, time.time() - t_start)
+
+
+def _init_from(model: SeqFaceNet, path: Path) -> None:
+    """Backbone (and head, when the class count matches) from a run checkpoint, a run dir or a model.pt."""
+    from facekit.embed.extractors import _strict, _torch_load
+
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise InputError(f"{path}: model.init file not found")
+    blob = _torch_load(path)
+    if blob.get("format") == CKPT_FORMAT:
+        state = blob["model"]
+        _strict(model.backbone, {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}, path)
+        head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
+        if all(model.head.state_dict()[k].shape == v.shape for k, v in head.items()):
+            model.head.load_state_dict(head)
+    elif "state_dict" in blob:
+        _strict(model.backbone, blob["state_dict"], path)
+    else:
+        raise InputError(f"{path}: model.init must be a facekit run checkpoint or model.pt")
 
 
 def _save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, table: CentreTable, opt, scaler,

@@ -24,6 +24,8 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "sphereface20"
     embedding: int = 512
+    init: Path | None = None  # start from a trained run (its checkpoints/last.pt: backbone + head) or a model.pt
+    # (backbone only): SeqFace 4.3 fine-tunes an L2-SphereFace baseline trained on the identity data
 
 
 @dataclass
