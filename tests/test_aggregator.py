@@ -1,0 +1,109 @@
+"""Face Aggregation Network: the U-Net's set properties and the losses against hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
+                                        discriminative_loss, reconstruction_avg_loss, total_variation_loss)
+from facekit.models.aggregator import Discriminator, FaceAggregator
+
+SMALL = dict(widths=(8, 8, 16, 16), stem=8)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return FaceAggregator(**SMALL).eval()
+
+
+def test_permutation_invariant(net):
+    faces = torch.randn(1, 5, 3, 32, 32)
+    ref = net(faces)
+    for perm in [(4, 3, 2, 1, 0), (1, 0, 3, 4, 2), (2, 4, 1, 0, 3)]:
+        assert torch.allclose(net(faces[:, list(perm)]), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 37])
+def test_any_set_size(net, n):
+    out = net(torch.randn(2, n, 3, 32, 32))
+    assert out.shape == (2, 3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_mixed_set_sizes_equal_one_by_one(net):
+    sizes = [1, 3, 6]
+    sets = [torch.randn(n, 3, 32, 32) for n in sizes]
+    batch = torch.zeros(3, 6, 3, 32, 32)
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    for i, s in enumerate(sets):
+        batch[i, :len(s)], mask[i, :len(s)] = s, True
+    batch[0, 1:] = 100.0  # padding must never leak into the result, whatever its values
+    out = net(batch, mask)
+    for i, s in enumerate(sets):
+        assert torch.allclose(out[i], net(s[None])[0], atol=1e-5)
+
+
+def test_paper_layout_112_to_7_and_discriminator():
+    g = FaceAggregator()
+    sizes = []
+    hook = [blk.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for blk in g.enc_down]
+    out = g(torch.randn(1, 2, 3, 112, 112))
+    assert sizes == [56, 28, 14, 7] and out.shape == (1, 3, 112, 112)
+    for h in hook:
+        h.remove()
+    d = Discriminator()
+    assert d.convs(torch.randn(1, 3, 112, 112)).shape[-1] == 28 and d(out).shape == (1,)
+    elu = sum(isinstance(m, torch.nn.ELU) for m in g.modules())
+    assert elu == 1 + 2 * 4 + 3 * 4 + 1  # stem, encoder 1x1 + 3x3, decoder deconv + 1x1 + 3x3, first head conv
+
+
+def test_discriminative_loss_by_hand():
+    # d = 1. f_P = 0, inputs at 2 and 3 -> alpha = min(4, 9) = 4. f_A = 1: ||A - P||^2 = 1 -> (1 - 4)_+ = 0.
+    # f_N = 5: ||A - N||^2 = 16 -> (32 - 16)_+ = 16. Second sample: f_A = 3, P = 0, inputs 1, 2 -> alpha 1:
+    # (9 - 1)_+ = 8; N = 10: ||3 - 10||^2 = 49 -> 0. Mean (16 + 8) / 2 = 12.
+    f_a, f_p, f_n = torch.tensor([[1.0], [3.0]]), torch.zeros(2, 1), torch.tensor([[5.0], [10.0]])
+    f_in = torch.tensor([[[2.0], [3.0]], [[1.0], [2.0]]])
+    assert discriminative_loss(f_a, f_p, f_n, f_in).item() == pytest.approx(12.0)
+    # masking the second member of set 1 leaves alpha at 4 (its only member 2); masking set 2's first member
+    # makes alpha 4: (9 - 4)_+ = 5 -> (16 + 5) / 2 = 10.5
+    mask = torch.tensor([[True, False], [False, True]])
+    assert discriminative_loss(f_a, f_p, f_n, f_in, mask).item() == pytest.approx(10.5)
+
+
+def test_reconstruction_losses_by_hand():
+    # Eq. 8: inputs (0,0), (2,4) -> mean (1,2); f_A = (4,6): ||(3,4)||^2 = 25
+    f_in = torch.tensor([[[0.0, 0.0], [2.0, 4.0]]])
+    assert reconstruction_avg_loss(torch.tensor([[4.0, 6.0]]), f_in).item() == pytest.approx(25.0)
+    # Eq. 10: first sighting sets c = (f_P + sum f_In) / (N + 1) = ((3,2) + (2,4)) / 3 = (5/3, 2)
+    cen = IdentityCentres(3, 2, rate=0.5)
+    cen.update(torch.tensor([[3.0, 2.0]]), f_in, torch.tensor([1]))
+    assert torch.allclose(cen.centres[1], torch.tensor([5 / 3, 2.0]))
+    # second: sample mean ((0,0) + (0,0) + (6,6)) / 3 = (2,2); c = 0.5 (5/3, 2) + 0.5 (2, 2) = (11/6, 2)
+    cen.update(torch.tensor([[6.0, 6.0]]), torch.zeros(1, 2, 2), torch.tensor([1]))
+    assert torch.allclose(cen.centres[1], torch.tensor([11 / 6, 2.0]))
+    # Eq. 9: f_A = (11/6, 5) -> ||(0, 3)||^2 = 9; other identities untouched
+    assert cen.loss(torch.tensor([[11 / 6, 5.0]]), torch.tensor([1])).item() == pytest.approx(9.0)
+    assert cen.centres[0].abs().sum() == 0 and not cen.seen[2]
+
+
+def test_adversarial_losses_by_hand():
+    # D(A) = sigmoid(0) = 0.5: L_G = -log 0.5 = 0.693147. D(P) = sigmoid(ln 3) = 0.75:
+    # L_D = -log(1 - 0.5) - log 0.75 = 0.693147 + 0.287682 = 0.980829
+    assert adversarial_g_loss(torch.tensor([0.0])).item() == pytest.approx(0.693147, abs=1e-6)
+    assert adversarial_d_loss(torch.tensor([0.0]), torch.tensor([math.log(3)])).item() == pytest.approx(0.980829, abs=1e-6)
+
+
+def test_total_variation_by_hand():
+    # one channel 2x2 [[0, 1], [3, 5]]: horizontal (1-0)^2 + (5-3)^2 = 5; vertical (3-0)^2 + (5-1)^2 = 25 -> 30,
+    # three identical channels -> 90
+    img = torch.tensor([[0.0, 1.0], [3.0, 5.0]]).expand(1, 3, 2, 2)
+    assert total_variation_loss(img).item() == pytest.approx(90.0)
+
+
+def test_gradients_reach_every_aggregator_weight():
+    g = FaceAggregator(**SMALL)
+    g(torch.randn(2, 3, 3, 32, 32)).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
