@@ -53,7 +53,8 @@ def main_() -> None:
     prepare()
     cfg = build(SeqFaceConfig, read_recipe(RECIPE), str(RECIPE))
     torch.manual_seed(cfg.seed)
-    untrained = build_backbone(cfg.model.backbone, num_features=cfg.model.embedding, input_size=cfg.data.input_size)
+    untrained = build_backbone(cfg.model.backbone, **cfg.model.kwargs, num_features=cfg.model.embedding,
+                               input_size=cfg.data.input_size)
     mean, std = input_scale(cfg.model.backbone)
     results = {"untrained": verify(untrained, load_pair_set(cfg.verify), cfg.data, mean, std, torch.device("cpu"))}
     runs = {"A_identities_only": ["--set", "data.sequences=null", "--set", "loss.auxiliary=none"],

@@ -107,3 +107,92 @@ def test_gradients_reach_every_aggregator_weight():
     g = FaceAggregator(**SMALL)
     g(torch.randn(2, 3, 3, 32, 32)).square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+
+
+# -- training end to end on data the test makes ------------------------------------------------------------------
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from facekit.cli.main import main  # noqa: E402
+from facekit.manifests.io import write_part  # noqa: E402
+from facekit.manifests.schemas import FRAMES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def frames_root(tmp_path_factory):
+    """5 identities x 2 videos x 4 frames (32x32 crops) as an extract-frames manifest, a random facekit backbone
+    as the frozen extractor, and a recipe."""
+    from facekit.models import build_backbone
+    from facekit.models.checkpoint import save_backbone
+
+    root = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(5):
+        colour = rng.integers(30, 220, 3)
+        for v in range(2):
+            for f in range(4):
+                img = np.clip(colour + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+                rel = f"crops/id{i}/v{v}/{f}.jpg"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(root / rel)
+                rows.append(dict(utterance_id=f"id{i}/v{v}/00001", identity=f"id{i}", video=f"v{v}", frame_index=f,
+                                 timestamp_sec=f / 25, box_x1=0.0, box_y1=0.0, box_x2=32.0, box_y2=32.0,
+                                 landmarks_5x2=[0.0] * 10, score=1.0, blur=50.0, crop_path=rel))
+    write_part(root, FRAMES, "part", pd.DataFrame(rows))
+    torch.manual_seed(0)
+    net = build_backbone("sphereface20", num_features=16, input_size=32, widths=(8, 8, 16, 16))
+    save_backbone(root / "f.pt", "sphereface20", {"num_features": 16, "input_size": 32, "widths": [8, 8, 16, 16]},
+                  net, "arcface", 32, 127.5, 128.0, False)
+    recipe = {"data": {"frames": str(root), "set_size": 3, "image_size": 32, "holdout_identities": 2, "workers": 0},
+              "model": {"widths": [8, 8, 16, 16], "stem": 8, "discriminator_widths": [8, 8, 8, 8],
+                        "extractor": f"facekit:{root / 'f.pt'}"},
+              "optim": {"batch_size": 4, "steps": 4, "lr": 1e-3, "lr_late": 2.5e-4, "drop_step": 2},
+              "checkpoint_every": 2, "log_every": 1, "grid_every": 2}
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    return root
+
+
+def _g(run):
+    return torch.load(run / "aggregator.pt", weights_only=True)["state_dict"]
+
+
+def test_train_aggregator_runs_resumes_and_reports(frames_root, tmp_path):
+    base = ["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-q", "--device", "cpu"]
+    assert main(base + ["-o", str(tmp_path / "a")]) == 0
+    assert main(base + ["-o", str(tmp_path / "b"), "--set", "optim.steps=2"]) == 0
+    assert main(["train", "aggregator", "-o", str(tmp_path / "b"), "--resume", "--set", "optim.steps=4", "-q"]) == 0
+    a, b = _g(tmp_path / "a"), _g(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    m = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert list(m["step"]) == [1, 2, 3, 4] and m["lr"].tolist() == pytest.approx([1e-3, 1e-3, 2.5e-4, 2.5e-4])
+    assert {"loss_g", "loss_d", "dis", "rec", "adv", "tv"} <= set(m.columns)
+    held = json.loads((tmp_path / "a" / "heldout.json").read_text())
+    assert held["sets"] == 4 and held["genuine_pairs"] == 4 * 4 and held["impostor_pairs"] == 4 * 8
+    assert 0 <= held["aggregated_closer_than_frames"] <= 1
+    for png in ("grids/step_00000001.png", "grids/step_00000002.png", "grids/step_00000004.png", "heldout.png",
+                "loss.png"):
+        assert (tmp_path / "a" / png).stat().st_size > 500, png
+
+
+def test_frozen_extractor_gets_no_updates_but_passes_gradients(frames_root):
+    from facekit.train.aggregator import FrozenFeatures
+
+    feats = FrozenFeatures(f"facekit:{frames_root / 'f.pt'}", torch.device("cpu"))
+    before = {k: v.clone() for k, v in feats.net.state_dict().items()}
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)  # resized to the extractor's 32 px inside
+    feats(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in feats.net.parameters())
+    assert all(torch.equal(before[k], v) for k, v in feats.net.state_dict().items())
+
+
+def test_aggregator_needs_two_identities_with_two_videos(frames_root, tmp_path, capsys):
+    assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-o", str(tmp_path / "x"),
+                 "--set", "data.holdout_identities=4", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "need at least 6 identities" in err and len(err.strip().splitlines()) == 1

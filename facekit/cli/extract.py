@@ -99,3 +99,39 @@ def extract_sequences_cmd(
         grid = sequence_grid(read_manifest(out, "faces", columns=["sequence_id", "crop_path"]), out,
                              out / "sequences_preview.png")
         typer.echo(f"preview: {grid}")
+
+
+def extract_frames_cmd(
+    root: Path = typer.Argument(..., help="VoxCeleb2-layout root: <root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output root: crops/ and manifests/{utterances,frames}."),
+    frames: int = typer.Option(5, "--frames", "-k", help="Frames per utterance, evenly spaced."),
+    meta: Optional[Path] = typer.Option(None, "--meta", help="VoxCeleb2 identity meta CSV (vox2_meta.csv)."),
+    template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112) or seqface (144)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Aligned crop side, px (default: the template's)."),
+    min_face_size: float = typer.Option(40.0, "--min-face-size", help="Smallest face the detector looks for, px."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: in this process)."),
+    shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    flush_every: int = typer.Option(64, "--flush-every", help="Utterances per manifest part file (resume granularity)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """k frames per utterance of a VoxCeleb2-style corpus, detected and aligned (frame sets for the aggregator)."""
+    from facekit.align.templates import get_template
+    from facekit.device import resolve_device
+    from facekit.manifests.io import read_manifest
+    from facekit.pipeline.extract_frames import FramesConfig, extract_frames
+    from facekit.pipeline.extract_sequences import parse_shard
+    from facekit.report.grids import sequence_grid
+
+    if frames < 1:
+        raise InputError(f"--frames {frames}: need at least 1")
+    cfg = FramesConfig(frames_per_utterance=frames, template=template,
+                       crop_size=crop_size or get_template(template).size, min_face_size=min_face_size)
+    summary = extract_frames(root, out, cfg, meta=meta, shard=parse_shard(shard), workers=workers,
+                             device=str(resolve_device(device)), flush_every=flush_every, progress=not quiet)
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.frames:
+        grid = sequence_grid(read_manifest(out, "frames", columns=["utterance_id", "crop_path"]), out,
+                             out / "frames_preview.png", group="utterance_id")
+        typer.echo(f"preview: {grid}")

@@ -10,7 +10,7 @@ import typer
 from facekit import __version__
 from facekit.cli.bench import bench_app
 from facekit.cli.build import build_app
-from facekit.cli.extract import extract_sequences_cmd
+from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
 from facekit.cli.train import export_cmd, train_app
 from facekit.errors import FacekitError
@@ -32,6 +32,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 app.command("extract-sequences")(extract_sequences_cmd)
+app.command("extract-frames")(extract_frames_cmd)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(bench_app, name="bench")
 app.add_typer(build_app, name="build")

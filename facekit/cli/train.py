@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,12 +10,6 @@ import typer
 from facekit.errors import InputError
 
 train_app = typer.Typer(help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
-
-
-def _run_dir(out: Optional[Path], name: str) -> Path:
-    if out is not None:
-        return out
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
 
 @train_app.command("seqface")
@@ -33,34 +26,12 @@ def seqface_cmd(
     Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
     import os
 
-    import yaml
-
     from facekit.device import resolve_device
-    from facekit.fsutil import atomic_path
-    from facekit.train.recipe import build, read_recipe, to_dict
+    from facekit.train.run import prepare_run
     from facekit.train.seqface import train_seqface
     from facekit.train.seqface_config import SeqFaceConfig
 
-    run_dir = _run_dir(out, "seqface")
-    saved = run_dir / "recipe.yaml"
-    if resume:
-        if out is None:
-            raise InputError("--resume needs --out RUN_DIR (the run to continue)")
-        if recipe is not None:
-            raise InputError("--resume continues with the run's own recipe.yaml; use --set to change a setting")
-        if not saved.is_file():
-            raise InputError(f"{saved}: not a facekit run directory (no recipe.yaml)")
-        source = saved
-    else:
-        if saved.exists():
-            raise InputError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
-        source = recipe
-    cfg = build(SeqFaceConfig, read_recipe(source, set_ or []), str(source or "settings"))
-    cfg.check(str(source or "settings"))
-    if int(os.environ.get("RANK", "0")) == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(saved) as tmp:
-            tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    cfg, run_dir = prepare_run(SeqFaceConfig, "seqface", recipe, set_ or [], out, resume)
     result = train_seqface(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         for line in result.lines():
@@ -82,3 +53,29 @@ def export_cmd(
         raise InputError(f"--format {fmt!r}: choose state_dict or onnx")
     diff = export_model(model, out, fmt)
     typer.echo(f"wrote {out} ({fmt}); max |difference| to the original on random faces: {diff:.2e}")
+
+
+@train_app.command("aggregator")
+def aggregator_cmd(
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="YAML recipe (recipes/aggregator_*.yaml)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/aggregator-<time>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the Face Aggregation Network (GAN with a frozen feature extractor) on an extract-frames manifest.
+
+    Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
+    import os
+
+    from facekit.device import resolve_device
+    from facekit.train.aggregator import train_aggregator
+    from facekit.train.aggregator_config import AggregatorConfig
+    from facekit.train.run import prepare_run
+
+    cfg, run_dir = prepare_run(AggregatorConfig, "aggregator", recipe, set_ or [], out, resume)
+    result = train_aggregator(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for line in result.lines():
+            typer.echo(line)

@@ -37,6 +37,15 @@ class FeatureExtractor:
     input_size: int = 112
     flip: bool = True
     device: torch.device = torch.device("cpu")
+    module: torch.nn.Module | None = None  # the torch network behind ``forward`` (None for ONNX): trainers freeze it
+
+    def frozen(self) -> torch.nn.Module:
+        """The network with gradients off and in eval mode, for use as a fixed loss network (gradients still flow
+        through it to its input). Raises InputError for non-torch (ONNX) extractors."""
+        if self.module is None:
+            raise InputError(f"{self.name}: a differentiable (PyTorch) feature extractor is needed here, not ONNX")
+        self.module.eval().requires_grad_(False)
+        return self.module
 
     @torch.inference_mode()
     def embed(self, crops_bhwc: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -85,7 +94,7 @@ def _load_iresnet(arch: str, path: Path, device: torch.device) -> FeatureExtract
     net = iresnet(arch, num_features=fc.shape[0])
     _strict(net, state, path)
     net.eval().to(device)
-    return FeatureExtractor(arch, file_fingerprint(path), net, device=device)
+    return FeatureExtractor(arch, file_fingerprint(path), net, device=device, module=net)
 
 
 def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
@@ -105,7 +114,7 @@ def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
 
     return FeatureExtractor(ckpt["arch"], file_fingerprint(path), forward, template=ckpt.get("template", "arcface"),
                             input_size=int(ckpt.get("input_size", 112)), flip=bool(ckpt.get("flip", True)),
-                            device=device)
+                            device=device, module=net)
 
 
 def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:

@@ -111,7 +111,40 @@ IDENTITIES = TableSchema("identities", 1, "One row per source image of an identi
            nullable=True),
 ))
 
-SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES, IDENTITIES)}
+UTTERANCES = TableSchema("utterances", 1, "One row per input clip of `facekit extract-frames` (VoxCeleb2 layout "
+                        "`<root>/[mp4/]<identity>/<video>/<utterance>.mp4`), whatever happened to it.", (
+    Column("utterance_id", pa.string(), "`<identity>/<video>/<utterance>`"),
+    Column("identity", pa.string(), "person folder, e.g. id00012"),
+    Column("video", pa.string(), "source video folder (YouTube id)"),
+    Column("path", pa.string(), "clip path as found under the input root"),
+    Column("status", pa.string(), "`ok` (frames kept), `no_face` or `error` (unreadable; see `error`)"),
+    Column("error", pa.string(), "one-line reason when status is `error`", nullable=True),
+    Column("num_frames", pa.int64(), "frames in the clip (0 when unreadable)"),
+    Column("fps", pa.float64(), "average frame rate"),
+    Column("frames_kept", pa.int32(), "sampled frames with a face"),
+    Column("split", pa.string(), "`dev`/`test` from the meta CSV or the path, else empty"),
+    Column("vggface2_id", pa.string(), "from the VoxCeleb2 meta CSV when given", nullable=True),
+    Column("gender", pa.string(), "from the VoxCeleb2 meta CSV when given", nullable=True),
+))
+
+FRAMES = TableSchema("frames", 1, "One row per kept frame of `facekit extract-frames` (k evenly spaced frames per "
+                     "utterance, the largest face of each, aligned).", (
+    Column("utterance_id", pa.string(), "joins `utterances.utterance_id`"),
+    Column("identity", pa.string(), "person"),
+    Column("video", pa.string(), "source video: sets are drawn from one video, positives from another"),
+    Column("frame_index", pa.int64(), "0-based frame index in the clip"),
+    Column("timestamp_sec", pa.float64(), "presentation time of the frame"),
+    Column("box_x1", pa.float32(), "detected box, px, xyxy"),
+    Column("box_y1", pa.float32(), ""),
+    Column("box_x2", pa.float32(), ""),
+    Column("box_y2", pa.float32(), ""),
+    Column("landmarks_5x2", pa.list_(pa.float32(), 10), "x0,y0,...,x4,y4 in frame px (facekit landmark order)"),
+    Column("score", pa.float32(), "MTCNN face probability"),
+    Column("blur", pa.float32(), "Laplacian variance of the aligned grey crop"),
+    Column("crop_path", pa.string(), "aligned crop, relative to the output root"),
+))
+
+SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES, IDENTITIES, UTTERANCES, FRAMES)}
 
 
 def register(schema: TableSchema) -> TableSchema:

@@ -131,21 +131,23 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj))  # tuples -> lists, as the saved file holds them
 
 
-def _clean_leftovers(out: Path, shard_tag: str) -> set[str]:
-    """Delete part files of this shard that have no ``videos`` part; return the finished video ids."""
-    vdir = table_dir(out, "videos")
-    committed = {p.stem for p in vdir.glob(f"{shard_tag}-*.parquet")} if vdir.is_dir() else set()
-    for table in ("faces", "sequences"):
+def clean_leftovers(out: Path, shard_tag: str, commit: str = "videos", others: tuple[str, ...] = ("faces", "sequences"),
+                    key: str = "video_id") -> set[str]:
+    """Delete part files of this shard that have no ``commit`` part (the table written last); return the ``key``
+    values already committed."""
+    cdir = table_dir(out, commit)
+    committed = {p.stem for p in cdir.glob(f"{shard_tag}-*.parquet")} if cdir.is_dir() else set()
+    for table in others:
         tdir = table_dir(out, table)
         for p in tdir.glob(f"{shard_tag}-*.parquet") if tdir.is_dir() else []:
             if p.stem not in committed:
                 p.unlink()
-    for tdir in (table_dir(out, t) for t in ("videos", "faces", "sequences")):
+    for tdir in (table_dir(out, t) for t in (commit, *others)):
         for tmp in tdir.glob(".*.tmp") if tdir.is_dir() else []:
             tmp.unlink()
     if not committed:
         return set()
-    return set(read_manifest(vdir, "videos", columns=["video_id"])["video_id"])
+    return set(pd.concat([read_manifest(p, commit, columns=[key]) for p in sorted(cdir.glob(f"{shard_tag}-*.parquet"))])[key])
 
 
 # -- workers --------------------------------------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     out.mkdir(parents=True, exist_ok=True)
     _check_config(out, cfg)
     shard_tag = f"s{shard[0]:05d}of{shard[1]:05d}"
-    done = _clean_leftovers(out, shard_tag)
+    done = clean_leftovers(out, shard_tag)
     todo = [j for j in jobs if j.video_id not in done]
     summary = RunSummary(out, shard, len(jobs), len(jobs) - len(todo), len(todo))
     existing = sorted(table_dir(out, "videos").glob(f"{shard_tag}-*.parquet")) if done else []

@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facekit.errors import InputError
-from facekit.fsutil import atomic_path, write_json
+from facekit.fsutil import atomic_path
 from facekit.losses import CentreLoss, CentreTable, DSALoss, build_head, lsr_cross_entropy
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
 from facekit.train import distributed
-from facekit.train.data import FaceTrainingSet, MixedBatchSampler, load_training_data
+from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.train.recipe import to_dict
+from facekit.train.run import load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 from facekit.train.seqface_config import SeqFaceConfig
 from facekit.train.verify import load_pair_set, verify
@@ -87,8 +88,11 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     torch.manual_seed(cfg.seed)
     data = load_training_data(cfg.data)
     mean, std = input_scale(cfg.model.backbone)
-    backbone_kwargs = {"num_features": cfg.model.embedding, "input_size": cfg.data.input_size}
-    backbone = build_backbone(cfg.model.backbone, **backbone_kwargs)
+    backbone_kwargs = {**cfg.model.kwargs, "num_features": cfg.model.embedding, "input_size": cfg.data.input_size}
+    try:
+        backbone = build_backbone(cfg.model.backbone, **backbone_kwargs)
+    except TypeError as err:
+        raise InputError(f"model.kwargs: {err}") from None
     try:
         head = build_head(cfg.loss.chief, cfg.model.embedding, data.num_identities, **cfg.loss.chief_kwargs)
     except TypeError as err:
@@ -105,18 +109,9 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     use_amp = cfg.optim.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    ckpt_dir = run_dir / "checkpoints"
     start = 0
     if resume:
-        last = ckpt_dir / "last.pt"
-        if not last.is_file():
-            raise InputError(f"{last}: no checkpoint to resume from")
-        ckpt = torch.load(last, map_location=device, weights_only=True)
-        if ckpt.get("format") != CKPT_FORMAT:
-            raise InputError(f"{last}: not a facekit SeqFace training checkpoint")
-        if ckpt["data_fingerprint"] != data.fingerprint:
-            raise InputError(f"{last}: the training manifests changed since this run started "
-                             f"(fingerprint {ckpt['data_fingerprint']} -> {data.fingerprint}); start a new run")
+        ckpt = load_checkpoint(run_dir, CKPT_FORMAT, device, data.fingerprint)
         model.load_state_dict(ckpt["model"])
         table.centres.copy_(ckpt["centres"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -186,15 +181,21 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
                 final["verify_accuracy"] = verification["accuracy"]
             log.log(step, final)
         if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
-            _save_checkpoint(ckpt_dir, step, model, table, opt, scaler, cfg, data.fingerprint, dist_info)
+            save_checkpoint(run_dir, step, {"format": CKPT_FORMAT, "model": model.state_dict(),
+                                            "centres": table.centres, "optimizer": opt.state_dict(),
+                                            "scaler": scaler.state_dict(), "config": to_dict(cfg),
+                                            "data_fingerprint": data.fingerprint}, cfg.checkpoint_every, dist_info)
     bar.close()
     if dist_info.main:
         if pairs is not None and (verification is None or not cfg.verify.every or step % cfg.verify.every):
             verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
         save_backbone(run_dir / "model.pt", cfg.model.backbone, backbone_kwargs, model.backbone,
                       template="arcface", input_size=cfg.data.input_size, mean=mean, std=std, flip=False)
-        _loss_plot(log.path, run_dir / "loss.png")
-        _summary(run_dir, cfg, data, step, final, verification, time.time() - t_start)
+        plot_metrics(log.path, run_dir / "loss.png", [("training loss", ["loss", "chief", "auxiliary"]),
+                                                       ("accuracy", ["accuracy", "verify_accuracy"])])
+        write_summary(run_dir, "train seqface", cfg, step, final, time.time() - t_start, verification=verification,
+                      data={"fingerprint": data.fingerprint, "summary": data.summary(),
+                            "num_identities": data.num_identities, "num_sequences": data.num_sequences})
     log.close()
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
@@ -222,23 +223,6 @@ def _init_from(model: SeqFaceNet, path: Path) -> None:
         raise InputError(f"{path}: model.init must be a facekit run checkpoint or model.pt")
 
 
-def _save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, table: CentreTable, opt, scaler,
-                     cfg: SeqFaceConfig, fingerprint: str, d: distributed.Dist) -> None:
-    if d.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        blob = {"format": CKPT_FORMAT, "step": step, "model": model.state_dict(), "centres": table.centres,
-                "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "config": to_dict(cfg),
-                "data_fingerprint": fingerprint}
-        with atomic_path(ckpt_dir / "last.pt") as tmp:
-            torch.save(blob, tmp)
-        if step % cfg.checkpoint_every == 0:
-            import shutil
-
-            shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / f"step_{step:08d}.pt.tmp")
-            (ckpt_dir / f"step_{step:08d}.pt.tmp").replace(ckpt_dir / f"step_{step:08d}.pt")
-    distributed.barrier(d)
-
-
 def _batch_preview(x_b3ss: torch.Tensor, labels_b: torch.Tensor, mean: float, std: float, target: Path) -> None:
     """The first training batch as the network sees it (after crop and flip), label under each face."""
     from PIL import Image, ImageDraw
@@ -257,32 +241,3 @@ def _batch_preview(x_b3ss: torch.Tensor, labels_b: torch.Tensor, mean: float, st
         canvas.save(tmp, format="PNG")
 
 
-def _loss_plot(metrics_csv: Path, target: Path) -> None:
-    if not metrics_csv.exists():
-        return
-    import pandas as pd
-
-    from facekit.bench.report import pyplot, save_figure
-
-    df = pd.read_csv(metrics_csv)
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for k in ("loss", "chief", "auxiliary"):
-        axes[0].plot(df["step"], df[k], label=k)
-    axes[0].set_xlabel("step"), axes[0].legend(), axes[0].set_title("training loss")
-    axes[1].plot(df["step"], df["accuracy"], label="train accuracy (identity samples)")
-    if "verify_accuracy" in df:
-        axes[1].plot(df["step"], df["verify_accuracy"], "o-", label="verification accuracy")
-    axes[1].set_xlabel("step"), axes[1].legend(), axes[1].set_ylim(0, 1)
-    save_figure(fig, target)
-
-
-def _summary(run_dir: Path, cfg: SeqFaceConfig, data, step: int, final: dict, verification: dict | None,
-             seconds: float) -> None:
-    from facekit.bench.report import git_revision, versions
-
-    write_json(run_dir / "summary.json", {
-        "command": "train seqface", "steps": step, "final": final, "verification": verification,
-        "config": to_dict(cfg), "data": {"fingerprint": data.fingerprint, "summary": data.summary(),
-                                         "num_identities": data.num_identities, "num_sequences": data.num_sequences},
-        "versions": versions(), "git_revision": git_revision(), "seconds": seconds})

@@ -24,6 +24,7 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "sphereface20"
     embedding: int = 512
+    kwargs: dict = field(default_factory=dict)  # more backbone settings, e.g. {widths: [32, 64, 128, 256]}
     init: Path | None = None  # start from a trained run (its checkpoints/last.pt: backbone + head) or a model.pt
     # (backbone only): SeqFace 4.3 fine-tunes an L2-SphereFace baseline trained on the identity data
 

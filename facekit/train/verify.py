@@ -13,7 +13,7 @@ from PIL import Image
 
 from facekit.bench.metrics import kfold_accuracy
 from facekit.manifests.io import read_manifest
-from facekit.train.data import centre_crop, load_crop, to_tensor
+from facekit.train.images import centre_crop, load_crop, to_tensor
 from facekit.train.seqface_config import DataConfig, VerifyConfig
 
 

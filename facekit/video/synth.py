@@ -73,3 +73,27 @@ def photo_clip(photos: Sequence[Image.Image], frames_per_shot: int, size_wh: tup
         pan = (0.04 * (-1) ** i, 0.02)
         frames += ken_burns(photo, frames_per_shot, size_wh, pan=pan)
     return frames
+
+
+def voxceleb_layout(clips: Sequence[Path], root: Path, videos: int = 2, utterances: int = 2,
+                    max_side: int = 256) -> list[Path]:
+    """A VoxCeleb2-layout fixture from talking-head clips: clip i becomes identity ``id{i:05d}``; its frames are
+    cut into ``videos x utterances`` consecutive parts written as ``<root>/mp4/id{i:05d}/v{j}/{k:05d}.mp4``
+    (shrunk to ``max_side``). Parts of one clip stand in for different videos of the person: the same session,
+    so positives are easier than in VoxCeleb2 itself."""
+    from facekit.video.decode import VideoStream
+
+    written = []
+    for i, clip in enumerate(sorted(clips)):
+        stream = VideoStream(clip)
+        frames = np.concatenate([f for _, f, _ in stream.batches(64)])
+        h, w = frames.shape[1:3]
+        scale = min(1.0, max_side / max(h, w))
+        size = (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2)
+        parts = np.array_split(np.arange(len(frames)), videos * utterances)
+        for p, idx in enumerate(parts):
+            j, k = divmod(p, utterances)
+            out = root / "mp4" / f"id{i:05d}" / f"v{j}" / f"{k + 1:05d}.mp4"
+            written.append(write_video(out, (np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR))
+                                             for f in frames[idx]), fps=stream.info.fps or 25.0))
+    return written

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
+from facekit.train.images import load_crop, to_tensor
 from facekit.train.seqface_config import DataConfig
+from facekit.train.streams import EpochStream, sample_seed
 
 IDENTITY, SEQUENCE = 0, 1
 
@@ -112,18 +113,10 @@ class MixedBatchSampler:
                 raise InputError(f"batch of {batch_size} ({n_id} identity + {batch_size - n_id} sequence samples) "
                                  f"does not split evenly over {world} ranks")
         self.seed, self.start, self.steps, self.rank, self.world = seed, start, steps, rank, world
-        self._perm: dict[tuple[int, int], np.ndarray] = {}
+        self.streams = {source: EpochStream(len(src.paths), seed, source) for source, n, src in self.parts if n}
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
-
-    def _index(self, source: int, n_items: int, position: int) -> int:
-        epoch, offset = divmod(position, n_items)
-        key = (source, epoch)
-        if key not in self._perm:
-            self._perm = {k: v for k, v in self._perm.items() if k[0] != source}  # keep one epoch per source
-            self._perm[key] = np.random.default_rng([self.seed, source, epoch]).permutation(n_items)
-        return int(self._perm[key][offset])
 
     def batch(self, step: int) -> list[tuple[int, int, int]]:
         out = []
@@ -133,35 +126,12 @@ class MixedBatchSampler:
             local = n // self.world
             first = step * n + self.rank * local
             for position in range(first, first + local):
-                out.append((source, self._index(source, len(src.paths), position),
-                            (self.seed * 1_000_003 + position) * 2 + source))
+                out.append((source, self.streams[source][position], sample_seed(self.seed, source, position)))
         return out
 
     def __iter__(self):
         for step in range(self.start, self.steps):
             yield self.batch(step)
-
-
-def load_crop(path: Path, load_size: int) -> np.ndarray:
-    """uint8 (S, S, 3) RGB, resized to ``load_size`` if needed. Raises InputError naming the file."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (load_size, load_size):
-                im = im.resize((load_size, load_size), Image.BILINEAR)
-            return np.asarray(im)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read crop ({type(err).__name__}: {str(err)[:100]})") from None
-
-
-def to_tensor(crop_hwc: np.ndarray, mean: float, std: float) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (3, H, W), (x - mean) / std."""
-    return torch.from_numpy(np.ascontiguousarray(crop_hwc)).permute(2, 0, 1).float().sub_(mean).div_(std)
-
-
-def centre_crop(crop_hwc: np.ndarray, size: int) -> np.ndarray:
-    o = (crop_hwc.shape[0] - size) // 2
-    return crop_hwc[o:o + size, o:o + size]
 
 
 class FaceTrainingSet(Dataset):

@@ -1,0 +1,228 @@
+"""``facekit extract-frames``: VoxCeleb2-style frame sets, k evenly spaced frames per utterance clip, the largest
+face of each detected (MTCNN) and aligned (ArcFace 112 by default). The Face Aggregation Network trains on these
+(5 frames per utterance, section 4.1).
+
+- layout: ``<root>/[mp4/]<identity>/<video>/<utterance>.mp4`` (VoxCeleb2 dev and test are both this);
+- frames come from decord random access (``get_batch`` of the k indices; the reader is closed after each clip);
+- sharding by utterance id hash (``--shard i/n``), workers, resume: results are flushed every ``flush_every``
+  clips, ``frames`` part first and ``utterances`` part last (the commit), so a rerun redoes only unfinished clips;
+- a clip that cannot be decoded is recorded (status ``error`` with the reason) and skipped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from facekit.errors import InputError
+from facekit.fsutil import atomic_path
+from facekit.manifests.io import read_manifest, table_dir, write_part
+from facekit.manifests.schemas import FRAMES, UTTERANCES
+from facekit.pipeline.extract_sequences import clean_leftovers, in_shard
+
+CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+@dataclass(frozen=True)
+class FramesConfig:
+    frames_per_utterance: int = 5
+    template: str = "arcface"
+    crop_size: int = 112
+    min_face_size: float = 40.0
+    min_score: float = 0.9
+    jpeg_quality: int = 95
+
+
+@dataclass(frozen=True)
+class Utterance:
+    utterance_id: str
+    identity: str
+    video: str
+    path: Path
+    split: str
+
+
+@dataclass
+class FramesSummary:
+    out: Path
+    shard: tuple[int, int]
+    total: int
+    done_before: int
+    status: Counter = field(default_factory=Counter)
+    frames: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        return [f"shard {self.shard[0]}/{self.shard[1]}: {self.total} utterances ({self.done_before} done before), "
+                f"{self.seconds:.1f} s",
+                "utterances by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
+                f"frames kept: {self.frames}", f"manifests: {self.out / 'manifests'}"]
+
+
+def read_meta(path: Path) -> dict[str, dict]:
+    """VoxCeleb2 ``vox2_meta.csv`` (columns VoxCeleb2 ID, VGGFace2 ID, Gender, Set; padded with spaces)."""
+    try:
+        df = pd.read_csv(path, dtype=str, skipinitialspace=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: cannot read the meta CSV ({str(err).splitlines()[0][:120]})") from None
+    df.columns = [c.strip().lower() for c in df.columns]
+    need = ["voxceleb2 id", "vggface2 id", "gender", "set"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column {missing[0]!r} (expected {', '.join(need)})")
+    return {r["voxceleb2 id"].strip(): {"vggface2_id": str(r["vggface2 id"]).strip(), "gender": str(r["gender"]).strip(),
+                                        "split": str(r["set"]).strip()} for _, r in df.iterrows()}
+
+
+def discover_utterances(root: Path) -> list[Utterance]:
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder (expected <root>/[mp4/]<identity>/<video>/<utterance>.mp4)")
+    base = root / "mp4" if (root / "mp4").is_dir() else root
+    split = {"dev": "dev", "test": "test"}.get(root.name, "")
+    found = []
+    for p in sorted(base.glob("*/*/*")):
+        if p.suffix.lower() in CLIP_SUFFIXES and p.is_file():
+            rel = p.relative_to(base)
+            found.append(Utterance(rel.with_suffix("").as_posix(), rel.parts[0], rel.parts[1], p, split))
+    if not found:
+        raise InputError(f"{base}: no clips found at <identity>/<video>/<utterance>.mp4")
+    return found
+
+
+def sample_indices(num_frames: int, k: int) -> np.ndarray:
+    """k evenly spaced frame indices, centred in k equal parts of the clip (distinct when num_frames >= k)."""
+    return np.unique(np.floor((np.arange(k) + 0.5) * num_frames / k).astype(np.int64))
+
+
+def process_utterance(u: Utterance, out: Path, cfg: FramesConfig, detector) -> tuple[dict, list[dict]]:
+    import decord
+
+    from facekit.align import align_faces, get_template
+    from facekit.curate.quality import laplacian_variance
+
+    row = dict(utterance_id=u.utterance_id, identity=u.identity, video=u.video, path=str(u.path), status="ok",
+               error=None, num_frames=0, fps=0.0, frames_kept=0, split=u.split, vggface2_id=None, gender=None)
+    try:
+        reader = decord.VideoReader(str(u.path), ctx=decord.cpu(0))
+        n = len(reader)
+        if n == 0:
+            raise RuntimeError("no frames")
+        idx = sample_indices(n, cfg.frames_per_utterance)
+        frames = reader.get_batch(list(idx)).asnumpy()
+        stamps = reader.get_frame_timestamp(list(idx))[:, 0]
+        row.update(num_frames=n, fps=float(reader.get_avg_fps()))
+        del reader
+    except Exception as err:
+        text = str(err).strip().splitlines()
+        return {**row, "status": "error", "error": f"cannot decode: {text[0][:160] if text else type(err).__name__}"}, []
+    dets = detector.detect(frames)
+    keep, marks, boxes, scores = [], [], [], []
+    for i, d in enumerate(dets):
+        ok = d.scores >= cfg.min_score
+        if not ok.any():
+            continue
+        wh = d.boxes_xyxy[:, 2:] - d.boxes_xyxy[:, :2]
+        k = int(np.argmax(np.where(ok, wh[:, 0] * wh[:, 1], -1)))  # the speaker: the largest confident face
+        keep.append(i), marks.append(d.landmarks_5x2[k]), boxes.append(d.boxes_xyxy[k]), scores.append(d.scores[k])
+    if not keep:
+        return {**row, "status": "no_face"}, []
+    crops = align_faces(frames, np.array(keep), np.stack(marks), get_template(cfg.template, cfg.crop_size))
+    blur = laplacian_variance(crops)
+    rows = []
+    for j, i in enumerate(keep):
+        rel = f"crops/{u.utterance_id}_{int(idx[i]):06d}.jpg"
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            Image.fromarray(crops[j].permute(1, 2, 0).numpy()).save(tmp, format="JPEG", quality=cfg.jpeg_quality)
+        b = boxes[j]
+        rows.append(dict(utterance_id=u.utterance_id, identity=u.identity, video=u.video, frame_index=int(idx[i]),
+                         timestamp_sec=float(stamps[i]), box_x1=float(b[0]), box_y1=float(b[1]), box_x2=float(b[2]),
+                         box_y2=float(b[3]), landmarks_5x2=[float(v) for v in marks[j].ravel()],
+                         score=float(scores[j]), blur=float(blur[j]), crop_path=rel))
+    row["frames_kept"] = len(rows)
+    return row, rows
+
+
+_WORKER: dict = {}
+
+
+def _detector(cfg: FramesConfig, device: str):
+    from facekit.detect import MTCNN
+
+    return MTCNN(device=device, min_face_size=cfg.min_face_size, max_side=1280)
+
+
+def _init(cfg: FramesConfig, device: str, out: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(cfg=cfg, out=Path(out), detector=_detector(cfg, device))
+
+
+def _run(u: Utterance):
+    return process_utterance(u, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
+
+
+def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), meta: Path | None = None,
+                   shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu", flush_every: int = 64,
+                   progress: bool = True) -> FramesSummary:
+    meta_of = read_meta(meta) if meta is not None else {}
+    jobs = [u for u in discover_utterances(root) if in_shard(u.utterance_id, shard)]
+    tag = f"s{shard[0]:05d}of{shard[1]:05d}"
+    done = clean_leftovers(out, tag, commit="utterances", others=("frames",), key="utterance_id")
+    todo = [u for u in jobs if u.utterance_id not in done]
+    summary = FramesSummary(out, shard, len(jobs), len(jobs) - len(todo))
+    existing = sorted(table_dir(out, "utterances").glob(f"{tag}-*.parquet"))
+    next_part = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in existing), default=-1)
+    utt_rows: list[dict] = []
+    frame_rows: list[dict] = []
+    t0 = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal next_part
+        if utt_rows:
+            name = f"{tag}-{next_part:06d}"
+            write_part(out, FRAMES, name, pd.DataFrame(frame_rows, columns=[c.name for c in FRAMES.columns]))
+            write_part(out, UTTERANCES, name, utt_rows)  # last: the commit
+            next_part += 1
+            utt_rows.clear(), frame_rows.clear()
+
+    pool = None
+    if workers > 0 and len(todo) > 1:
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(cfg, device, str(out)))
+        results = pool.imap(_run, todo, chunksize=4)
+    else:
+        det = _detector(cfg, device)
+        results = (process_utterance(u, out, cfg, det) for u in todo)
+    bar = tqdm(total=len(todo), unit="utt", desc="extract-frames", disable=not progress, dynamic_ncols=True)
+    try:
+        for row, rows in results:
+            info = meta_of.get(row["identity"], {})
+            row.update(vggface2_id=info.get("vggface2_id"), gender=info.get("gender"),
+                       split=info.get("split", row["split"]) or row["split"])
+            utt_rows.append(row)
+            frame_rows.extend(rows)
+            bar.update(1)
+            if len(utt_rows) >= flush_every:
+                flush()
+        flush()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    summary.seconds = time.perf_counter() - t0
+    files = sorted(table_dir(out, "utterances").glob(f"{tag}-*.parquet"))
+    if files:
+        utts = pd.concat([read_manifest(f, "utterances", columns=["status", "frames_kept"]) for f in files])
+        summary.status = Counter(utts["status"].tolist())
+        summary.frames = int(utts["frames_kept"].sum())
+    return summary

@@ -1,0 +1,295 @@
+"""``facekit train aggregator``: the Face Aggregation Network as a GAN (section 3), from a frame-set manifest.
+
+Each step: the aggregator G fuses every set into A; the discriminator D takes one Adam step on L_adv^D (Eq. 12,
+A against the positive face P as the real image); then G takes one Adam step on
+L_G = l_dis L_dis + l_rec L_rec + l_adv L_adv^G + l_tv L_tv (Eq. 5), the features coming from the frozen
+extractor F (gradients flow through F into G; F's weights never change); then the identity centres move (Eq. 10).
+
+The run directory is laid out as for ``train seqface`` (recipe.yaml, checkpoints/, metrics.csv, tb/,
+summary.json) plus ``grids/`` (input set -> A -> P, saved every ``grid_every`` steps), ``aggregator.pt`` and, with
+held-out identities, ``heldout.json`` / ``heldout.png`` (does A sit closer to the person's other videos than the
+input frames do? the paper's Eq. 2).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from facekit.embed.extractors import load_extractor
+from facekit.fsutil import atomic_path
+from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
+                                        discriminative_loss, reconstruction_avg_loss, total_variation_loss)
+from facekit.models.aggregator import Discriminator, FaceAggregator
+from facekit.train import distributed
+from facekit.train.aggregator_config import AggregatorConfig
+from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, load_frame_sets
+from facekit.train.recipe import to_dict
+from facekit.train.run import load_checkpoint, plot_metrics, save_checkpoint, write_summary
+from facekit.train.runlog import RunLog
+
+CKPT_FORMAT = "facekit-aggregator-run-v1"
+AGGREGATOR_FORMAT = "facekit-aggregator-v1"
+
+
+class FrozenFeatures(nn.Module):
+    """F of the paper: a facekit feature extractor, frozen. Takes [-1, 1] images at the aggregator's size and
+    resizes them to the extractor's input size when they differ (bilinear, antialiased; differentiable)."""
+
+    def __init__(self, spec: str, device: torch.device) -> None:
+        super().__init__()
+        self.extractor = load_extractor(spec, device)
+        self.net = self.extractor.frozen()
+        self.size = self.extractor.input_size
+
+    def train(self, mode: bool = True) -> "FrozenFeatures":
+        return super().train(False)  # always eval: F's batch norm statistics never move
+
+    def forward(self, images_b3hw: torch.Tensor) -> torch.Tensor:
+        if images_b3hw.shape[-1] != self.size:
+            images_b3hw = F.interpolate(images_b3hw, size=(self.size, self.size), mode="bilinear",
+                                        antialias=True, align_corners=False)
+        return self.extractor.forward(images_b3hw).float()
+
+
+def lr_at(cfg: AggregatorConfig, step: int) -> float:
+    return cfg.optim.lr if step < cfg.optim.drop_step else cfg.optim.lr_late
+
+
+@dataclass
+class AggregatorResult:
+    run_dir: Path
+    steps: int
+    final: dict
+    heldout: dict | None
+    seconds: float
+
+    def lines(self) -> list[str]:
+        out = [f"run: {self.run_dir}  ({self.steps} steps, {self.seconds:.0f} s)",
+               "final: " + ", ".join(f"{k} {v:.4g}" for k, v in self.final.items())]
+        if self.heldout:
+            h = self.heldout
+            out.append(f"held-out ({h['sets']} sets, {h['genuine_pairs']} genuine pairs): squared distance to the "
+                       f"person's other videos: aggregated {h['genuine']['aggregated']:.4f}, mean input frame "
+                       f"{h['genuine']['input_frames']:.4f}, average feature {h['genuine']['average_feature']:.4f}; "
+                       f"aggregated closer than the frames in {h['aggregated_closer_than_frames']:.1%} of pairs")
+        out.append(f"aggregator: {self.run_dir / 'aggregator.pt'}  (facekit aggregate --model ...)")
+        return out
+
+
+def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device, resume: bool = False,
+                     progress: bool = True) -> AggregatorResult:
+    t_start = time.time()
+    dist_info, device = distributed.setup(device)
+    torch.manual_seed(cfg.seed)
+    data = load_frame_sets(cfg.data)
+    feats = FrozenFeatures(cfg.model.extractor, device)
+    G = FaceAggregator(cfg.model.widths, cfg.model.stem).to(device)
+    D = Discriminator(cfg.model.discriminator_widths, cfg.data.image_size).to(device)
+    with torch.no_grad():
+        dim = feats(torch.zeros(1, 3, cfg.data.image_size, cfg.data.image_size, device=device)).shape[1]
+    centres = IdentityCentres(len(data.identities), dim, cfg.loss.centre_rate).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    use_amp = cfg.optim.amp and device.type == "cuda"
+    scaler_g = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler_d = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start = 0
+    if resume:
+        ckpt = load_checkpoint(run_dir, CKPT_FORMAT, device, data.fingerprint)
+        G.load_state_dict(ckpt["G"]), D.load_state_dict(ckpt["D"]), centres.load_state_dict(ckpt["centres"])
+        opt_g.load_state_dict(ckpt["opt_g"]), opt_d.load_state_dict(ckpt["opt_d"])
+        scaler_g.load_state_dict(ckpt["scaler_g"]), scaler_d.load_state_dict(ckpt["scaler_d"])
+        start = int(ckpt["step"])
+    g_net, d_net = G, D
+    if dist_info.world > 1:
+        ids = [device] if device.type == "cuda" else None
+        g_net, d_net = DistributedDataParallel(G, device_ids=ids), DistributedDataParallel(D, device_ids=ids)
+    sampler = FrameSetSampler(data, cfg.optim.batch_size, cfg.seed, start, cfg.optim.steps, dist_info.rank,
+                              dist_info.world)
+    loader = DataLoader(FrameSetDataset(data, cfg.data), batch_sampler=sampler, num_workers=cfg.data.workers,
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.data.workers else None)
+    log = RunLog(run_dir, start, enabled=dist_info.main)
+    if dist_info.main:
+        print(data.summary())
+    bar = tqdm(total=cfg.optim.steps, initial=start, unit="step", desc="train aggregator",
+               disable=not (progress and dist_info.main), dynamic_ncols=True)
+    window: dict[str, list[float]] = {}
+    t_window, seen, step, final = time.time(), 0, start, {}
+    G.train(), D.train()
+    for step, batch in enumerate(loader, start=start + 1):
+        set_bn3hw = batch["set"].to(device, non_blocking=True)
+        pos_b3hw, neg_b3hw = batch["positive"].to(device), batch["negative"].to(device)
+        ident_b = batch["identity"].to(device)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step - 1)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            agg_b3hw = g_net(set_bn3hw)
+            # discriminator step (Eq. 12): A is fake, P is real
+            loss_d = adversarial_d_loss(d_net(agg_b3hw.detach()).float(), d_net(pos_b3hw).float())
+        opt_d.zero_grad(set_to_none=True)
+        scaler_d.scale(loss_d).backward()
+        scaler_d.step(opt_d)
+        scaler_d.update()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            b, n = set_bn3hw.shape[:2]
+            f_a = feats(agg_b3hw)
+            with torch.no_grad():
+                f_p, f_n = feats(pos_b3hw), feats(neg_b3hw)
+                f_in = feats(set_bn3hw.flatten(0, 1)).view(b, n, -1)
+            l_dis = discriminative_loss(f_a, f_p, f_n, f_in, beta=cfg.loss.beta)                       # Eq. 6
+            l_rec = (centres.loss(f_a, ident_b) if cfg.loss.reconstruction == "centre"
+                     else reconstruction_avg_loss(f_a, f_in))                                            # Eq. 9 / 8
+            l_adv = adversarial_g_loss(d_net(agg_b3hw).float())                                          # Eq. 11
+            l_tv = total_variation_loss(agg_b3hw.float())                                                # Eq. 13
+            loss_g = cfg.loss.dis * l_dis + cfg.loss.rec * l_rec + cfg.loss.adv * l_adv + cfg.loss.tv * l_tv  # Eq. 5
+        opt_g.zero_grad(set_to_none=True)
+        scaler_g.scale(loss_g).backward()
+        scaler_g.step(opt_g)
+        scaler_g.update()
+        centres.update(f_p, f_in, ident_b)                                                               # Eq. 10
+        if not torch.isfinite(loss_g):
+            from facekit.errors import InputError
+
+            raise InputError(f"step {step}: the generator loss is not finite; lower optim.lr or check the data")
+        for k, v in (("loss_g", loss_g), ("loss_d", loss_d), ("dis", l_dis), ("rec", l_rec), ("adv", l_adv),
+                     ("tv", l_tv)):
+            window.setdefault(k, []).append(float(v.detach()))
+        seen += b * dist_info.world
+        bar.update(1)
+        if dist_info.main and (step % cfg.grid_every == 0 or step == start + 1):
+            save_grid(set_bn3hw[:6], agg_b3hw[:6], pos_b3hw[:6], run_dir / "grids" / f"step_{step:08d}.png")
+        if step % cfg.log_every == 0 or step == cfg.optim.steps:
+            final = {k: distributed.all_mean(float(np.mean(v)), dist_info) for k, v in window.items()}
+            final.update(lr=lr_at(cfg, step - 1), sets_per_sec=seen / max(time.time() - t_window, 1e-9))
+            bar.set_postfix(g=f"{final['loss_g']:.3f}", d=f"{final['loss_d']:.3f}")
+            window, t_window, seen = {}, time.time(), 0
+            log.log(step, final)
+        if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
+            save_checkpoint(run_dir, step, {
+                "format": CKPT_FORMAT, "G": G.state_dict(), "D": D.state_dict(), "centres": centres.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler_g": scaler_g.state_dict(),
+                "scaler_d": scaler_d.state_dict(), "config": to_dict(cfg), "data_fingerprint": data.fingerprint},
+                cfg.checkpoint_every, dist_info)
+    bar.close()
+    heldout = None
+    if dist_info.main:
+        save_aggregator(run_dir / "aggregator.pt", G, cfg)
+        if len(data.heldout_videos):
+            heldout = evaluate_heldout(G, feats, data, cfg, device, run_dir)
+        plot_metrics(log.path, run_dir / "loss.png", [("generator", ["loss_g", "dis", "rec", "adv"]),
+                                                      ("discriminator", ["loss_d"])])
+        write_summary(run_dir, "train aggregator", cfg, step, final, time.time() - t_start, heldout=heldout,
+                      data={"fingerprint": data.fingerprint, "summary": data.summary()})
+    log.close()
+    distributed.barrier(dist_info)
+    distributed.teardown(dist_info)
+    return AggregatorResult(run_dir, step, final, heldout, time.time() - t_start)
+
+
+def save_aggregator(path: Path, G: FaceAggregator, cfg: AggregatorConfig) -> None:
+    blob = {"format": AGGREGATOR_FORMAT, "widths": list(cfg.model.widths), "stem": cfg.model.stem,
+            "image_size": cfg.data.image_size, "extractor": cfg.model.extractor,
+            "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def save_grid(set_bn3hw: torch.Tensor, agg_b3hw: torch.Tensor, ref_b3hw: torch.Tensor | None, target: Path,
+              max_members: int = 10) -> Path:
+    """One row per set: up to ``max_members`` input faces | the aggregated face | (a reference face)."""
+    from PIL import Image, ImageDraw
+
+    def to_img(t: torch.Tensor) -> Image.Image:
+        return Image.fromarray((t.detach().float().cpu() * 127.5 + 127.5).clamp(0, 255).byte().permute(1, 2, 0).numpy())
+
+    b, n, _, s, _ = set_bn3hw.shape
+    k = min(n, max_members)
+    cols = k + 1 + (ref_b3hw is not None) + 1  # members, gap, A, reference
+    canvas = Image.new("RGB", (cols * s, b * s + 14), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((2, b * s), f"input set ({n} faces{', first ' + str(k) if n > k else ''})", fill="black")
+    draw.text(((k + 1) * s + 2, b * s), "aggregated", fill="black")
+    if ref_b3hw is not None:
+        draw.text(((k + 2) * s + 2, b * s), "other video", fill="black")
+    for i in range(b):
+        for j in range(k):
+            canvas.paste(to_img(set_bn3hw[i, j]), (j * s, i * s))
+        canvas.paste(to_img(agg_b3hw[i]), ((k + 1) * s, i * s))
+        if ref_b3hw is not None:
+            canvas.paste(to_img(ref_b3hw[i]), ((k + 2) * s, i * s))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        canvas.save(tmp, format="PNG")
+    return target
+
+
+@torch.no_grad()
+def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, cfg: AggregatorConfig,
+                     device: torch.device, run_dir: Path) -> dict:
+    """The paper's Eq. 2-3 on identities never trained on. For each held-out video: its set (the first N frames,
+    no augmentation) -> A. Against every frame P of the person's other videos (genuine) and of the other held-out
+    people (impostor), squared distances of L2-normalised features: aggregated ||f_A - f_P||^2, input frames
+    (mean over n of ||f_In - f_P||^2) and the average feature ||norm(mean f_In) - f_P||^2."""
+    from facekit.train.images import load_crop, to_tensor
+
+    G.eval()
+    ds = FrameSetDataset(data, cfg.data, augment=False)
+
+    def embed(frames) -> torch.Tensor:
+        x = torch.stack([to_tensor(load_crop(data.paths[int(f)], cfg.data.image_size), 127.5, 127.5) for f in frames])
+        return F.normalize(feats(x.to(device)), dim=1)
+
+    rows = {"aggregated": [], "input_frames": [], "average_feature": []}
+    imp = {"aggregated": [], "input_frames": [], "average_feature": []}
+    closer, grid_sets, grid_aggs = [], [], []
+    held_ids = set(data.identity_of_video[data.heldout_videos].tolist())
+    for v in data.heldout_videos:
+        frames = data.video_frames[v][:cfg.data.set_size]
+        x_set = torch.stack([ds.image(int(f), None) for f in frames])[None].to(device)
+        agg = G(x_set)
+        f_a = F.normalize(feats(agg), dim=1)
+        f_in = embed(frames)
+        f_avg = F.normalize(f_in.mean(0, keepdim=True), dim=1)
+        ident = data.identity_of_video[v]
+        for kind, store in (("genuine", rows), ("impostor", imp)):
+            if kind == "genuine":
+                others = [u for u in data.identity_videos[ident] if u != v]
+            else:
+                others = [u for i in held_ids if i != ident for u in data.identity_videos[i]]
+            if not others:
+                continue
+            f_p = embed(np.concatenate([data.video_frames[u] for u in others]))
+            d_a = (f_a - f_p).pow(2).sum(1)
+            d_in = torch.cdist(f_in, f_p).pow(2).mean(0)
+            d_avg = (f_avg - f_p).pow(2).sum(1)
+            store["aggregated"] += d_a.tolist()
+            store["input_frames"] += d_in.tolist()
+            store["average_feature"] += d_avg.tolist()
+            if kind == "genuine":
+                closer += (d_a < d_in).tolist()
+        if len(grid_sets) < 8:
+            grid_sets.append(x_set[0]), grid_aggs.append(agg[0])
+    G.train()
+    result = {"sets": int(len(data.heldout_videos)), "genuine_pairs": len(rows["aggregated"]),
+              "impostor_pairs": len(imp["aggregated"]),
+              "genuine": {k: float(np.mean(v)) for k, v in rows.items()},
+              "impostor": {k: float(np.mean(v)) if v else float("nan") for k, v in imp.items()},
+              "aggregated_closer_than_frames": float(np.mean(closer)) if closer else float("nan")}
+    if grid_sets:
+        n = min(len(s) for s in grid_sets)
+        save_grid(torch.stack([s[:n] for s in grid_sets]), torch.stack(grid_aggs), None, run_dir / "heldout.png")
+    from facekit.fsutil import write_json
+
+    write_json(run_dir / "heldout.json", result)
+    return result

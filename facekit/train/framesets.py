@@ -1,0 +1,134 @@
+"""Frame-set training samples for the aggregator, from an ``extract-frames`` manifest (section 4.1): a set of N
+faces of one video, a positive face of the same person from another video, a negative face of another person.
+
+Videos are read in seeded epochs (``facekit.train.streams``) and every choice inside a sample is seeded by its
+position, so resume and DDP give the samples one uninterrupted process would draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from facekit.errors import InputError
+from facekit.manifests.io import read_manifest, table_files
+from facekit.train.aggregator_config import FrameSetDataConfig
+from facekit.train.images import load_crop, to_tensor
+from facekit.train.seqface_data import PathTable
+from facekit.train.streams import EpochStream, sample_seed
+from facekit.transforms.photometric import augment_face
+
+
+@dataclass
+class FrameSets:
+    paths: PathTable  # every kept frame
+    video_of: np.ndarray  # (frames,) video index
+    identity_of_video: np.ndarray  # (videos,) identity index
+    video_frames: list[np.ndarray]  # frames of each video
+    identity_videos: list[np.ndarray]  # videos of each identity
+    identities: list[str]
+    train_videos: np.ndarray  # videos whose sets are drawn in training
+    heldout_videos: np.ndarray  # videos of the held-out identities
+    fingerprint: str
+
+    def summary(self) -> str:
+        return (f"frame sets: {len(self.identities)} identities, {len(self.video_frames)} videos, "
+                f"{len(self.paths)} frames; {len(self.train_videos)} training videos, "
+                f"{len(self.heldout_videos)} held-out videos")
+
+
+def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
+    files = table_files(cfg.frames, "frames")
+    df = read_manifest(cfg.frames, "frames", columns=["identity", "video", "crop_path"])
+    if df.empty:
+        raise InputError(f"{cfg.frames}: the frames manifest is empty")
+    df = df.sort_values(["identity", "video", "crop_path"]).reset_index(drop=True)
+    per_identity = df.groupby("identity")["video"].nunique()
+    keep = per_identity[per_identity >= cfg.min_videos].index
+    df = df[df["identity"].isin(keep)].reset_index(drop=True)
+    identities = sorted(keep)
+    if len(identities) < 2 + cfg.holdout_identities:
+        raise InputError(f"{cfg.frames}: need at least {2 + cfg.holdout_identities} identities with "
+                         f"{cfg.min_videos}+ videos (positives come from another video, negatives from another "
+                         f"person), found {len(identities)}")
+    video_key = df["identity"] + "/" + df["video"]
+    video_codes, videos = video_key.factorize(sort=True)
+    ident_index = {name: i for i, name in enumerate(identities)}
+    identity_of_video = np.array([ident_index[v.split("/", 1)[0]] for v in videos], np.int64)
+    video_frames = [np.flatnonzero(video_codes == v) for v in range(len(videos))]
+    identity_videos = [np.flatnonzero(identity_of_video == i) for i in range(len(identities))]
+    held = set(range(len(identities) - cfg.holdout_identities, len(identities)))
+    is_held = np.array([identity_of_video[v] in held for v in range(len(videos))])
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.read_bytes())
+    return FrameSets(PathTable(cfg.frames, df["crop_path"].tolist()), video_codes.astype(np.int64), identity_of_video,
+                     video_frames, identity_videos, identities, np.flatnonzero(~is_held), np.flatnonzero(is_held),
+                     h.hexdigest()[:16])
+
+
+def draw_sample(data: FrameSets, video: int, set_size: int, rng: np.random.Generator,
+                identities: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """(set frame indices (N,), positive frame, negative frame) for ``video``. Members are drawn without
+    replacement when the video has N frames, else with replacement. Negatives come from ``identities``
+    (default: all) other than the video's own."""
+    frames = data.video_frames[video]
+    members = rng.choice(frames, set_size, replace=len(frames) < set_size)
+    ident = data.identity_of_video[video]
+    others = [v for v in data.identity_videos[ident] if v != video]
+    positive = int(rng.choice(data.video_frames[int(rng.choice(others))]))
+    pool = np.arange(len(data.identities)) if identities is None else identities
+    neg_ident = int(rng.choice(pool[pool != ident]))
+    neg_video = int(rng.choice(data.identity_videos[neg_ident]))
+    negative = int(rng.choice(data.video_frames[neg_video]))
+    return members, positive, negative
+
+
+class FrameSetSampler:
+    """This rank's share of each global batch: (video, seed) pairs, steps ``start .. steps-1``."""
+
+    def __init__(self, data: FrameSets, batch_size: int, seed: int, start: int, steps: int, rank: int = 0,
+                 world: int = 1) -> None:
+        if batch_size % world:
+            raise InputError(f"batch of {batch_size} does not split evenly over {world} ranks")
+        self.videos, self.batch_size = data.train_videos, batch_size
+        self.stream = EpochStream(len(self.videos), seed)
+        self.seed, self.start, self.steps, self.rank, self.world = seed, start, steps, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        local = self.batch_size // self.world
+        first = step * self.batch_size + self.rank * local
+        return [(int(self.videos[self.stream[p]]), sample_seed(self.seed, 0, p)) for p in range(first, first + local)]
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield self.batch(step)
+
+
+class FrameSetDataset(Dataset):
+    """(video, seed) -> set (N, 3, S, S), positive (3, S, S), negative (3, S, S), identity index; [-1, 1] pixels,
+    each face augmented independently (section 4.1)."""
+
+    def __init__(self, data: FrameSets, cfg: FrameSetDataConfig, augment: bool = True) -> None:
+        self.data, self.cfg, self.augment = data, cfg, augment
+        self.train_identities = np.unique(data.identity_of_video[data.train_videos])
+
+    def image(self, frame: int, rng: np.random.Generator) -> torch.Tensor:
+        crop = load_crop(self.data.paths[frame], self.cfg.image_size)
+        if self.augment:
+            crop = augment_face(crop, rng, **vars(self.cfg.augment))
+        return to_tensor(crop, 127.5, 127.5)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict:
+        video, seed = item
+        rng = np.random.default_rng(seed)
+        members, pos, neg = draw_sample(self.data, video, self.cfg.set_size, rng, self.train_identities)
+        return {"set": torch.stack([self.image(int(m), rng) for m in members]), "positive": self.image(pos, rng),
+                "negative": self.image(neg, rng), "identity": int(self.data.identity_of_video[video])}

@@ -1,0 +1,104 @@
+"""What every training run shares: its directory (recipe.yaml, checkpoints/, metrics, summary.json), atomic
+checkpoints with resume, the metrics plot, and the reproducibility record."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+from facekit.errors import InputError
+from facekit.fsutil import atomic_path, write_json
+from facekit.train import distributed
+from facekit.train.recipe import build, read_recipe, to_dict
+
+T = TypeVar("T")
+
+
+def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: list[str], out: Path | None,
+                resume: bool) -> tuple[T, Path]:
+    """Settings and run directory for ``facekit train NAME``. A new run saves the resolved recipe as
+    ``recipe.yaml``; ``--resume`` reads it back (``--set`` may still change a setting, e.g. more steps)."""
+    import yaml
+
+    run_dir = out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    saved = run_dir / "recipe.yaml"
+    if resume:
+        if out is None:
+            raise InputError("--resume needs --out RUN_DIR (the run to continue)")
+        if recipe is not None:
+            raise InputError("--resume continues with the run's own recipe.yaml; use --set to change a setting")
+        if not saved.is_file():
+            raise InputError(f"{saved}: not a facekit run directory (no recipe.yaml)")
+        source = saved
+    else:
+        if saved.exists():
+            raise InputError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
+        source = recipe
+    where = str(source or "settings")
+    cfg = build(cfg_cls, read_recipe(source, overrides), where)
+    if hasattr(cfg, "check"):
+        cfg.check(where)
+    if int(os.environ.get("RANK", "0")) == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(saved) as tmp:
+            tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return cfg, run_dir
+
+
+def save_checkpoint(run_dir: Path, step: int, blob: dict, keep_every: int, d: distributed.Dist) -> None:
+    """``checkpoints/last.pt`` (atomic), plus a kept copy every ``keep_every`` steps. Rank 0 writes."""
+    if d.main:
+        ckpt_dir = run_dir / "checkpoints"
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(ckpt_dir / "last.pt") as tmp:
+            torch.save({**blob, "step": step}, tmp)
+        if keep_every and step % keep_every == 0:
+            with atomic_path(ckpt_dir / f"step_{step:08d}.pt") as tmp:
+                shutil.copyfile(ckpt_dir / "last.pt", tmp)
+    distributed.barrier(d)
+
+
+def load_checkpoint(run_dir: Path, fmt: str, device: torch.device, fingerprint: str) -> dict:
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise InputError(f"{last}: no checkpoint to resume from")
+    blob = torch.load(last, map_location=device, weights_only=True)
+    if blob.get("format") != fmt:
+        raise InputError(f"{last}: not a {fmt} checkpoint")
+    if blob.get("data_fingerprint") != fingerprint:
+        raise InputError(f"{last}: the training manifests changed since this run started "
+                         f"(fingerprint {blob.get('data_fingerprint')} -> {fingerprint}); start a new run")
+    return blob
+
+
+def plot_metrics(metrics_csv: Path, target: Path, panels: list[tuple[str, list[str]]]) -> None:
+    """One panel per (title, columns) of metrics.csv against the step; columns missing from the file are skipped."""
+    if not metrics_csv.exists():
+        return
+    import pandas as pd
+
+    from facekit.bench.report import pyplot, save_figure
+
+    df = pd.read_csv(metrics_csv)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (title, cols) in zip(axes[0], panels):
+        for c in cols:
+            if c in df:
+                ax.plot(df["step"], df[c], "o-" if df[c].notna().sum() < 20 else "-", label=c, markersize=3)
+        ax.set_xlabel("step"), ax.set_title(title), ax.legend(fontsize=8), ax.grid(alpha=0.3)
+    save_figure(fig, target)
+
+
+def write_summary(run_dir: Path, command: str, cfg, steps: int, final: dict, seconds: float, **extra) -> None:
+    """``summary.json``: settings, versions, git revision, data fingerprint and the final numbers."""
+    from facekit.bench.report import git_revision, versions
+
+    write_json(run_dir / "summary.json", {"command": command, "steps": steps, "final": final, **extra,
+                                          "config": to_dict(cfg), "versions": versions(),
+                                          "git_revision": git_revision(), "seconds": seconds})
