@@ -196,3 +196,31 @@ def test_aggregator_needs_two_identities_with_two_videos(frames_root, tmp_path, 
                  "--set", "data.holdout_identities=4", "-q"]) == 2
     err = capsys.readouterr().err
     assert "need at least 6 identities" in err and len(err.strip().splitlines()) == 1
+
+
+def test_aggregate_command_from_folders_and_manifest(frames_root, tmp_path, capsys):
+    from facekit.manifests.io import read_manifest
+
+    run = tmp_path / "run"
+    assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-o", str(run), "-q",
+                 "--set", "optim.steps=1"]) == 0
+    out = tmp_path / "agg"
+    assert main(["aggregate", "--model", str(run), "--manifest", str(frames_root), "--group", "identity,video",
+                 "-o", str(out), "-q", "--device", "cpu"]) == 0
+    df = read_manifest(out, "aggregates")
+    assert len(df) == 10 and set(df["num_inputs"]) == {4} and all(len(f) == 16 for f in df["feature"])
+    assert Image.open(out / df["image_path"].iloc[0]).size == (32, 32)
+    assert (out / "aggregates_preview.png").is_file()
+    # folders: one set per folder, with the features equal to embedding the written image
+    out2 = tmp_path / "agg2"
+    assert main(["aggregate", str(frames_root / "crops/id0/v0"), str(frames_root / "crops/id1/v1"), "--model",
+                 str(run / "aggregator.pt"), "-o", str(out2), "-q", "--device", "cpu"]) == 0
+    df2 = read_manifest(out2, "aggregates")
+    assert list(df2["group"]) == ["v0", "v1"]
+    from facekit.embed.extractors import load_extractor
+
+    ext = load_extractor(f"facekit:{frames_root / 'f.pt'}")
+    img = np.asarray(Image.open(out2 / df2["image_path"].iloc[0]))[None]
+    assert np.allclose(ext.embed(img)[0], df2["feature"].iloc[0], atol=1e-4)
+    assert main(["aggregate", "--model", str(tmp_path / "nope.pt"), str(frames_root)]) == 2
+    assert "aggregator file not found" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from facekit import __version__
+from facekit.cli.aggregate import aggregate_cmd
 from facekit.cli.bench import bench_app
 from facekit.cli.build import build_app
 from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
@@ -38,6 +39,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(build_app, name="build")
 app.add_typer(train_app, name="train")
 app.command("export")(export_cmd)
+app.command("aggregate")(aggregate_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

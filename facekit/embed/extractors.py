@@ -51,7 +51,7 @@ class FeatureExtractor:
     def embed(self, crops_bhwc: np.ndarray, batch: int = 64) -> np.ndarray:
         out = []
         for s in range(0, len(crops_bhwc), batch):
-            x = torch.as_tensor(np.ascontiguousarray(crops_bhwc[s:s + batch])).to(self.device)
+            x = torch.from_numpy(np.array(crops_bhwc[s:s + batch])).to(self.device)
             x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
             f = self.forward(x)
             if self.flip:

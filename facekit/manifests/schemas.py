@@ -144,7 +144,19 @@ FRAMES = TableSchema("frames", 1, "One row per kept frame of `facekit extract-fr
     Column("crop_path", pa.string(), "aligned crop, relative to the output root"),
 ))
 
-SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES, IDENTITIES, UTTERANCES, FRAMES)}
+AGGREGATES = TableSchema("aggregates", 1, "One row per set fused by `facekit aggregate`: the aggregated face and "
+                         "its feature.", (
+    Column("group", pa.string(), "the set: a folder name, or the value(s) of the grouping column(s) joined by '/'"),
+    Column("num_inputs", pa.int32(), "faces in the set"),
+    Column("used_inputs", pa.int32(), "faces fed to the aggregator (sets above --max-set are subsampled evenly)"),
+    Column("image_path", pa.string(), "aggregated face (PNG), relative to the output root"),
+    Column("feature", pa.list_(pa.float32()), "the extractor's feature of the aggregated face (not normalised); "
+           "null with --no-features", nullable=True),
+    Column("extractor", pa.string(), "feature extractor spec", nullable=True),
+))
+
+SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES, IDENTITIES, UTTERANCES, FRAMES,
+                                                        AGGREGATES)}
 
 
 def register(schema: TableSchema) -> TableSchema:

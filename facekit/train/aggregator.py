@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from facekit.aggregation.apply import save_aggregator
 from facekit.embed.extractors import load_extractor
 from facekit.fsutil import atomic_path
 from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
@@ -38,7 +39,6 @@ from facekit.train.run import load_checkpoint, plot_metrics, save_checkpoint, wr
 from facekit.train.runlog import RunLog
 
 CKPT_FORMAT = "facekit-aggregator-run-v1"
-AGGREGATOR_FORMAT = "facekit-aggregator-v1"
 
 
 class FrozenFeatures(nn.Module):
@@ -184,7 +184,8 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     bar.close()
     heldout = None
     if dist_info.main:
-        save_aggregator(run_dir / "aggregator.pt", G, cfg)
+        save_aggregator(run_dir / "aggregator.pt", G, cfg.model.widths, cfg.model.stem, cfg.data.image_size,
+                        cfg.model.extractor)
         if len(data.heldout_videos):
             heldout = evaluate_heldout(G, feats, data, cfg, device, run_dir)
         plot_metrics(log.path, run_dir / "loss.png", [("generator", ["loss_g", "dis", "rec", "adv"]),
@@ -195,14 +196,6 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
     return AggregatorResult(run_dir, step, final, heldout, time.time() - t_start)
-
-
-def save_aggregator(path: Path, G: FaceAggregator, cfg: AggregatorConfig) -> None:
-    blob = {"format": AGGREGATOR_FORMAT, "widths": list(cfg.model.widths), "stem": cfg.model.stem,
-            "image_size": cfg.data.image_size, "extractor": cfg.model.extractor,
-            "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
 
 
 def save_grid(set_bn3hw: torch.Tensor, agg_b3hw: torch.Tensor, ref_b3hw: torch.Tensor | None, target: Path,
