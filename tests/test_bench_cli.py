@@ -149,3 +149,59 @@ def test_ijb_official_layout_known_answer(tmp_path):
     bad = tmp_path / "ijbc_1N_probe_mixed.csv"
     bad.write_text(bad.read_text().replace(",0,0,10,10", ",0,zero,10,10", 1))
     assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(feats)]) == 2
+
+
+def _random_aggregator(tmp_path, image_size=32):
+    from facekit.aggregation.apply import save_aggregator
+    from facekit.models.aggregator import FaceAggregator
+
+    torch.manual_seed(0)
+    net = FaceAggregator((8, 8, 16, 16), 8)
+    path = tmp_path / "aggregator.pt"
+    save_aggregator(path, net, (8, 8, 16, 16), 8, image_size, "")
+    return path
+
+
+def test_ytf_aggregator_method_one_extraction_per_set(tmp_path):
+    root, splits, _ = _ytf_fixture(tmp_path, frames=6)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(iresnet("iresnet18", num_features=32).eval().state_dict(), ckpt)
+    base = ["bench", "ytf", "--root", str(root), "--splits", str(splits), "--N", "3", "--navg", "2",
+            "--model", f"iresnet18:{ckpt}", "--aligned", "--cache", str(tmp_path / "cache"), "--out",
+            str(tmp_path / "reports"), "--subset", "--device", "cpu", "--method", "aggregator",
+            "--aggregator", str(_random_aggregator(tmp_path))]
+    assert main(base) == 0
+    assert main(base) == 0
+    runs = [json.loads((r / "report.json").read_text()) for r in sorted((tmp_path / "reports").iterdir())]
+    assert runs[0]["metrics"]["features_computed"] == 4 * 2 * 2  # persons x videos x n_avg sets, not frames
+    assert runs[1]["metrics"]["features_computed"] == 0
+    assert runs[0]["metrics"]["accuracy_per_split"] == runs[1]["metrics"]["accuracy_per_split"]
+    assert main(base[:-4] + ["--method", "aggregator"]) == 2  # no --aggregator: one-line error
+
+
+def test_ijb_aggregator_media_features():
+    """Every face of a multi-image media gets its media's aggregated feature; a still keeps its own."""
+    from facekit.bench.runners import _aggregate_media
+
+    faces = pd.DataFrame({"template": [1, 1, 1, 2], "media": [10, 10, 11, 10]})
+    keys = ["a", "b", "c", "d"]
+
+    class Source:
+        def get_sets(self, sets, load, desc):
+            assert sets == [["a", "b"]]
+            return np.array([[7.0, 7.0]])
+
+        def get(self, keys, load, desc):
+            assert keys == ["c", "d"]  # template 2's media 10 is a separate (single-image) media
+            return np.array([[1.0, 0.0], [0.0, 1.0]])
+
+    out = _aggregate_media(faces, keys, Source(), None, "IJBC")
+    assert out.tolist() == [[7, 7], [7, 7], [1, 0], [0, 1]]
+
+
+def test_ijb_aggregator_needs_a_model(tmp_path, capsys):
+    feats = _ijb_fixture(tmp_path)
+    assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(feats), "--method", "aggregator",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--method aggregator needs --model" in capsys.readouterr().err

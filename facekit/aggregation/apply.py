@@ -24,6 +24,7 @@ class Aggregator:
     image_size: int
     extractor: str  # the spec of the feature extractor it was trained with
     device: torch.device
+    fingerprint: str = ""  # sha256 of the file (first 16 hex digits)
 
     @torch.inference_mode()
     def fuse(self, sets: list[np.ndarray], batch: int = 8, max_set: int = 64) -> np.ndarray:
@@ -82,4 +83,7 @@ def load_aggregator(path: Path, device: torch.device | str = "cpu") -> Aggregato
     except RuntimeError as err:
         raise InputError(f"{path}: weights do not match the aggregator ({str(err).splitlines()[0][:160]})") from None
     device = torch.device(device)
-    return Aggregator(net.eval().to(device), int(blob["image_size"]), blob.get("extractor", ""), device)
+    from facekit.embed.extractors import file_fingerprint
+
+    return Aggregator(net.eval().to(device), int(blob["image_size"]), blob.get("extractor", ""), device,
+                      file_fingerprint(path))

@@ -33,6 +33,7 @@ class FeatureSource:
     cache_dir: Path | None = None
     aligned: bool = False  # images are already crops on the model's template
     batch: int = 64
+    aggregator: object | None = None  # facekit.aggregation.apply.Aggregator for --method aggregator
 
     def __post_init__(self) -> None:
         if (self.model is None) == (self.features_file is None):
@@ -58,9 +59,31 @@ class FeatureSource:
         self.computed += n
         return feats
 
+    def get_sets(self, sets: list[list[str]], load, desc: str) -> np.ndarray:
+        """One feature per set of keys: the model's feature of the set's aggregated face (cached per set)."""
+        if self.aggregator is None or self.model is None:
+            raise InputError("--method aggregator needs --model (the feature extractor) and --aggregator "
+                             "(aggregator.pt of `facekit train aggregator`)")
+        agg, size = self.aggregator, self.model.input_size
+        set_keys = members_of(sets, agg.fingerprint)
+        members = dict(zip(set_keys, sets))
+
+        def load_set(key: str) -> np.ndarray:
+            from facekit.aggregation.apply import resize_all
+
+            face = agg.fuse([np.stack([load(k) for k in members[key]])], max_set=10**6)
+            return resize_all(face, size)[0]
+
+        return self.get(set_keys, load_set, desc)
+
+
+def members_of(sets: list[list[str]], fingerprint: str) -> list[str]:
+    """The cache key of each set (order kept, duplicates allowed)."""
+    return [f"agg-{fingerprint}-{fingerprint_strings(keys)}-{len(keys)}" for keys in sets]
+
 
 def _blur_crop(crop: np.ndarray, size: int, angle: float) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]
     return motion_blur(x, size, angle)[0].permute(1, 2, 0).numpy()
 
 
@@ -80,11 +103,10 @@ class YTFSettings:
 
 def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path, dict]:
     t0 = time.perf_counter()
-    if s.method == "aggregator":
-        raise InputError("--method aggregator needs a trained Face Aggregation Network (facekit train aggregator), "
-                         "which this release does not include yet; use --method avg")
-    if s.method != "avg" or s.protocol not in ("dan", "seqface"):
+    if s.method not in ("avg", "aggregator") or s.protocol not in ("dan", "seqface"):
         raise InputError(f"unknown --method {s.method!r} / --protocol {s.protocol!r} (avg|aggregator, dan|seqface)")
+    if s.method == "aggregator" and s.protocol != "dan":
+        raise InputError("--method aggregator runs the DAN protocol (--protocol dan)")
     if s.blur and source.model is None:
         raise InputError("--blur needs --model: precomputed features cannot be blurred")
     pairs = ytf.read_splits(s.splits, expect_full=s.full_protocol)
@@ -111,11 +133,19 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         return crop
 
     t1 = time.perf_counter()
-    feats = source.get(flat, load, "YTF frames")
+    if s.method == "aggregator":  # every N consecutive sampled frames -> one aggregated face -> one feature
+        sets = [keys[v][g * s.n:(g + 1) * s.n] for v in videos for g in range(s.n_avg)]
+        feats = source.get_sets(sets, load, "YTF sets (aggregator)")
+    else:
+        feats = source.get(flat, load, "YTF frames")
     t_feats = time.perf_counter() - t1
     t2 = time.perf_counter()
     video_feat, pos = {}, 0
     for v in videos:
+        if s.method == "aggregator":
+            video_feat[v] = ytf.dan_video_feature(l2_normalise(feats[pos:pos + s.n_avg]))
+            pos += s.n_avg
+            continue
         f = feats[pos:pos + len(keys[v])]
         pos += len(keys[v])
         if s.protocol == "dan":
@@ -236,6 +266,7 @@ class IJBSettings:
     images: Path | None = None  # folder the FILENAMEs are relative to (official layout); default root
     layout: str = "official"  # official | insightface
     tar_rule: str = "strict"
+    method: str = "avg"  # avg (media = mean of its images' features) | aggregator (media = its aggregated face)
 
 
 def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path, dict]:
@@ -243,7 +274,11 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     ds = s.dataset.upper()
     if ds not in ("IJBB", "IJBC"):
         raise InputError(f"--dataset must be IJBB or IJBC, got {s.dataset!r}")
+    if s.method not in ("avg", "aggregator"):
+        raise InputError(f"--method must be avg or aggregator, got {s.method!r}")
     if s.layout == "insightface":
+        if s.method == "aggregator":
+            raise InputError("--method aggregator needs the official layout (its media ids and face boxes)")
         return _run_ijb_insightface(s, ds, source, out_root, t0)
     if s.layout != "official":
         raise InputError(f"--layout must be official or insightface, got {s.layout!r}")
@@ -262,7 +297,10 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
 
     t_read = time.perf_counter() - t0
     t1 = time.perf_counter()
-    feats = source.get(keys, load, f"{ds} faces")
+    if s.method == "aggregator":
+        feats = _aggregate_media(faces, keys, source, load, ds)
+    else:
+        feats = source.get(keys, load, f"{ds} faces")
     t_feats = time.perf_counter() - t1
     feat_of = dict(zip(keys, range(len(keys))))
     metrics: dict = {"faces": len(keys), "features_computed": source.computed}
@@ -298,6 +336,22 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
                  {"protocol": fingerprint_files([*gal_files, probe_file, match_file]), "features": source.fingerprint},
                  {"read": t_read, "features": t_feats, "metrics": t_metric}, _ijb_markdown(ds, metrics, s.tar_rule))
     return out, metrics
+
+
+def _aggregate_media(faces, keys: list[str], source: FeatureSource, load, ds: str) -> np.ndarray:
+    """--method aggregator: each media with several images (video frames) is fused into one face, and every
+    image of the media takes that face's feature (so the media mean that follows is the aggregated feature); a
+    still image keeps its own feature. Returns one feature per face key, like ``source.get``."""
+    groups = faces.assign(_key=keys).groupby(["template", "media"], sort=False)["_key"].agg(list).tolist()
+    multi = [g for g in groups if len(g) > 1]
+    single = [g[0] for g in groups if len(g) == 1]
+    feat_of_key = {}
+    if multi:
+        for g, f in zip(multi, source.get_sets(multi, load, f"{ds} media (aggregator)")):
+            feat_of_key.update({k: f for k in g})
+    if single:
+        feat_of_key.update(zip(single, source.get(single, load, f"{ds} still images")))
+    return np.stack([feat_of_key[k] for k in keys])
 
 
 def _ijb_key(r) -> str:

@@ -18,15 +18,22 @@ FEATURES = typer.Option(None, "--features", help="Precomputed per-image features
 OUT = typer.Option(Path("reports"), "--out", help="Reports go to OUT/<bench>-<UTC time>/.")
 CACHE = typer.Option(Path(".facekit-cache/features"), "--cache", help="Feature cache folder (keyed by model fingerprint).")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit train aggregator` (--method aggregator).")
 ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
 
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
-            batch: int = 64) -> FeatureSource:
+            batch: int = 64, aggregator: Optional[Path] = None) -> FeatureSource:
     from facekit.embed import load_extractor
 
-    extractor = load_extractor(model, resolve_device(device)) if model else None
-    return FeatureSource(extractor, features, cache, aligned, batch)
+    dev = resolve_device(device)
+    extractor = load_extractor(model, dev) if model else None
+    agg = None
+    if aggregator is not None:
+        from facekit.aggregation.apply import load_aggregator
+
+        agg = load_aggregator(aggregator, dev)
+    return FeatureSource(extractor, features, cache, aligned, batch, agg)
 
 
 def _done(out: Path, lines: list[str]) -> None:
@@ -46,10 +53,11 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             seed: int = typer.Option(0, "--seed", help="Seed of the blur directions."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
-            subset: bool = typer.Option(False, "--subset", help="Accept a splits file with fewer than 5,000 pairs.")) -> None:
+            subset: bool = typer.Option(False, "--subset", help="Accept a splits file with fewer than 5,000 pairs."),
+            aggregator: Optional[Path] = AGGREGATOR) -> None:
     """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy."""
     settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset)
-    report, m = run_ytf(settings, _source(model, features, cache, device, aligned), out)
+    report, m = run_ytf(settings, _source(model, features, cache, device, aligned, aggregator=aggregator), out)
     _done(report, [f"YTF {protocol} N={n} n_avg={navg} {method}: accuracy {100 * m['accuracy_mean']:.2f}% "
                    f"+- {100 * m['accuracy_std']:.2f} over {m['pairs']} pairs ({m['features_computed']} features computed)"])
 
@@ -73,10 +81,12 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
             layout: str = typer.Option("official", "--layout", help="official (CSV protocols) or insightface (meta/*.txt)."),
             tar_rule: str = typer.Option("strict", "--tar-rule", help="strict (best TAR with FAR <= target) or nearest (insightface)."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
-            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED) -> None:
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
+            method: str = typer.Option("avg", "--method", help="avg (media = mean of its image features) or aggregator."),
+            aggregator: Optional[Path] = AGGREGATOR) -> None:
     """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
-    settings = IJBSettings(root, dataset, images, layout, tar_rule)
-    report, m = run_ijb(settings, _source(model, features, cache, device, aligned), out)
+    settings = IJBSettings(root, dataset, images, layout, tar_rule, method)
+    report, m = run_ijb(settings, _source(model, features, cache, device, aligned, aggregator=aggregator), out)
     lines = [f"{dataset} 1:1: " + ", ".join(f"TAR@{k.removeprefix('tar_far_')}={100 * v:.2f}%"
                                             for k, v in m["verification_11"].items() if k.startswith("tar_far_"))]
     if "identification_1N" in m:
