@@ -135,8 +135,9 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
                 group["lr"] = lr_at(cfg, step - 1)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             agg_b3hw = g_net(set_bn3hw)
-            # discriminator step (Eq. 12): A is fake, P is real
-            loss_d = adversarial_d_loss(d_net(agg_b3hw.detach()).float(), d_net(pos_b3hw).float())
+            # discriminator step (Eq. 12): A is fake, P is real (one forward call, as DDP wants)
+            logit_a_b, logit_p_b = d_net(torch.cat([agg_b3hw.detach(), pos_b3hw])).float().chunk(2)
+            loss_d = adversarial_d_loss(logit_a_b, logit_p_b)
         opt_d.zero_grad(set_to_none=True)
         scaler_d.scale(loss_d).backward()
         scaler_d.step(opt_d)
@@ -150,7 +151,9 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             l_dis = discriminative_loss(f_a, f_p, f_n, f_in, beta=cfg.loss.beta)                       # Eq. 6
             l_rec = (centres.loss(f_a, ident_b) if cfg.loss.reconstruction == "centre"
                      else reconstruction_avg_loss(f_a, f_in))                                            # Eq. 9 / 8
-            l_adv = adversarial_g_loss(d_net(agg_b3hw).float())                                          # Eq. 11
+            # Eq. 11 through the plain D (identical on every rank): its weight gradients stay local and are
+            # cleared before the next D step, so DDP all-reduces D only in the D step
+            l_adv = adversarial_g_loss(D(agg_b3hw).float())
             l_tv = total_variation_loss(agg_b3hw.float())                                                # Eq. 13
             loss_g = cfg.loss.dis * l_dis + cfg.loss.rec * l_rec + cfg.loss.adv * l_adv + cfg.loss.tv * l_tv  # Eq. 5
         opt_g.zero_grad(set_to_none=True)
