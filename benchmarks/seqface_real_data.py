@@ -22,7 +22,7 @@ import torch
 
 from facekit.cli.main import main
 from facekit.models import build_backbone, input_scale
-from facekit.train.recipe import build, read_recipe
+from facekit.recipes import build, read_recipe
 from facekit.train.seqface_config import SeqFaceConfig
 from facekit.train.verify import load_pair_set, verify
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from facekit.errors import InputError
 from facekit.train.aggregator_config import AggregatorConfig
-from facekit.train.recipe import build, read_recipe
+from facekit.recipes import build, read_recipe
 from facekit.train.seqface_config import SeqFaceConfig, VerifyConfig
 from tests.conftest import shared
 

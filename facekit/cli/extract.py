@@ -18,18 +18,9 @@ def sample_video() -> Path:
 
 def load_settings(path: Path | None) -> dict:
     """Settings from a YAML/JSON recipe file (the ``extract`` section if there is one)."""
-    if path is None:
-        return {}
-    import yaml
+    from facekit.recipes import read_recipe
 
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of settings")
+    data = read_recipe(path)
     return data.get("extract", data)
 
 

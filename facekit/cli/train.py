@@ -12,30 +12,50 @@ from facekit.errors import InputError
 train_app = typer.Typer(help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
 
 
-@train_app.command("seqface")
-def seqface_cmd(
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="YAML recipe (recipes/seqface_*.yaml)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/seqface-<time>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Train a SeqFace model (LSR chief loss + DSA) on an identity manifest and a sequence manifest.
+RECIPE = typer.Option(None, "--recipe", "-r", help="YAML recipe (see recipes/).")
+SET = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable).")
+OUT = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trainer>-<UTC time>).")
+RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
-    Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
+
+def _train(name: str, recipe: Optional[Path], set_: Optional[List[str]], out: Optional[Path], resume: bool,
+           device: str, quiet: bool) -> None:
     import os
 
     from facekit.device import resolve_device
     from facekit.train.run import prepare_run
-    from facekit.train.seqface import train_seqface
-    from facekit.train.seqface_config import SeqFaceConfig
 
-    cfg, run_dir = prepare_run(SeqFaceConfig, "seqface", recipe, set_ or [], out, resume)
-    result = train_seqface(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
+    if name == "seqface":
+        from facekit.train.seqface import train_seqface as trainer
+        from facekit.train.seqface_config import SeqFaceConfig as config
+    else:
+        from facekit.train.aggregator import train_aggregator as trainer
+        from facekit.train.aggregator_config import AggregatorConfig as config
+    cfg, run_dir = prepare_run(config, name, recipe, set_ or [], out, resume)
+    result = trainer(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         for line in result.lines():
             typer.echo(line)
+
+
+@train_app.command("seqface")
+def seqface_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = SET, out: Optional[Path] = OUT,
+                resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET) -> None:
+    """Train a SeqFace model (LSR chief loss + DSA) on an identity manifest and a sequence manifest.
+
+    Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
+    _train("seqface", recipe, set_, out, resume, device, quiet)
+
+
+@train_app.command("aggregator")
+def aggregator_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = SET, out: Optional[Path] = OUT,
+                   resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET) -> None:
+    """Train the Face Aggregation Network (GAN with a frozen feature extractor) on an extract-frames manifest.
+
+    Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
+    _train("aggregator", recipe, set_, out, resume, device, quiet)
 
 
 def export_cmd(
@@ -53,29 +73,3 @@ def export_cmd(
         raise InputError(f"--format {fmt!r}: choose state_dict or onnx")
     diff = export_model(model, out, fmt)
     typer.echo(f"wrote {out} ({fmt}); max |difference| to the original on random faces: {diff:.2e}")
-
-
-@train_app.command("aggregator")
-def aggregator_cmd(
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="YAML recipe (recipes/aggregator_*.yaml)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/aggregator-<time>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Train the Face Aggregation Network (GAN with a frozen feature extractor) on an extract-frames manifest.
-
-    Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
-    import os
-
-    from facekit.device import resolve_device
-    from facekit.train.aggregator import train_aggregator
-    from facekit.train.aggregator_config import AggregatorConfig
-    from facekit.train.run import prepare_run
-
-    cfg, run_dir = prepare_run(AggregatorConfig, "aggregator", recipe, set_ or [], out, resume)
-    result = train_aggregator(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
-    if int(os.environ.get("RANK", "0")) == 0:
-        for line in result.lines():
-            typer.echo(line)

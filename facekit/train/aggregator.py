@@ -14,7 +14,6 @@ input frames do? the paper's Eq. 2).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +33,8 @@ from facekit.models.aggregator import Discriminator, FaceAggregator
 from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, load_frame_sets
-from facekit.train.recipe import to_dict
-from facekit.train.run import load_checkpoint, plot_metrics, save_checkpoint, write_summary
+from facekit.recipes import to_dict
+from facekit.train.run import RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 
 CKPT_FORMAT = "facekit-aggregator-run-v1"
@@ -65,29 +64,8 @@ def lr_at(cfg: AggregatorConfig, step: int) -> float:
     return cfg.optim.lr if step < cfg.optim.drop_step else cfg.optim.lr_late
 
 
-@dataclass
-class AggregatorResult:
-    run_dir: Path
-    steps: int
-    final: dict
-    heldout: dict | None
-    seconds: float
-
-    def lines(self) -> list[str]:
-        out = [f"run: {self.run_dir}  ({self.steps} steps, {self.seconds:.0f} s)",
-               "final: " + ", ".join(f"{k} {v:.4g}" for k, v in self.final.items())]
-        if self.heldout:
-            h = self.heldout
-            out.append(f"held-out ({h['sets']} sets, {h['genuine_pairs']} genuine pairs): squared distance to the "
-                       f"person's other videos: aggregated {h['genuine']['aggregated']:.4f}, mean input frame "
-                       f"{h['genuine']['input_frames']:.4f}, average feature {h['genuine']['average_feature']:.4f}; "
-                       f"aggregated closer than the frames in {h['aggregated_closer_than_frames']:.1%} of pairs")
-        out.append(f"aggregator: {self.run_dir / 'aggregator.pt'}  (facekit aggregate --model ...)")
-        return out
-
-
 def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device, resume: bool = False,
-                     progress: bool = True) -> AggregatorResult:
+                     progress: bool = True) -> RunResult:
     t_start = time.time()
     dist_info, device = distributed.setup(device)
     torch.manual_seed(cfg.seed)
@@ -198,7 +176,15 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     log.close()
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
-    return AggregatorResult(run_dir, step, final, heldout, time.time() - t_start)
+    details = []
+    if heldout:
+        h = heldout
+        details.append(f"held-out ({h['sets']} sets, {h['genuine_pairs']} genuine pairs): squared distance to the "
+                       f"person's other videos: aggregated {h['genuine']['aggregated']:.4f}, mean input frame "
+                       f"{h['genuine']['input_frames']:.4f}, average feature {h['genuine']['average_feature']:.4f}; "
+                       f"aggregated closer than the frames in {h['aggregated_closer_than_frames']:.1%} of pairs")
+    details.append(f"aggregator: {run_dir / 'aggregator.pt'}  (facekit aggregate --model ...)")
+    return RunResult(run_dir, step, final, time.time() - t_start, details, heldout)
 
 
 def save_grid(set_bn3hw: torch.Tensor, agg_b3hw: torch.Tensor, ref_b3hw: torch.Tensor | None, target: Path,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,9 +15,25 @@ import torch
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.train import distributed
-from facekit.train.recipe import build, read_recipe, to_dict
+from facekit.recipes import build, read_recipe, to_dict
 
 T = TypeVar("T")
+
+
+@dataclass
+class RunResult:
+    """What a trainer returns; ``lines()`` is the summary the command prints."""
+
+    run_dir: Path
+    steps: int
+    final: dict
+    seconds: float
+    details: list[str] = field(default_factory=list)  # trainer-specific lines (verification, held-out check)
+    result: dict | None = None  # the trainer's headline numbers (verification / held-out), also in summary.json
+
+    def lines(self) -> list[str]:
+        return [f"run: {self.run_dir}  ({self.steps} steps, {self.seconds:.0f} s)",
+                "final: " + ", ".join(f"{k} {v:.4g}" for k, v in self.final.items()), *self.details]
 
 
 def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: list[str], out: Path | None,

@@ -9,7 +9,6 @@ resolved settings), ``checkpoints/`` (``last.pt`` + every ``checkpoint_every`` s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,8 @@ from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
 from facekit.train import distributed
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
-from facekit.train.recipe import to_dict
-from facekit.train.run import load_checkpoint, plot_metrics, save_checkpoint, write_summary
+from facekit.recipes import to_dict
+from facekit.train.run import RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 from facekit.train.seqface_config import SeqFaceConfig
 from facekit.train.verify import load_pair_set, verify
@@ -63,26 +62,8 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
-@dataclass
-class TrainResult:
-    run_dir: Path
-    steps: int
-    final: dict
-    verification: dict | None
-    seconds: float
-
-    def lines(self) -> list[str]:
-        out = [f"run: {self.run_dir}  ({self.steps} steps, {self.seconds:.0f} s)",
-               "final: " + ", ".join(f"{k} {v:.4g}" for k, v in self.final.items())]
-        if self.verification:
-            v = self.verification
-            out.append(f"verification on {v['set']} ({v['pairs']} pairs): accuracy {v['accuracy']:.4f} +- {v['std']:.4f}")
-        out.append(f"model: {self.run_dir / 'model.pt'}  (facekit bench ... --model facekit:{self.run_dir / 'model.pt'})")
-        return out
-
-
 def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resume: bool = False,
-                  progress: bool = True) -> TrainResult:
+                  progress: bool = True) -> RunResult:
     t_start = time.time()
     dist_info, device = distributed.setup(device)
     torch.manual_seed(cfg.seed)
@@ -199,7 +180,12 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     log.close()
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
-    return TrainResult(run_dir, step, final, verification, time.time() - t_start)
+    details = []
+    if verification:
+        details.append(f"verification on {verification['set']} ({verification['pairs']} pairs): accuracy "
+                       f"{verification['accuracy']:.4f} +- {verification['std']:.4f}")
+    details.append(f"model: {run_dir / 'model.pt'}  (facekit bench ... --model facekit:{run_dir / 'model.pt'})")
+    return RunResult(run_dir, step, final, time.time() - t_start, details, verification)
 
 
 def _init_from(model: SeqFaceNet, path: Path) -> None:
