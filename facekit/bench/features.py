@@ -82,21 +82,37 @@ class FaceCropper:
 
 
 class FeatureCache:
-    def __init__(self, cache_dir: str | Path, fingerprint: str) -> None:
+    """Features keyed by string in ``<cache_dir>/<fingerprint>/part-*.parquet``. New features are buffered and
+    written as one atomic part per ``flush_rows`` (and at ``flush()``), so a large corpus makes few files and an
+    interrupted run loses at most one buffer."""
+
+    def __init__(self, cache_dir: str | Path, fingerprint: str, flush_rows: int = 8192) -> None:
         self.folder = Path(cache_dir) / fingerprint
+        self.flush_rows = flush_rows
         self.features: dict[str, np.ndarray] = {}
+        self._keys: list[str] = []
+        self._feats: list[np.ndarray] = []
         for part in sorted(self.folder.glob("part-*.parquet")):
             t = pq.read_table(part)
             for k, e in zip(t.column("key").to_pylist(), t.column("embedding").to_numpy(zero_copy_only=False)):
                 self.features[k] = np.asarray(e, np.float32)
 
     def add(self, keys: Sequence[str], feats: np.ndarray) -> None:
+        feats = np.asarray(feats, np.float32)
+        self.features.update(zip(keys, feats))
+        self._keys += list(keys)
+        self._feats += list(feats)
+        if len(self._keys) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._keys:
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
-        table = pa.table({"key": list(keys), "embedding": pa.array(list(np.asarray(feats, np.float32)),
-                                                                   type=pa.list_(pa.float32()))})
+        table = pa.table({"key": self._keys, "embedding": pa.array(self._feats, type=pa.list_(pa.float32()))})
         with atomic_path(self.folder / f"part-{uuid.uuid4().hex[:12]}.parquet") as tmp:
             pq.write_table(table, tmp)
-        self.features.update(zip(keys, np.asarray(feats, np.float32)))
+        self._keys, self._feats = [], []
 
 
 def compute_features(keys: Sequence[str], load: Loader, extractor, cache: FeatureCache | None,
@@ -105,12 +121,16 @@ def compute_features(keys: Sequence[str], load: Loader, extractor, cache: Featur
     known = cache.features if cache is not None else {}
     todo = list(dict.fromkeys(k for k in keys if k not in known))
     fresh: dict[str, np.ndarray] = {}
-    for s in tqdm(range(0, len(todo), batch), desc=desc, unit="batch", disable=not todo):
-        chunk = todo[s:s + batch]
-        feats = extractor.embed(np.stack([load(k) for k in chunk]))
+    try:
+        for s in tqdm(range(0, len(todo), batch), desc=desc, unit="batch", disable=not (todo and desc)):
+            chunk = todo[s:s + batch]
+            feats = extractor.embed(np.stack([load(k) for k in chunk]))
+            if cache is not None:
+                cache.add(chunk, feats)
+            fresh.update(zip(chunk, feats))
+    finally:
         if cache is not None:
-            cache.add(chunk, feats)
-        fresh.update(zip(chunk, feats))
+            cache.flush()
     table = {**known, **fresh}
     return np.stack([table[k] for k in keys]).astype(np.float32), len(todo)
 

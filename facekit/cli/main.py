@@ -11,6 +11,7 @@ from facekit import __version__
 from facekit.cli.aggregate import aggregate_cmd
 from facekit.cli.bench import bench_app
 from facekit.cli.build import build_app
+from facekit.cli.curate import curate_app, embed_cmd
 from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
 from facekit.cli.train import export_cmd, train_app
@@ -40,6 +41,8 @@ app.add_typer(build_app, name="build")
 app.add_typer(train_app, name="train")
 app.command("export")(export_cmd)
 app.command("aggregate")(aggregate_cmd)
+app.command("embed")(embed_cmd)
+app.add_typer(curate_app, name="curate")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,6 +128,11 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     for status in ("ok", "no_face", "error"):
         setattr(summary, status, int((df["status"] == status).sum()))
     summary.errors = [f"{r.source_path}: {r.error}" for r in df[df["status"] == "error"].itertuples()]
+    from facekit.manifests.lineage import write_lineage
+
+    write_lineage(out, "build identities", {"root": str(root), "labels": str(labels) if labels else None,
+                                            "template": template, "crop_size": tpl.size, "aligned": aligned,
+                                            "min_face_size": min_face_size})
     summary.seconds = time.time() - t0
     return summary
 

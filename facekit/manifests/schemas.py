@@ -155,8 +155,16 @@ AGGREGATES = TableSchema("aggregates", 1, "One row per set fused by `facekit agg
     Column("extractor", pa.string(), "feature extractor spec", nullable=True),
 ))
 
+SEQUENCE_CLUSTERS = TableSchema("sequence_clusters", 1, "Written by `facekit curate clusters`: sequences that look "
+                                "like one person (SeqFace allows several sequences per person, but they must be known).", (
+    Column("sequence_id", pa.string(), "joins `sequences.sequence_id`"),
+    Column("cluster", pa.int64(), "cluster label; sequences sharing it look like one person"),
+    Column("cluster_size", pa.int32(), "sequences in the cluster"),
+    Column("model", pa.string(), "feature extractor (name-fingerprint) the clustering used"),
+))
+
 SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (VIDEOS, SEQUENCES, FACES, IDENTITIES, UTTERANCES, FRAMES,
-                                                        AGGREGATES)}
+                                                        AGGREGATES, SEQUENCE_CLUSTERS)}
 
 
 def register(schema: TableSchema) -> TableSchema:

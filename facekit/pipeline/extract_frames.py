@@ -220,6 +220,11 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
         if pool is not None:
             pool.terminate()
     summary.seconds = time.perf_counter() - t0
+    from dataclasses import asdict
+
+    from facekit.manifests.lineage import write_lineage
+
+    write_lineage(out, "extract-frames", {"root": str(root), "meta": str(meta) if meta else None, **asdict(cfg)})
     files = sorted(table_dir(out, "utterances").glob(f"{tag}-*.parquet"))
     if files:
         utts = pd.concat([read_manifest(f, "utterances", columns=["status", "frames_kept"]) for f in files])

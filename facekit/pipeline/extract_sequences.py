@@ -231,6 +231,9 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
         if pool is not None:
             pool.terminate()
     summary.seconds = time.perf_counter() - start
+    from facekit.manifests.lineage import write_lineage
+
+    write_lineage(out, "extract-sequences", _jsonable(cfg.to_dict()))
     _fill_totals(summary, out, shard_tag)
     return summary
 

@@ -111,15 +111,20 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step - 1)
+        warmup = step <= cfg.loss.mse_warmup_steps
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             agg_b3hw = g_net(set_bn3hw)
-            # discriminator step (Eq. 12): A is fake, P is real (one forward call, as DDP wants)
-            logit_a_b, logit_p_b = d_net(torch.cat([agg_b3hw.detach(), pos_b3hw])).float().chunk(2)
-            loss_d = adversarial_d_loss(logit_a_b, logit_p_b)
-        opt_d.zero_grad(set_to_none=True)
-        scaler_d.scale(loss_d).backward()
-        scaler_d.step(opt_d)
-        scaler_d.update()
+        if not warmup:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                # discriminator step (Eq. 12): A is fake, P is real (one forward call, as DDP wants)
+                logit_a_b, logit_p_b = d_net(torch.cat([agg_b3hw.detach(), pos_b3hw])).float().chunk(2)
+                loss_d = adversarial_d_loss(logit_a_b, logit_p_b)
+            opt_d.zero_grad(set_to_none=True)
+            scaler_d.scale(loss_d).backward()
+            scaler_d.step(opt_d)
+            scaler_d.update()
+        else:
+            loss_d = torch.zeros(())
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             b, n = set_bn3hw.shape[:2]
             f_a = feats(agg_b3hw)
@@ -133,7 +138,9 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             # cleared before the next D step, so DDP all-reduces D only in the D step
             l_adv = adversarial_g_loss(D(agg_b3hw).float())
             l_tv = total_variation_loss(agg_b3hw.float())                                                # Eq. 13
-            loss_g = cfg.loss.dis * l_dis + cfg.loss.rec * l_rec + cfg.loss.adv * l_adv + cfg.loss.tv * l_tv  # Eq. 5
+            l_mse = (agg_b3hw.float() - set_bn3hw.float().mean(1)).pow(2).mean()
+            loss_g = (l_mse if warmup else
+                      cfg.loss.dis * l_dis + cfg.loss.rec * l_rec + cfg.loss.adv * l_adv + cfg.loss.tv * l_tv)  # Eq. 5
         opt_g.zero_grad(set_to_none=True)
         scaler_g.scale(loss_g).backward()
         scaler_g.step(opt_g)
@@ -144,7 +151,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
 
             raise InputError(f"step {step}: the generator loss is not finite; lower optim.lr or check the data")
         for k, v in (("loss_g", loss_g), ("loss_d", loss_d), ("dis", l_dis), ("rec", l_rec), ("adv", l_adv),
-                     ("tv", l_tv)):
+                     ("tv", l_tv), ("mse", l_mse)):
             window.setdefault(k, []).append(float(v.detach()))
         seen += b * dist_info.world
         bar.update(1)

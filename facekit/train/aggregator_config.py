@@ -46,6 +46,8 @@ class AggregatorLossConfig:
     reconstruction: str = "centre"  # centre (Eq. 9-10, the paper's choice) | avg (Eq. 8, DAN)
     beta: float = 32.0  # margin of L_dis (Eq. 6)
     centre_rate: float = 0.5  # r of Eq. 10
+    mse_warmup_steps: int = 0  # DAN's pretraining (not this paper's: "converges with randomly initialised
+    # weights" at VoxCeleb2 scale): the first K steps train G alone to output the pixel mean of its set
 
 
 @dataclass

@@ -38,6 +38,29 @@ def _short(err: Exception) -> str:
     return text[0][:200] if text else type(err).__name__
 
 
+def _probe_with_pyav(path: Path, decord_error: Exception) -> tuple[np.ndarray, float, tuple[int, int, int]]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stamps, first = [], None
+            for frame in container.decode(stream):
+                if first is None:
+                    first = (frame.height, frame.width, 3)
+                t = frame.time if frame.time is not None else len(stamps) / float(stream.average_rate or 25)
+                stamps.append(t)
+            fps = float(stream.average_rate) if stream.average_rate else 0.0
+    except Exception:
+        raise VideoError(f"cannot open as video: {_short(decord_error)}") from None
+    if not stamps:
+        raise VideoError("no frames")
+    stamps = np.asarray(stamps, np.float64) - stamps[0]
+    if not fps and len(stamps) > 1:
+        fps = (len(stamps) - 1) / max(stamps[-1], 1e-6)
+    return stamps, fps, first
+
+
 class VideoStream:
     """An opened video. ``info`` describes it; ``batches`` yields (frame_index (b,), frames uint8 (b,H,W,3) RGB,
     timestamp_sec (b,)) in order. Decode failures raise ``VideoError`` with a one-line reason."""
@@ -62,7 +85,10 @@ class VideoStream:
         except VideoError:
             raise
         except Exception as err:  # decord raises DECORDError / RuntimeError with ffmpeg's text
-            raise VideoError(f"cannot open as video: {_short(err)}") from None
+            # decord refuses some files whose container metadata is broken (e.g. GIFs without a duration);
+            # PyAV can still decode them: count the frames and take their timestamps from a full pass
+            stamps, fps, first = _probe_with_pyav(self.path, err)
+            n = len(stamps)
         self.timestamps_sec = stamps
         steps = np.diff(stamps)
         vfr = bool(len(steps) > 1 and steps.mean() > 0 and steps.std() / steps.mean() > VFR_TOLERANCE)

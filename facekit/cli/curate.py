@@ -1,0 +1,89 @@
+"""``facekit embed`` and ``facekit curate overlap|clean|clusters``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+curate_app = typer.Typer(help="Curate sequence and identity datasets (each step writes a new root + report).",
+                         no_args_is_help=True)
+
+MODEL = typer.Option("dlib:default", "--model", "-m", help="Feature extractor spec (dlib:default, iresnet50:PATH, "
+                                                           "facekit:PATH, onnx:PATH).")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def _extractor(model: str, device: str):
+    from facekit.device import resolve_device
+    from facekit.embed.extractors import load_extractor
+
+    return load_extractor(model, resolve_device(device))
+
+
+def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifests/ (sequences, identities, frames)."),
+              table: str = typer.Option("faces", "--table", help="faces, identities or frames."),
+              model: str = MODEL, batch: int = typer.Option(64, "--batch", help="Crops per forward pass."),
+              device: str = DEVICE, quiet: bool = QUIET) -> None:
+    """Embed every crop of a manifest; cached in ROOT/embeddings/<model>-<fingerprint>/ (reruns skip what is done)."""
+    from facekit.curate.embeddings import embed_crops, manifest_crops
+
+    ext = _extractor(model, device)
+    rows = manifest_crops(root, table)
+    feats = embed_crops(root, rows["crop_path"].tolist(), ext, batch=batch, progress=not quiet)
+    typer.echo(f"{len(rows)} crops of {table} embedded with {ext.name} ({feats.shape[1]}-d) -> "
+               f"{root / 'embeddings' / f'{ext.name}-{ext.fingerprint}'}")
+
+
+@curate_app.command("overlap")
+def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identities root) to curate."),
+                out: Path = typer.Option(..., "--out", "-o", help="New root for the curated manifests."),
+                identities: Optional[List[Path]] = typer.Option(None, "--identities", help="Identity root(s) whose "
+                                                                "people must not appear (repeatable)."),
+                names: Optional[List[Path]] = typer.Option(None, "--names", help="Person name list(s) of test sets "
+                                                           "(LFW lfw-names.txt, YTF folders); identity roots only."),
+                threshold: float = typer.Option(0.6, "--threshold", help="Centred-centre cosine that counts as the same person."),
+                model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+    """Remove sequences (or identities) whose person is in another identity dataset or on a test-set list."""
+    from facekit.curate.run import curate_overlap
+
+    if not identities and not names:
+        from facekit.errors import InputError
+
+        raise InputError("give --identities ROOT and/or --names FILE to curate against")
+    res = curate_overlap(root, out, _extractor(model, device), list(identities or []), list(names or []),
+                         threshold, progress=not quiet)
+    for line in res.lines():
+        typer.echo(line)
+
+
+@curate_app.command("clean")
+def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identities root."),
+              out: Path = typer.Option(..., "--out", "-o", help="New root for the curated manifests."),
+              outlier: float = typer.Option(0.2, "--outlier", help="Drop faces whose centred cosine to the rest of "
+                                                                   "their sequence/identity is below this."),
+              near_duplicate: float = typer.Option(0.995, "--near-duplicate", help="Cosine at which two faces of "
+                                                                                   "a group are duplicates."),
+              min_faces: int = typer.Option(1, "--min-faces", help="Drop groups left with fewer faces."),
+              model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+    """Drop exact and near duplicates and outlier faces inside each sequence / identity."""
+    from facekit.curate.run import curate_clean
+
+    res = curate_clean(root, out, _extractor(model, device), outlier, near_duplicate, min_faces, progress=not quiet)
+    for line in res.lines():
+        typer.echo(line)
+
+
+@curate_app.command("clusters")
+def clusters_cmd(root: Path = typer.Argument(..., help="Sequences root."),
+                 threshold: float = typer.Option(0.6, "--threshold", help="Mean centred cosine at which clusters merge."),
+                 model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+    """Find sequences that look like one person; writes the sequence_clusters table and clusters.png."""
+    from facekit.curate.run import curate_clusters
+
+    df, grid = curate_clusters(root, _extractor(model, device), threshold, progress=not quiet)
+    multi = int((df["cluster_size"] > 1).sum())
+    typer.echo(f"{len(df)} sequences -> {df['cluster'].nunique()} clusters; {multi} sequences share a cluster "
+               f"(report: {root / 'clusters_report.md'}" + (f", grid: {grid})" if multi else ")"))

@@ -1,0 +1,197 @@
+"""``facekit curate``: each step reads a root, decides with ``facekit.curate.steps`` and writes a new root
+(filtered manifests pointing at the same crops, lineage.json) plus ``curation_report.{json,md}`` and image grids
+of what it removed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facekit.curate import steps
+from facekit.curate.embeddings import embed_crops, manifest_crops, unit
+from facekit.errors import InputError
+from facekit.fsutil import atomic_path, write_json
+from facekit.manifests.io import read_manifest, table_files, write_part
+from facekit.manifests.lineage import write_derived
+from facekit.manifests.schemas import SEQUENCE_CLUSTERS
+
+
+@dataclass
+class Curated:
+    out: Path
+    kept: int
+    removed: dict[str, int]
+    unit_name: str  # what was counted: sequences, identities, faces
+
+    def lines(self) -> list[str]:
+        removed = ", ".join(f"{k} {v}" for k, v in self.removed.items()) or "nothing"
+        return [f"kept {self.kept} {self.unit_name}; removed: {removed}",
+                f"curated root: {self.out}  (report: {self.out / 'curation_report.md'})"]
+
+
+def root_kind(root: Path) -> str:
+    """``sequences`` (an extract-sequences root: faces + sequences) or ``identities``."""
+    for kind, table in (("sequences", "faces"), ("identities", "identities")):
+        try:
+            table_files(root, table)
+            return kind
+        except InputError:
+            continue
+    raise InputError(f"{root}: neither a sequences root (manifests/faces) nor an identities root (manifests/identities)")
+
+
+def _group_col(kind: str) -> tuple[str, str]:
+    return ("faces", "sequence_id") if kind == "sequences" else ("identities", "identity")
+
+
+def _write_root(src: Path, out: Path, kind: str, keep_rows: pd.DataFrame, command: str, settings: dict) -> None:
+    if kind == "sequences":
+        seqs = read_manifest(src, "sequences")
+        counts = keep_rows.groupby("sequence_id").size()
+        seqs = seqs[seqs["sequence_id"].isin(counts.index)].copy()
+        seqs["num_faces"] = seqs["sequence_id"].map(counts).astype("int32")
+        tables = {"videos": read_manifest(src, "videos"), "sequences": seqs, "faces": keep_rows}
+    else:
+        full = read_manifest(src, "identities")
+        tables = {"identities": pd.concat([keep_rows, full[full["status"] != "ok"]], ignore_index=True)}
+    write_derived(src, out, tables, command, settings)
+
+
+def _report(out: Path, step: str, settings: dict, removed: dict[str, int], kept: int, unit_name: str,
+            details: pd.DataFrame | None) -> None:
+    write_json(out / "curation_report.json", {"step": step, "settings": settings, "kept": kept, "removed": removed,
+                                              "details": [] if details is None else details.to_dict("records")})
+    lines = [f"# curate {step}", "", f"kept {kept} {unit_name}", "", "| removed because | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in removed.items()]
+    if details is not None and len(details):
+        lines += ["", "## removed", "", "| " + " | ".join(details.columns) + " |",
+                  "|" + "---|" * len(details.columns)]
+        lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
+                  for row in details.head(200).itertuples(index=False)]
+    with atomic_path(out / "curation_report.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _grid(rows: pd.DataFrame, root: Path, target: Path, group: str) -> None:
+    from facekit.report.grids import sequence_grid
+
+    if len(rows):
+        sequence_grid(rows[[group, "crop_path"]], root, target, group=group)
+
+
+def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = (), names: list[Path] = (),
+                   threshold: float = 0.6, progress: bool = True) -> Curated:
+    """Remove the sequences (or identities) of ``root`` whose person is in another identity dataset or a test
+    set: centred-centre cosine >= ``threshold`` to an identity centre of ``identities`` roots, or (identity roots)
+    folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders)."""
+    kind = root_kind(root)
+    table, group = _group_col(kind)
+    rows = manifest_crops(root, table)
+    feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
+    refs = []
+    for ref in identities:
+        ref_rows = manifest_crops(ref, "identities")
+        refs.append((ref, ref_rows, embed_crops(ref, ref_rows["crop_path"].tolist(), extractor, progress=progress)))
+    mean = unit(np.concatenate([feats, *(f for _, _, f in refs)])).mean(0)  # everything compared
+    uniq, centres = steps.group_centres(steps.centred(feats, mean), rows[group].to_numpy())
+    reason = pd.Series("", index=uniq, dtype=object)
+    details = []
+    for ref, ref_rows, ref_feats in refs:
+        ref_ids, ref_centres = steps.group_centres(steps.centred(ref_feats, mean), ref_rows["identity"].to_numpy())
+        best, score = steps.overlap(centres, ref_centres, threshold)
+        hit = (score >= threshold) & (reason.to_numpy() == "")
+        reason[hit] = f"in {ref.name}"
+        details += [{group: g, "matched": ref_ids[b], "in": ref.name, "cosine": float(sc)}
+                    for g, b, sc in zip(uniq[hit], best[hit], score[hit])]
+    for name_file in names:
+        if kind != "identities":
+            raise InputError(f"--names {name_file}: name lists apply to identity roots (sequences have no names)")
+        listed = steps.read_name_list(name_file)
+        hit = np.array([steps.normalise_name(g) in listed for g in uniq]) & (reason.to_numpy() == "")
+        reason[hit] = f"on {name_file.name}"
+        details += [{group: g, "matched": g, "in": name_file.name, "cosine": float("nan")} for g in uniq[hit]]
+    removed_groups = set(reason[reason != ""].index)
+    keep = rows[~rows[group].isin(removed_groups)]
+    counts = reason[reason != ""].value_counts().to_dict()
+    settings = {"identities": [str(p) for p in identities], "names": [str(p) for p in names], "threshold": threshold,
+                "model": f"{extractor.name}-{extractor.fingerprint}"}
+    _write_root(root, out, kind, keep, "curate overlap", settings)
+    _report(out, "overlap", settings, counts, keep[group].nunique(), kind, pd.DataFrame(details))
+    _grid(rows[rows[group].isin(removed_groups)], root, out / "removed_overlap.png", group)
+    return Curated(out, keep[group].nunique(), counts, kind)
+
+
+def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.2, near_duplicate: float = 0.995,
+                 min_group_faces: int = 1, progress: bool = True) -> Curated:
+    """Drop exact duplicates (same bytes: the source image for identity roots, else the crop), near duplicates
+    (cosine >= ``near_duplicate``) and outliers (cosine to the rest of the group < ``outlier_threshold``) inside
+    each sequence / identity; then groups left with fewer than ``min_group_faces`` faces."""
+    kind = root_kind(root)
+    table, group = _group_col(kind)
+    rows = manifest_crops(root, table)
+    groups = rows[group].to_numpy()
+    source_root = None
+    if kind == "identities":
+        from facekit.manifests.lineage import read_lineage
+
+        source_root = read_lineage(root).get("settings", {}).get("root")
+    files = [Path(source_root) / p for p in rows["source_path"]] if source_root and \
+        all((Path(source_root) / p).is_file() for p in rows["source_path"]) else [root / p for p in rows["crop_path"]]
+    exact_of = steps.exact_duplicates([steps.file_digest(f) for f in files], groups)
+    feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
+    near_of = steps.near_duplicates(feats, groups, near_duplicate)  # raw cosine: copies are copies
+    exact, near = exact_of >= 0, (near_of >= 0) & (exact_of < 0)
+    twin = np.where(exact, exact_of, near_of)
+    is_out, cos = steps.outliers(steps.centred(feats), groups, outlier_threshold)
+    is_out &= ~(exact | near)
+    why = np.where(exact, "exact_duplicate", np.where(near, "near_duplicate", np.where(is_out, "outlier", "")))
+    keep = rows[why == ""]
+    sizes = keep.groupby(group)[group].transform("size")
+    small = keep[sizes < min_group_faces]
+    keep = keep[sizes >= min_group_faces]
+    counts = {k: int((why == k).sum()) for k in ("exact_duplicate", "near_duplicate", "outlier") if (why == k).any()}
+    if len(small):
+        counts["small_group"] = int(len(small))
+    settings = {"outlier_threshold": outlier_threshold, "near_duplicate": near_duplicate,
+                "min_group_faces": min_group_faces, "model": f"{extractor.name}-{extractor.fingerprint}"}
+    _write_root(root, out, kind, keep, "curate clean", settings)
+    crops = rows["crop_path"].to_numpy()
+    details = rows.assign(reason=why, cosine_to_group=cos,
+                          duplicate_of=[crops[t] if t >= 0 else "" for t in twin])[why != ""]
+    details = details[[group, "crop_path", "reason", "duplicate_of", "cosine_to_group"]]
+    _report(out, "clean", settings, counts, len(keep), "faces", details)
+    # grid: one row per removed face, the face it duplicates beside it
+    shown = [(f"{r[group]} {r['reason']} #{i}", p) for i, (_, r) in enumerate(details.iterrows())
+             for p in ([r["crop_path"], r["duplicate_of"]] if r["duplicate_of"] else [r["crop_path"]])]
+    _grid(pd.DataFrame(shown, columns=[group, "crop_path"]), root, out / "removed_clean.png", group)
+    return Curated(out, len(keep), counts, "faces")
+
+
+def curate_clusters(root: Path, extractor, threshold: float = 0.6, progress: bool = True) -> tuple[pd.DataFrame, Path]:
+    """Cluster the sequences of a sequences root by their centres; writes ``sequence_clusters`` into the root and
+    ``clusters.png`` / ``clusters_report.md`` beside it. Returns the table and the grid path."""
+    if root_kind(root) != "sequences":
+        raise InputError(f"{root}: clusters are computed for a sequences root (manifests/faces)")
+    rows = manifest_crops(root, "faces")
+    feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
+    uniq, centres = steps.group_centres(steps.centred(feats), rows["sequence_id"].to_numpy())
+    labels = steps.cluster(centres, threshold)
+    sizes = np.bincount(labels)[labels]
+    df = pd.DataFrame({"sequence_id": uniq, "cluster": labels, "cluster_size": sizes.astype("int32"),
+                       "model": f"{extractor.name}-{extractor.fingerprint}"})
+    write_part(root, SEQUENCE_CLUSTERS, "part-000000", df)
+    multi = df[df["cluster_size"] > 1].sort_values(["cluster", "sequence_id"])
+    lines = ["# sequence clusters", "", f"{len(df)} sequences -> {df['cluster'].nunique()} clusters "
+             f"(average-linkage, mean cosine >= {threshold}); {len(multi)} sequences share a cluster", ""]
+    lines += [f"- cluster {c}: {', '.join(g['sequence_id'])}" for c, g in multi.groupby("cluster")]
+    with atomic_path(root / "clusters_report.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    grid = root / "clusters.png"
+    shown = rows[rows["sequence_id"].isin(multi["sequence_id"])]
+    if len(shown):
+        label = dict(zip(df["sequence_id"], df["cluster"]))
+        _grid(shown.assign(sequence_id=[f"c{label[s]}: {s}" for s in shown["sequence_id"]]), root, grid, "sequence_id")
+    return df, grid

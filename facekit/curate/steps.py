@@ -1,0 +1,124 @@
+"""Curation decisions as pure functions of features and labels (no I/O). Scores are cosine similarities of
+*centred* features: unit features minus their mean over everything compared, normalised again. Pretrained
+embedders share a large common direction (dlib's descriptors of two strangers have cosine ~0.85), and removing
+it is what separates people: on the real test data, a person's sequence scores 0.70 against their own photos
+and at most 0.55 against 13 other people (raw cosine: 0.96 vs 0.94).
+
+- ``overlap``: sequences (or identities) whose centre matches a reference identity's centre (SeqFace 4.3.1:
+  no person of the sequence data may be in the identity data or in the test sets);
+- ``outliers``: faces far from their group's centre (the centre of the other members);
+- ``exact_duplicates`` / ``near_duplicates`` inside a group;
+- ``cluster``: groups that look like one person (several sequences of a person are allowed, but known).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from facekit.curate.embeddings import unit
+
+
+def centred(feats: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """unit(unit(f) - mean), ``mean`` defaulting to the mean unit feature of ``feats``."""
+    f = unit(feats)
+    return unit(f - (f.mean(0) if mean is None else mean))
+
+
+def group_centres(feats: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique groups, (G, d) unit mean of each group's unit features)."""
+    uniq, inv = np.unique(groups, return_inverse=True)
+    sums = np.zeros((len(uniq), feats.shape[1]))
+    np.add.at(sums, inv, unit(feats))
+    return uniq, unit(sums)
+
+
+def overlap(query_centres: np.ndarray, reference_centres: np.ndarray, threshold: float,
+            chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """For each query centre: (index of the most similar reference centre, its cosine). Matches are those with
+    cosine >= ``threshold``. Chunked: a million sequences against 100K identities stays in memory."""
+    best = np.zeros(len(query_centres), np.int64)
+    score = np.full(len(query_centres), -1.0)
+    for s in range(0, len(query_centres), chunk):
+        sim = query_centres[s:s + chunk] @ reference_centres.T
+        best[s:s + chunk] = sim.argmax(1)
+        score[s:s + chunk] = sim.max(1)
+    return best, score
+
+
+def outliers(feats: np.ndarray, groups: np.ndarray, threshold: float, min_group: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(is_outlier, cosine to the centre of the *other* members of its group) per face. Groups smaller than
+    ``min_group`` have no outliers (two faces cannot out-vote each other)."""
+    f = unit(feats)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    sums = np.zeros((len(uniq), f.shape[1]))
+    np.add.at(sums, inv, f)
+    sizes = np.bincount(inv)
+    others = unit(sums[inv] - f)
+    cos = (f * others).sum(1)
+    return (cos < threshold) & (sizes[inv] >= min_group), cos
+
+
+def near_duplicates(feats: np.ndarray, groups: np.ndarray, threshold: float) -> np.ndarray:
+    """For every face, the index of an earlier face of its group with cosine >= ``threshold`` (it duplicates
+    that one; the first copy is kept), else -1."""
+    f = unit(feats)
+    twin = np.full(len(f), -1, np.int64)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if len(idx) < 2:
+            continue
+        sim = np.triu(f[idx] @ f[idx].T, k=1)  # sim[i, j]: earlier i, later j
+        hit = sim.max(0) >= threshold
+        twin[idx[hit]] = idx[sim.argmax(0)[hit]]
+    return twin
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def exact_duplicates(digests: list[str], groups: np.ndarray) -> np.ndarray:
+    """For every file, the index of an earlier file of its group with the same bytes, else -1."""
+    first: dict[tuple, int] = {}
+    twin = np.full(len(digests), -1, np.int64)
+    for i, key in enumerate(zip(groups, digests)):
+        j = first.setdefault(key, i)
+        twin[i] = j if j != i else -1
+    return twin
+
+
+def cluster(centres: np.ndarray, threshold: float) -> np.ndarray:
+    """Cluster label per centre: average-linkage agglomerative clustering, merging while the mean cosine between
+    clusters is >= ``threshold``."""
+    if len(centres) < 2:
+        return np.zeros(len(centres), np.int64)
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                    distance_threshold=1.0 - threshold)
+    return model.fit_predict(centres).astype(np.int64)
+
+
+def normalise_name(name: str) -> str:
+    """LFW/YTF/folder person names compare case- and separator-insensitively: 'George_W_Bush' == 'george w bush'."""
+    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+
+
+def read_name_list(path: Path) -> set[str]:
+    """Person names, one per line; LFW's lfw-names.txt ('Name_Here<TAB>count') and YTF folder lists work."""
+    from facekit.errors import InputError
+
+    if not path.is_file():
+        raise InputError(f"{path}: name list not found")
+    names = {normalise_name(line.split("\t")[0].split(",")[0]) for line in path.read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    if not names:
+        raise InputError(f"{path}: no names in the file")
+    return names

@@ -1,0 +1,140 @@
+"""Curation: the pure decisions against hand-made features, the commands end to end on self-made data, and
+on real data: byte-identical John_Shimkus files, a person of the identity set removed from the sequence data."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facekit.cli.main import main
+from facekit.curate import steps
+from facekit.manifests.io import read_manifest
+from tests.conftest import shared
+
+
+def test_overlap_picks_the_best_reference_over_threshold():
+    q = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    ref = np.array([[1.0, 0.0], [0.8, 0.6]])
+    best, score = steps.overlap(q, ref, 0.9, chunk=2)
+    assert best.tolist() == [0, 1, 1] and np.allclose(score, [1.0, 0.6, 0.96])
+
+
+def test_outliers_use_the_other_members():
+    # three faces near (1, 0) and one at (0, 1): its cosine to the mean of the others is 0 -> outlier at 0.5
+    f = np.array([[1.0, 0.0], [0.99, 0.1], [0.99, -0.1], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    g = np.array([0, 0, 0, 0, 1, 1])
+    out, cos = steps.outliers(f, g, 0.5)
+    assert out.tolist() == [False, False, False, True, False, False]  # group 1 has 2 faces: never outliers
+    assert cos[3] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_duplicates_point_at_the_kept_copy():
+    f = np.array([[1.0, 0.0], [1.0, 0.001], [0.0, 1.0], [1.0, 0.0]])
+    assert steps.near_duplicates(f, np.array([0, 0, 0, 1]), 0.999).tolist() == [-1, 0, -1, -1]
+    assert steps.exact_duplicates(["a", "b", "a", "a"], np.array([0, 0, 0, 1])).tolist() == [-1, -1, 0, -1]
+
+
+def test_centring_and_clusters_and_names(tmp_path):
+    rng = np.random.default_rng(0)
+    common = np.ones(16) * 3  # a shared direction, as pretrained embedders have
+    people = rng.normal(size=(3, 16))
+    centres = np.stack([common + people[i] + 0.1 * rng.normal(size=16) for i in (0, 0, 1, 2, 2)])
+    raw = steps.unit(centres) @ steps.unit(centres).T
+    assert raw.min() > 0.5  # strangers look alike before centring
+    labels = steps.cluster(steps.centred(centres), 0.6)
+    assert labels[0] == labels[1] and labels[3] == labels[4] and len(set(labels)) == 3
+    (tmp_path / "lfw-names.txt").write_text("George_W_Bush\t530\nJohn Salley\t1\n")
+    assert steps.read_name_list(tmp_path / "lfw-names.txt") == {"george w bush", "john salley"}
+
+
+def _aligned_ids(root, people=("ann", "bob", "cid"), per=4):
+    rng = np.random.default_rng(1)
+    for i, p in enumerate(people):
+        (root / p).mkdir(parents=True)
+        base = rng.integers(0, 255, (112, 112, 3))
+        for k in range(per):
+            img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / p / f"{k}.png")
+    shutil.copy(root / people[0] / "0.png", root / people[0] / "copy.png")  # byte-identical
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from facekit.models import build_backbone
+    from facekit.models.checkpoint import save_backbone
+
+    path = tmp_path_factory.mktemp("m") / "m.pt"
+    torch.manual_seed(0)
+    net = build_backbone("sphereface20", num_features=32, input_size=64, widths=(8, 8, 16, 16))
+    save_backbone(path, "sphereface20", {"num_features": 32, "input_size": 64, "widths": [8, 8, 16, 16]}, net,
+                  "arcface", 64, 127.5, 128.0, False)
+    return f"facekit:{path}"
+
+
+def test_embed_clean_and_name_lists_end_to_end(tmp_path, model, capsys):
+    _aligned_ids(tmp_path / "in")
+    ids = tmp_path / "ids"
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(ids), "--aligned", "-q"]) == 0
+    assert main(["embed", str(ids), "--table", "identities", "--model", model, "-q", "--device", "cpu"]) == 0
+    assert "13 crops of identities embedded" in capsys.readouterr().out
+    parts = list((ids / "embeddings").rglob("*.parquet"))
+    assert len(parts) == 1
+    assert main(["embed", str(ids), "--table", "identities", "--model", model, "-q"]) == 0
+    assert list((ids / "embeddings").rglob("*.parquet")) == parts  # cached: nothing recomputed
+    out = tmp_path / "clean"
+    assert main(["curate", "clean", str(ids), "-o", str(out), "--model", model, "-q", "--outlier", "-1"]) == 0
+    df = read_manifest(out, "identities")
+    assert len(df) == 12 and "copy" not in " ".join(df["source_path"])
+    assert Image.open(out / df["crop_path"].iloc[0]).size == (144, 144)  # crops reached through the new root
+    report = (out / "curation_report.md").read_text()
+    assert "| exact_duplicate | 1 |" in report and (out / "removed_clean.png").is_file()
+    (tmp_path / "names.txt").write_text("Bob\n")
+    out2 = tmp_path / "no_bob"
+    assert main(["curate", "overlap", str(out), "--names", str(tmp_path / "names.txt"), "-o", str(out2),
+                 "--model", model, "-q"]) == 0
+    assert sorted(read_manifest(out2, "identities")["identity"].unique()) == ["ann", "cid"]
+    assert "lineage.json" in {p.name for p in out2.iterdir()}
+    assert main(["curate", "overlap", str(out), "-o", str(out2), "--model", model]) == 2  # nothing to curate against
+
+
+def test_real_duplicate_johns_files(tmp_path):
+    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
+    ids = tmp_path / "johns"
+    assert main(["build", "identities", str(shared("dlib/examples/johns")), "-o", str(ids), "-q"]) == 0
+    out = tmp_path / "clean"
+    assert main(["curate", "clean", str(ids), "-o", str(out), "-q", "--outlier", "-1", "--near-duplicate", "1.01"]) == 0
+    import json
+
+    rep = json.loads((out / "curation_report.json").read_text())
+    assert rep["removed"] == {"exact_duplicate": 1}
+    (row,) = rep["details"]
+    assert row["identity"] == "John_Shimkus"
+    a = (shared("dlib/examples/johns") / "John_Shimkus")
+    digests = [steps.file_digest(p) for p in sorted(a.iterdir())]
+    assert len(digests) - len(set(digests)) == 1  # the one byte-identical pair
+
+
+def test_real_overlap_removes_the_person_in_the_identity_set(tmp_path):
+    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
+    deepface = shared("deepface")
+    ids = tmp_path / "ids"
+    assert main(["build", "identities", str(deepface), "--labels", str(deepface / "identities.csv"), "-o", str(ids),
+                 "-q"]) == 0
+    clips = [shared("dlib/dlib/test/ffmpeg_data/elon-musk-smoke.gif"),  # deepface identity J_img18
+             shared("video-retalking/examples/face/2.mp4")]
+    seqs = tmp_path / "seqs"
+    assert main(["extract-sequences", *map(str, clips), "-o", str(seqs), "-q", "--min-seq-len", "3"]) == 0
+    out = tmp_path / "clean"
+    assert main(["curate", "overlap", str(seqs), "--identities", str(ids), "-o", str(out), "-q"]) == 0
+    kept = set(read_manifest(out, "sequences")["sequence_id"])
+    assert kept == {"2#0"}
+    import json
+
+    (row,) = json.loads((out / "curation_report.json").read_text())["details"]
+    assert row["sequence_id"] == "elon-musk-smoke#0" and row["matched"] == "J_img18"
+    faces = read_manifest(out, "faces")
+    assert set(faces["sequence_id"]) == kept and (out / faces["crop_path"].iloc[0]).is_file()
