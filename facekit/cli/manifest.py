@@ -1,9 +1,10 @@
-"""``facekit manifest ...``: query, stats and schema of manifests."""
+"""``facekit manifest ...``: query, stats, schema, split, sample and merge of manifests."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -75,3 +76,39 @@ def schema_cmd(
             typer.echo(f"{s.name} (v{s.version}): {s.doc}")
             for c in s.columns:
                 typer.echo(f"  {c.name:<24} {str(c.type):<22} {c.doc}")
+
+
+@manifest_app.command("split")
+def split_cmd(root: Path = typer.Argument(..., help="Output root to split (sequences, identities or frames)."),
+              out: Path = typer.Option(..., "--out", "-o", help="Writes OUT/train and OUT/val."),
+              val: float = typer.Option(0.1, "--val", help="Share of the groups that go to val."),
+              by: Optional[str] = typer.Option(None, "--by", help="Grouping column (default: identity, or sequence_id "
+                                                                   "for sequence roots)."),
+              seed: int = typer.Option(0, "--seed", help="Seed of the assignment.")) -> None:
+    """Deterministic train/val split by group (a group never changes side when the data grows)."""
+    from facekit.manifests.ops import split
+
+    counts = split(root, out, val, seed, by)
+    typer.echo(f"train: {counts['train']} groups -> {out / 'train'}; val: {counts['val']} groups -> {out / 'val'}")
+
+
+@manifest_app.command("sample")
+def sample_cmd(root: Path = typer.Argument(..., help="Output root."),
+               out: Path = typer.Option(Path("sample.png"), "--out", "-o", help="PNG to write."),
+               n: int = typer.Option(8, "-n", help="Groups (sequences, identities, videos) to show."),
+               seed: int = typer.Option(0, "--seed", help="Seed of the choice.")) -> None:
+    """A PNG grid of N random sequences / identities / videos, one row each."""
+    from facekit.manifests.ops import sample_grid
+
+    path = sample_grid(root, out, n, seed)
+    typer.echo(f"wrote {path}" if path else "nothing to show (no crops)")
+
+
+@manifest_app.command("merge")
+def merge_cmd(roots: List[Path] = typer.Argument(..., help="Roots of one kind (e.g. shards written apart)."),
+              out: Path = typer.Option(..., "--out", "-o", help="Merged root (crops stay where they are).")) -> None:
+    """Merge roots into one; refuses overlapping sequences / images / utterances."""
+    from facekit.manifests.ops import merge
+
+    counts = merge(list(roots), out)
+    typer.echo(", ".join(f"{t}: {n} rows" for t, n in counts.items()) + f" -> {out}")
