@@ -99,3 +99,15 @@ def test_example_manifests_validate():
     root = Path(__file__).resolve().parents[1] / "manifests" / "examples"
     for name in ("videos", "sequences", "faces"):
         assert len(read_manifest(root, name)) > 0
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from facekit.fsutil import atomic_path
+
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    with open(tmp_path / "b.txt", "w") as fh:
+        fh.write("x")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode
