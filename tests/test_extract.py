@@ -174,3 +174,13 @@ def test_workers_give_the_same_result(clips, tmp_path):
     assert fa[["sequence_id", "frame_index", "crop_path"]].equals(fb[["sequence_id", "frame_index", "crop_path"]])
     np.testing.assert_allclose(fa[["box_x1", "box_y1", "box_x2", "box_y2"]], fb[["box_x1", "box_y1", "box_x2", "box_y2"]],
                                atol=0.05)
+
+
+def test_a_worker_that_dies_costs_its_video_not_the_run(clips, tmp_path, monkeypatch):
+    """A native crash in a worker (simulated by aborting it) records that video as an error; the others finish."""
+    monkeypatch.setenv("FACEKIT_CRASH_JOB", "group")
+    summary = _run([clips], tmp_path / "out", workers=2)
+    v = read_manifest(tmp_path / "out", "videos").set_index("video_id")
+    assert v.loc["group", "status"] == "error" and "worker process died" in v.loc["group", "error"]
+    assert set(v.index[v["status"] == "ok"]) == {"one", "three_shots"}
+    assert summary.status == {"ok": 2, "error": 1}

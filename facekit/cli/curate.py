@@ -44,7 +44,7 @@ def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identi
                                                                 "people must not appear (repeatable)."),
                 names: Optional[List[Path]] = typer.Option(None, "--names", help="Person name list(s) of test sets "
                                                            "(LFW lfw-names.txt, YTF folders); identity roots only."),
-                threshold: float = typer.Option(0.6, "--threshold", help="Centred-centre cosine that counts as the same person."),
+                threshold: float = typer.Option(0.55, "--threshold", help="Centred-centre cosine that counts as the same person."),
                 model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Remove sequences (or identities) whose person is in another identity dataset or on a test-set list."""
     from facekit.curate.run import curate_overlap

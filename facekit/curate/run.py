@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from facekit.curate import steps
-from facekit.curate.embeddings import embed_crops, manifest_crops, unit
+from facekit.curate.embeddings import embed_crops, manifest_crops
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.manifests.io import read_manifest, table_files, write_part
@@ -83,7 +83,7 @@ def _grid(rows: pd.DataFrame, root: Path, target: Path, group: str) -> None:
 
 
 def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = (), names: list[Path] = (),
-                   threshold: float = 0.6, progress: bool = True) -> Curated:
+                   threshold: float = 0.55, progress: bool = True) -> Curated:
     """Remove the sequences (or identities) of ``root`` whose person is in another identity dataset or a test
     set: centred-centre cosine >= ``threshold`` to an identity centre of ``identities`` roots, or (identity roots)
     folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders)."""
@@ -95,7 +95,10 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     for ref in identities:
         ref_rows = manifest_crops(ref, "identities")
         refs.append((ref, ref_rows, embed_crops(ref, ref_rows["crop_path"].tolist(), extractor, progress=progress)))
-    mean = unit(np.concatenate([feats, *(f for _, _, f in refs)])).mean(0)  # everything compared
+    # centre on the reference people (each identity once), so a sequence's score does not depend on which
+    # other sequences are being curated with it
+    ref_centres_all = [steps.group_centres(f, r["identity"].to_numpy())[1] for _, r, f in refs]
+    mean = np.concatenate(ref_centres_all).mean(0) if refs else steps.group_centres(feats, rows[group].to_numpy())[1].mean(0)
     uniq, centres = steps.group_centres(steps.centred(feats, mean), rows[group].to_numpy())
     reason = pd.Series("", index=uniq, dtype=object)
     details = []
@@ -145,7 +148,8 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     near_of = steps.near_duplicates(feats, groups, near_duplicate)  # raw cosine: copies are copies
     exact, near = exact_of >= 0, (near_of >= 0) & (exact_of < 0)
     twin = np.where(exact, exact_of, near_of)
-    is_out, cos = steps.outliers(steps.centred(feats), groups, outlier_threshold)
+    is_out, cos = steps.outliers(steps.centred(feats, steps.group_centres(feats, groups)[1].mean(0)), groups,
+                                 outlier_threshold)
     is_out &= ~(exact | near)
     why = np.where(exact, "exact_duplicate", np.where(near, "near_duplicate", np.where(is_out, "outlier", "")))
     keep = rows[why == ""]
@@ -177,7 +181,8 @@ def curate_clusters(root: Path, extractor, threshold: float = 0.6, progress: boo
         raise InputError(f"{root}: clusters are computed for a sequences root (manifests/faces)")
     rows = manifest_crops(root, "faces")
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
-    uniq, centres = steps.group_centres(steps.centred(feats), rows["sequence_id"].to_numpy())
+    seq = rows["sequence_id"].to_numpy()
+    uniq, centres = steps.group_centres(steps.centred(feats, steps.group_centres(feats, seq)[1].mean(0)), seq)
     labels = steps.cluster(centres, threshold)
     sizes = np.bincount(labels)[labels]
     df = pd.DataFrame({"sequence_id": uniq, "cluster": labels, "cluster_size": sizes.astype("int32"),

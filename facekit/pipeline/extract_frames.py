@@ -11,7 +11,6 @@ face of each detected (MTCNN) and aligned (ArcFace 112 by default). The Face Agg
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from facekit.fsutil import atomic_path
 from facekit.manifests.io import read_manifest, table_dir, write_part
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.extract_sequences import clean_leftovers, in_shard
+from facekit.pipeline.workers import run_jobs
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -168,6 +168,11 @@ def _init(cfg: FramesConfig, device: str, out: str) -> None:
     _WORKER.update(cfg=cfg, out=Path(out), detector=_detector(cfg, device))
 
 
+def _crashed(u: Utterance, reason: str) -> tuple[dict, list[dict]]:
+    return dict(utterance_id=u.utterance_id, identity=u.identity, video=u.video, path=str(u.path), status="error",
+                error=reason, num_frames=0, fps=0.0, frames_kept=0, split=u.split, vggface2_id=None, gender=None), []
+
+
 def _run(u: Utterance):
     return process_utterance(u, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
 
@@ -196,10 +201,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
             next_part += 1
             utt_rows.clear(), frame_rows.clear()
 
-    pool = None
     if workers > 0 and len(todo) > 1:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(cfg, device, str(out)))
-        results = pool.imap(_run, todo, chunksize=4)
+        results = run_jobs(todo, _run, workers, _init, (cfg, device, str(out)), _crashed)
     else:
         det = _detector(cfg, device)
         results = (process_utterance(u, out, cfg, det) for u in todo)
@@ -217,8 +220,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
         flush()
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
+        if hasattr(results, "close"):
+            results.close()
     summary.seconds = time.perf_counter() - t0
     from dataclasses import asdict
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from facekit import __version__
 from facekit.errors import InputError
 from facekit.fsutil import write_json
 from facekit.manifests.io import read_manifest, table_dir, write_part
+from facekit.pipeline.workers import run_jobs
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
 from facekit.video.decode import VIDEO_EXTENSIONS
@@ -168,6 +168,12 @@ def _worker_init(cfg: ExtractConfig, device: str, out: str) -> None:
     _WORKER.update(cfg=cfg, out=Path(out), detector=_make_detector(cfg, device))
 
 
+def _crashed(job: VideoJob, reason: str):
+    from facekit.pipeline.video_sequences import VideoResult, empty_video_row
+
+    return VideoResult({**empty_video_row(job.video_id, str(job.path)), "status": "error", "error": reason}, [], [])
+
+
 def _worker_run(job: VideoJob):
     from facekit.pipeline.video_sequences import process_video
 
@@ -207,11 +213,8 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
     if workers and workers > 0 and len(todo) > 1:
-        ctx = mp.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(cfg, device, str(out)))
-        results = pool.imap(_worker_run, todo)
+        results = run_jobs(todo, _worker_run, workers, _worker_init, (cfg, device, str(out)), _crashed)
     else:
-        pool = None
         detector = _make_detector(cfg, device)
         results = (process_video(j.path, j.video_id, out, cfg, detector) for j in todo)
     try:
@@ -228,8 +231,8 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
         flush()
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
+        if hasattr(results, "close"):
+            results.close()
     summary.seconds = time.perf_counter() - start
     from facekit.manifests.lineage import write_lineage
 

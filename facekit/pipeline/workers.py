@@ -1,0 +1,76 @@
+"""Worker processes that survive a worker's death.
+
+A native crash (a segfault in a decoder, the OOM killer) takes its worker process down; with
+``multiprocessing.Pool.imap`` the lost task is never answered and the run waits forever. Here jobs go to a
+``ProcessPoolExecutor`` (which notices a dead worker: ``BrokenProcessPool``) through a bounded window, results
+come back in job order, and when the pool breaks the job being waited on is rerun alone in a fresh process:
+if it kills that one too, ``crashed(job, reason)`` makes its result (an error row), and the other pending jobs
+are resubmitted to a new pool. One bad file costs a pool restart, never the run.
+
+``FACEKIT_CRASH_JOB=<id>`` makes the worker handling the job whose ``id`` attribute (``video_id``,
+``utterance_id``) matches abort, to test this path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Iterable, Iterator
+
+
+def _job_id(job: Any) -> str:
+    return str(getattr(job, "video_id", None) or getattr(job, "utterance_id", None) or "")
+
+
+def guarded(fn: Callable, job: Any) -> Any:
+    """Run ``fn(job)`` in a worker (module-level so it pickles); honours the fault-injection variable."""
+    if os.environ.get("FACEKIT_CRASH_JOB") and os.environ["FACEKIT_CRASH_JOB"] == _job_id(job):
+        os.abort()
+    return fn(job)
+
+
+def run_jobs(jobs: Iterable, fn: Callable, workers: int, initializer: Callable, initargs: tuple,
+             crashed: Callable[[Any, str], Any], window: int | None = None) -> Iterator:
+    """Yield ``fn(job)`` for every job, in order, from ``workers`` spawned processes (see the module docstring)."""
+    ctx = mp.get_context("spawn")
+    window = window or 2 * workers
+
+    def new_pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
+
+    todo = iter(jobs)
+    pool = new_pool(workers)
+    pending: deque = deque()
+
+    def fill() -> None:
+        while len(pending) < window:
+            job = next(todo, None)
+            if job is None:
+                return
+            pending.append((job, pool.submit(guarded, fn, job)))
+
+    try:
+        fill()
+        while pending:
+            job, fut = pending.popleft()
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                rest = [j for j, _ in pending]
+                pending.clear()
+                with new_pool(1) as alone:
+                    try:
+                        result = alone.submit(guarded, fn, job).result()
+                    except BrokenProcessPool:
+                        result = crashed(job, "worker process died while processing it (native crash or killed)")
+                todo = itertools.chain(rest, todo)
+                pool = new_pool(workers)
+            yield result
+            fill()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
