@@ -138,3 +138,22 @@ def test_real_overlap_removes_the_person_in_the_identity_set(tmp_path):
     assert row["sequence_id"] == "elon-musk-smoke#0" and row["matched"] == "J_img18"
     faces = read_manifest(out, "faces")
     assert set(faces["sequence_id"]) == kept and (out / faces["crop_path"].iloc[0]).is_file()
+
+
+def test_real_two_sequences_of_one_person_cluster(tmp_path):
+    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
+    from facekit.video.decode import VideoStream
+    from facekit.video.synth import write_video
+
+    clip = shared("video-retalking/examples/face/3.mp4")
+    frames = np.concatenate([f for _, f, _ in VideoStream(clip).batches(64)])
+    half = len(frames) // 2
+    write_video(tmp_path / "v" / "a.mp4", frames[:half], fps=25)  # one person, two "videos"
+    write_video(tmp_path / "v" / "b.mp4", frames[half:], fps=25)
+    shutil.copy(shared("video-retalking/examples/face/2.mp4"), tmp_path / "v" / "other.mp4")
+    seqs = tmp_path / "seqs"
+    assert main(["extract-sequences", str(tmp_path / "v"), "-o", str(seqs), "-q"]) == 0
+    assert main(["curate", "clusters", str(seqs), "-q"]) == 0
+    c = read_manifest(seqs, "sequence_clusters").set_index("sequence_id")["cluster"]
+    assert c["a#0"] == c["b#0"] != c["other#0"]
+    assert (seqs / "clusters.png").is_file()
