@@ -10,7 +10,7 @@ import typer
 
 from facekit.errors import InputError
 
-manifest_app = typer.Typer(help="Query and inspect Parquet manifests (DuckDB).", no_args_is_help=True)
+manifest_app = typer.Typer(help="Query, inspect, split, sample and merge Parquet manifests (DuckDB).", no_args_is_help=True)
 
 
 @manifest_app.command("query")

@@ -74,7 +74,7 @@ class AggregatorConfig:
 
     def check(self, where: str) -> None:
         if self.data.frames is None:
-            raise InputError(f"{where}: set data.frames (an `facekit extract-frames` output root)")
+            raise InputError(f"{where}: set data.frames (a `facekit extract-frames` output root)")
         if not self.model.extractor:
             raise InputError(f"{where}: set model.extractor, the frozen feature extractor (e.g. iresnet50:backbone.pth)")
         if self.data.set_size < 1:
