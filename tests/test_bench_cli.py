@@ -104,7 +104,7 @@ def _ijb_fixture(tmp_path):
     rng = np.random.default_rng(2)
     header = "TEMPLATE_ID,SUBJECT_ID,FILENAME,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n"
     centres = np.eye(16)[:8]
-    feats, files = [], {}
+    feats = []
     tid = 0
 
     def template(subject, n_media):
