@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from facekit.cli.main import main
+from common import facekit as run  # benchmarks/common.py
 from facekit.video.synth import voxceleb_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,12 +24,6 @@ SHARED = ROOT.parent / "shared" / "data"
 OUT = Path("out/aggregator_real")
 RECIPE = ROOT / "recipes" / "aggregator_small_real.yaml"
 EXTRACTOR = Path("out/seqface_real/runs/B_seqface_lsr_dsa/model.pt")
-
-
-def run(args: list[str]) -> None:
-    code = main(args)
-    if code:
-        sys.exit(f"facekit {' '.join(args)} failed ({code})")
 
 
 def main_() -> None:

@@ -13,19 +13,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from facekit.bench import ijb
 from facekit.bench.metrics import kfold_accuracy, l2_normalise, open_set_identification, pair_scores, roc, tar_at_far
 
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from common import peak_rss_mb  # benchmarks/common.py
 
 
 def main() -> None:

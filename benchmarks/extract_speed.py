@@ -19,7 +19,6 @@ Default VIDEO: ../shared/data/facenet-pytorch/examples/video.mp4 (1920x1080), el
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from facekit.detect.boxes import iou_matrix
 from facekit.detect.mtcnn import MTCNN
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.video_sequences import process_video
+
+from common import peak_rss_mb  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared/data/facenet-pytorch/examples/video.mp4"
@@ -78,14 +79,6 @@ def recall(runs: dict[str, tuple[list[dict], list[dict]]]) -> dict[str, float]:
                 match = len(pooled) - 1
             found[name].add(match)
     return {name: len(ids) / max(len(pooled), 1) for name, ids in found.items()}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited across fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss_child(video: Path) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from facekit.cli.main import main
+from common import facekit as run  # benchmarks/common.py
 from facekit.models import build_backbone, input_scale
 from facekit.recipes import build, read_recipe
 from facekit.train.seqface_config import SeqFaceConfig
@@ -31,12 +31,6 @@ SHARED = ROOT.parent / "shared" / "data"
 OUT = Path("out/seqface_real")
 RECIPE = ROOT / "recipes" / "seqface_small_real.yaml"
 CLIPS = [SHARED / "video-retalking/examples/face", SHARED / "LivePortrait/assets/examples/driving"]
-
-
-def run(args: list[str]) -> None:
-    code = main(args)
-    if code:
-        sys.exit(f"facekit {' '.join(args)} failed ({code})")
 
 
 def prepare() -> None:
