@@ -44,6 +44,7 @@ def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: lis
 
     run_dir = out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     saved = run_dir / "recipe.yaml"
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 checks and writes the run dir
     if resume:
         if out is None:
             raise InputError("--resume needs --out RUN_DIR (the run to continue)")
@@ -53,14 +54,14 @@ def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: lis
             raise InputError(f"{saved}: not a facekit run directory (no recipe.yaml)")
         source = saved
     else:
-        if saved.exists():
+        if main_rank and saved.exists():
             raise InputError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
         source = recipe
     where = str(source or "settings")
     cfg = build(cfg_cls, read_recipe(source, overrides), where)
     if hasattr(cfg, "check"):
         cfg.check(where)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_rank:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as tmp:
             tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
