@@ -49,3 +49,20 @@ def face_photos(sample_frames) -> list:
         canvas.paste(Image.fromarray(sample_frames[i]), (60, 34))
         photos.append(canvas)
     return photos
+
+
+def torchrun_facekit(args: list[str], nproc: int = 2, timeout: int = 300):
+    """Run ``facekit ARGS`` under ``torchrun --nproc_per_node=NPROC`` on this machine (gloo on CPU, one thread per
+    rank, a free port); returns the CompletedProcess."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
+           f"--master_port={port}", "-m", "facekit", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=timeout)

@@ -227,20 +227,12 @@ def test_aggregate_command_from_folders_and_manifest(frames_root, tmp_path, caps
 
 
 def test_aggregator_torchrun_two_processes_match_one(frames_root, tmp_path):
-    import os
-    import socket
-    import subprocess
-    import sys
+    from tests.conftest import torchrun_facekit
 
     args = ["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-q", "--device", "cpu",
             "--set", "optim.steps=3", "--set", "data.holdout_identities=0"]
     assert main(args + ["-o", str(tmp_path / "one")]) == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={port}", "-m", "facekit", *args, "-o", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    proc = torchrun_facekit([*args, "-o", str(tmp_path / "two")])
     assert proc.returncode == 0, proc.stderr[-2000:]
     one, two = _g(tmp_path / "one"), _g(tmp_path / "two")
     # Adam moves every weight by ~lr (1e-3) per step whatever the gradient's size, so float-order differences of

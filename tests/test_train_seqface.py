@@ -4,10 +4,6 @@ the same result as one process, exports to state_dict / ONNX, and its model.pt f
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -19,6 +15,7 @@ from PIL import Image
 from facekit.cli.main import main
 from facekit.manifests.io import write_part
 from facekit.manifests.schemas import FACES, IDENTITIES
+from tests.conftest import torchrun_facekit
 
 COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (220, 220, 40)]
 
@@ -122,20 +119,11 @@ def test_bad_settings_fail_in_one_line(toy, tmp_path, capsys):
     assert "no recipe.yaml" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_processes_match_one(toy, tmp_path):
     """2 CPU ranks (gloo), each half of the global batch of 8, give the same model as one process."""
     assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "one"), "-q"]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "facekit", "train", "seqface", "-r", str(toy / "recipe.yaml"),
-           "-o", str(tmp_path / "two"), "-q", "--device", "cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = torchrun_facekit(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "two"), "-q",
+                             "--device", "cpu"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     one, two = _state(tmp_path / "one"), _state(tmp_path / "two")
     assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5

@@ -9,9 +9,8 @@ from typing import List, Optional
 import numpy as np
 import typer
 
+from facekit.datasets.identities import IMAGE_SUFFIXES
 from facekit.errors import InputError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def _sets_from_paths(paths: list[Path]) -> dict[str, list[Path]]:
@@ -64,7 +63,7 @@ def aggregate_cmd(
     from PIL import Image
     from tqdm import tqdm
 
-    from facekit.aggregation.apply import load_aggregator, subsample
+    from facekit.aggregation.apply import load_aggregator, resize_all, subsample
     from facekit.device import resolve_device
     from facekit.fsutil import atomic_path
     from facekit.manifests.io import write_part
@@ -94,10 +93,7 @@ def aggregate_cmd(
         faces = agg.fuse(crops, batch=batch, max_set=max_set)
         vectors = None
         if feats is not None:
-            size = feats.input_size
-            x = faces if size == agg.image_size else np.stack(
-                [np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in faces])
-            vectors = feats.embed(x)
+            vectors = feats.embed(resize_all(faces, feats.input_size))
         for i, k in enumerate(chunk):
             rel = f"aggregated/{re.sub(r'[^A-Za-z0-9._-]+', '_', k)}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)

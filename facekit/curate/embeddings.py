@@ -45,7 +45,3 @@ def embed_crops(root: Path, crop_paths: list[str], extractor, batch: int = 64, p
 
     feats, _ = compute_features(list(crop_paths), load, extractor, cache, batch, "embed" if progress else "")
     return feats
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

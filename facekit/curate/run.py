@@ -12,6 +12,7 @@ import pandas as pd
 
 from facekit.curate import steps
 from facekit.curate.embeddings import embed_crops, manifest_crops
+from facekit.embed.extractors import file_fingerprint
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.manifests.io import read_manifest, table_files, write_part
@@ -143,7 +144,7 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
         source_root = read_lineage(root).get("settings", {}).get("root")
     files = [Path(source_root) / p for p in rows["source_path"]] if source_root and \
         all((Path(source_root) / p).is_file() for p in rows["source_path"]) else [root / p for p in rows["crop_path"]]
-    exact_of = steps.exact_duplicates([steps.file_digest(f) for f in files], groups)
+    exact_of = steps.exact_duplicates([file_fingerprint(f) for f in files], groups)
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
     near_of = steps.near_duplicates(feats, groups, near_duplicate)  # raw cosine: copies are copies
     exact, near = exact_of >= 0, (near_of >= 0) & (exact_of < 0)

@@ -14,26 +14,25 @@ separates people: on the real test data, a person's sequence scores 0.66 against
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from facekit.curate.embeddings import unit
+from facekit.bench.metrics import l2_normalise
 
 
 def centred(feats: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     """unit(unit(f) - mean), ``mean`` defaulting to the mean unit feature of ``feats``."""
-    f = unit(feats)
-    return unit(f - (f.mean(0) if mean is None else mean))
+    f = l2_normalise(feats)
+    return l2_normalise(f - (f.mean(0) if mean is None else mean))
 
 
 def group_centres(feats: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unique groups, (G, d) unit mean of each group's unit features)."""
     uniq, inv = np.unique(groups, return_inverse=True)
     sums = np.zeros((len(uniq), feats.shape[1]))
-    np.add.at(sums, inv, unit(feats))
-    return uniq, unit(sums)
+    np.add.at(sums, inv, l2_normalise(feats))
+    return uniq, l2_normalise(sums)
 
 
 def overlap(query_centres: np.ndarray, reference_centres: np.ndarray, threshold: float,
@@ -52,12 +51,12 @@ def overlap(query_centres: np.ndarray, reference_centres: np.ndarray, threshold:
 def outliers(feats: np.ndarray, groups: np.ndarray, threshold: float, min_group: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(is_outlier, cosine to the centre of the *other* members of its group) per face. Groups smaller than
     ``min_group`` have no outliers (two faces cannot out-vote each other)."""
-    f = unit(feats)
+    f = l2_normalise(feats)
     uniq, inv = np.unique(groups, return_inverse=True)
     sums = np.zeros((len(uniq), f.shape[1]))
     np.add.at(sums, inv, f)
     sizes = np.bincount(inv)
-    others = unit(sums[inv] - f)
+    others = l2_normalise(sums[inv] - f)
     cos = (f * others).sum(1)
     return (cos < threshold) & (sizes[inv] >= min_group), cos
 
@@ -65,7 +64,7 @@ def outliers(feats: np.ndarray, groups: np.ndarray, threshold: float, min_group:
 def near_duplicates(feats: np.ndarray, groups: np.ndarray, threshold: float) -> np.ndarray:
     """For every face, the index of an earlier face of its group with cosine >= ``threshold`` (it duplicates
     that one; the first copy is kept), else -1."""
-    f = unit(feats)
+    f = l2_normalise(feats)
     twin = np.full(len(f), -1, np.int64)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
@@ -75,14 +74,6 @@ def near_duplicates(feats: np.ndarray, groups: np.ndarray, threshold: float) -> 
         hit = sim.max(0) >= threshold
         twin[idx[hit]] = idx[sim.argmax(0)[hit]]
     return twin
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def exact_duplicates(digests: list[str], groups: np.ndarray) -> np.ndarray:

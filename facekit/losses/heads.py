@@ -8,6 +8,7 @@ plain logits, so Eq. 5's uniform target applies to them (SeqFace section 3.2). T
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ class SoftmaxHead(nn.Module):
         return self.fc(x_bd)
 
 
-class _CosineHead(nn.Module):
+class _CosineHead(nn.Module, ABC):
     """Normalised class weights W (C, d) and normalised features: cos(theta) (B, C), then a target-logit margin."""
 
     def __init__(self, dim: int, num_classes: int, scale: float) -> None:
@@ -34,8 +35,9 @@ class _CosineHead(nn.Module):
         nn.init.xavier_uniform_(self.weight)
         self.scale = scale
 
-    def margin(self, cos_b: torch.Tensor) -> torch.Tensor:  # target cos -> target logit before scaling
-        raise NotImplementedError
+    @abstractmethod
+    def margin(self, cos_b: torch.Tensor) -> torch.Tensor:
+        """Target cos(theta) (B,) -> the target logit before scaling (each subclass's margin)."""
 
     def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
         cos_bc = F.linear(F.normalize(x_bd.float(), dim=1), F.normalize(self.weight.float(), dim=1))

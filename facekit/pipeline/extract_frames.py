@@ -102,14 +102,19 @@ def sample_indices(num_frames: int, k: int) -> np.ndarray:
     return np.unique(np.floor((np.arange(k) + 0.5) * num_frames / k).astype(np.int64))
 
 
+def utterance_row(u: Utterance) -> dict:
+    """The ``utterances`` row of a clip before anything is known about it."""
+    return dict(utterance_id=u.utterance_id, identity=u.identity, video=u.video, path=str(u.path), status="ok",
+                error=None, num_frames=0, fps=0.0, frames_kept=0, split=u.split, vggface2_id=None, gender=None)
+
+
 def process_utterance(u: Utterance, out: Path, cfg: FramesConfig, detector) -> tuple[dict, list[dict]]:
     import decord
 
     from facekit.align import align_faces, get_template
     from facekit.curate.quality import laplacian_variance
 
-    row = dict(utterance_id=u.utterance_id, identity=u.identity, video=u.video, path=str(u.path), status="ok",
-               error=None, num_frames=0, fps=0.0, frames_kept=0, split=u.split, vggface2_id=None, gender=None)
+    row = utterance_row(u)
     try:
         reader = decord.VideoReader(str(u.path), ctx=decord.cpu(0))
         n = len(reader)
@@ -169,8 +174,7 @@ def _init(cfg: FramesConfig, device: str, out: str) -> None:
 
 
 def _crashed(u: Utterance, reason: str) -> tuple[dict, list[dict]]:
-    return dict(utterance_id=u.utterance_id, identity=u.identity, video=u.video, path=str(u.path), status="error",
-                error=reason, num_frames=0, fps=0.0, frames_kept=0, split=u.split, vggface2_id=None, gender=None), []
+    return {**utterance_row(u), "status": "error", "error": reason}, []
 
 
 def _run(u: Utterance):

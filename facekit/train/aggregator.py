@@ -230,25 +230,22 @@ def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, 
     no augmentation) -> A. Against every frame P of the person's other videos (genuine) and of the other held-out
     people (impostor), squared distances of L2-normalised features: aggregated ||f_A - f_P||^2, input frames
     (mean over n of ||f_In - f_P||^2) and the average feature ||norm(mean f_In) - f_P||^2."""
-    from facekit.train.images import load_crop, to_tensor
-
     G.eval()
     ds = FrameSetDataset(data, cfg.data, augment=False)
-
-    def embed(frames) -> torch.Tensor:
-        x = torch.stack([to_tensor(load_crop(data.paths[int(f)], cfg.data.image_size), 127.5, 127.5) for f in frames])
-        return F.normalize(feats(x.to(device)), dim=1)
+    # every held-out frame is read and embedded once, then reused as set member, positive and impostor
+    images = {int(v): torch.stack([ds.image(int(f), None) for f in data.video_frames[v]]).to(device)
+              for v in data.heldout_videos}
+    unit_feats = {v: F.normalize(feats(x), dim=1) for v, x in images.items()}
 
     rows = {"aggregated": [], "input_frames": [], "average_feature": []}
     imp = {"aggregated": [], "input_frames": [], "average_feature": []}
     closer, grid_sets, grid_aggs = [], [], []
     held_ids = set(data.identity_of_video[data.heldout_videos].tolist())
-    for v in data.heldout_videos:
-        frames = data.video_frames[v][:cfg.data.set_size]
-        x_set = torch.stack([ds.image(int(f), None) for f in frames])[None].to(device)
+    for v in map(int, data.heldout_videos):
+        x_set = images[v][:cfg.data.set_size][None]
         agg = G(x_set)
         f_a = F.normalize(feats(agg), dim=1)
-        f_in = embed(frames)
+        f_in = unit_feats[v][:cfg.data.set_size]
         f_avg = F.normalize(f_in.mean(0, keepdim=True), dim=1)
         ident = data.identity_of_video[v]
         for kind, store in (("genuine", rows), ("impostor", imp)):
@@ -258,7 +255,7 @@ def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, 
                 others = [u for i in held_ids if i != ident for u in data.identity_videos[i]]
             if not others:
                 continue
-            f_p = embed(np.concatenate([data.video_frames[u] for u in others]))
+            f_p = torch.cat([unit_feats[int(u)] for u in others])
             d_a = (f_a - f_p).pow(2).sum(1)
             d_in = torch.cdist(f_in, f_p).pow(2).mean(0)
             d_avg = (f_avg - f_p).pow(2).sum(1)

@@ -7,13 +7,13 @@ position, so resume and DDP give the samples one uninterrupted process would dra
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facekit.bench.report import fingerprint_files
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
 from facekit.train.aggregator_config import FrameSetDataConfig
@@ -63,12 +63,9 @@ def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
     identity_videos = [np.flatnonzero(identity_of_video == i) for i in range(len(identities))]
     held = set(range(len(identities) - cfg.holdout_identities, len(identities)))
     is_held = np.array([identity_of_video[v] in held for v in range(len(videos))])
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.read_bytes())
     return FrameSets(PathTable(cfg.frames, df["crop_path"].tolist()), video_codes.astype(np.int64), identity_of_video,
                      video_frames, identity_videos, identities, np.flatnonzero(~is_held), np.flatnonzero(is_held),
-                     h.hexdigest()[:16])
+                     fingerprint_files(files))
 
 
 def draw_sample(data: FrameSets, video: int, set_size: int, rng: np.random.Generator,

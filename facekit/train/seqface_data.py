@@ -8,7 +8,6 @@ K DDP ranks, each taking its share of the global batch, see the same samples as 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facekit.bench.report import fingerprint_files
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
 from facekit.train.images import load_crop, to_tensor
@@ -64,15 +64,6 @@ class TrainingData:
                 f"sequence data: {self.num_sequences} sequences, {n_seq} faces")
 
 
-def _fingerprint(files: list[Path]) -> str:
-    h = hashlib.sha256()
-    for f in sorted(files):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}".encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def load_training_data(cfg: DataConfig) -> TrainingData:
     files, ids, seqs, num_c, num_s = [], None, None, 0, 0
     if cfg.identities is not None:
@@ -95,7 +86,7 @@ def load_training_data(cfg: DataConfig) -> TrainingData:
         seqs = Source(PathTable(cfg.sequences, df["crop_path"].tolist()), -(codes.astype(np.int64) + 1))
     if num_c == 0:
         raise InputError("the chief classification loss needs identity data (data.identities)")
-    return TrainingData(ids, seqs, num_c, num_s, _fingerprint(files))
+    return TrainingData(ids, seqs, num_c, num_s, fingerprint_files(files))
 
 
 class MixedBatchSampler:
