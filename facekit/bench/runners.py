@@ -34,6 +34,7 @@ class FeatureSource:
     aligned: bool = False  # images are already crops on the model's template
     batch: int = 64
     aggregator: object | None = None  # facekit.aggregation.apply.Aggregator for --method aggregator
+    progress: bool = True  # progress bars while features are computed
 
     def __post_init__(self) -> None:
         if (self.model is None) == (self.features_file is None):
@@ -55,7 +56,7 @@ class FeatureSource:
             return lookup_features(self._table, [k.split("|")[0] for k in keys], str(self.features_file))
         cache = FeatureCache(self.cache_dir, self.fingerprint + ("-aligned" if self.aligned else "")) \
             if self.cache_dir else None
-        feats, n = compute_features(keys, load, self.model, cache, self.batch, desc)
+        feats, n = compute_features(keys, load, self.model, cache, self.batch, desc if self.progress else "")
         self.computed += n
         return feats
 

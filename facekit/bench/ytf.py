@@ -52,7 +52,7 @@ def read_splits(path: str | Path, expect_full: bool = True) -> YTFPairs:
         raise InputError(f"{path}: no pairs")
     if expect_full and len(split) != SPLITS * PAIRS_PER_SPLIT:
         raise InputError(f"{path}: expected {SPLITS * PAIRS_PER_SPLIT} pairs, found {len(split)} "
-                         "(pass a subset only in tests)")
+                         "(pass --subset for fixtures or the demo data)")
     return YTFPairs(np.array(split), a, b, np.array(same))
 
 

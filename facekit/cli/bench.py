@@ -20,10 +20,11 @@ CACHE = typer.Option(Path(".facekit-cache/features"), "--cache", help="Feature c
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")
 AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit train aggregator` (--method aggregator).")
 ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
-            batch: int = 64, aggregator: Optional[Path] = None) -> FeatureSource:
+            quiet: bool, aggregator: Optional[Path] = None) -> FeatureSource:
     from facekit.embed import load_extractor
 
     dev = resolve_device(device)
@@ -33,7 +34,7 @@ def _source(model: Optional[str], features: Optional[Path], cache: Path, device:
         from facekit.aggregation.apply import load_aggregator
 
         agg = load_aggregator(aggregator, dev)
-    return FeatureSource(extractor, features, cache, aligned, batch, agg)
+    return FeatureSource(extractor, features, cache, aligned, aggregator=agg, progress=not quiet)
 
 
 def _done(out: Path, lines: list[str]) -> None:
@@ -54,10 +55,10 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
             subset: bool = typer.Option(False, "--subset", help="Accept a splits file with fewer than 5,000 pairs."),
-            aggregator: Optional[Path] = AGGREGATOR) -> None:
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
     """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy."""
     settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset)
-    report, m = run_ytf(settings, _source(model, features, cache, device, aligned, aggregator=aggregator), out)
+    report, m = run_ytf(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
     _done(report, [f"YTF {protocol} N={n} n_avg={navg} {method}: accuracy {100 * m['accuracy_mean']:.2f}% "
                    f"+- {100 * m['accuracy_std']:.2f} over {m['pairs']} pairs ({m['features_computed']} features computed)"])
 
@@ -67,9 +68,9 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
             pairs: Optional[Path] = typer.Option(None, "--pairs", help="LFW pairs.txt."),
             bin_file: Optional[Path] = typer.Option(None, "--bin", help="insightface verification .bin instead."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
-            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED) -> None:
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET) -> None:
     """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
-    report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned), out)
+    report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned, quiet), out)
     _done(report, [f"verification accuracy {100 * m['accuracy_mean']:.2f}% +- {100 * m['accuracy_std']:.2f} "
                    f"over {m['pairs']} pairs"])
 
@@ -83,10 +84,10 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
             method: str = typer.Option("avg", "--method", help="avg (media = mean of its image features) or aggregator."),
-            aggregator: Optional[Path] = AGGREGATOR) -> None:
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
     """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
     settings = IJBSettings(root, dataset, images, layout, tar_rule, method)
-    report, m = run_ijb(settings, _source(model, features, cache, device, aligned, aggregator=aggregator), out)
+    report, m = run_ijb(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
     lines = [f"{dataset} 1:1: " + ", ".join(f"TAR@{k.removeprefix('tar_far_')}={100 * v:.2f}%"
                                             for k, v in m["verification_11"].items() if k.startswith("tar_far_"))]
     if "identification_1N" in m:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-build_app = typer.Typer(help="Build datasets from image collections.", no_args_is_help=True)
+build_app = typer.Typer(help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
 
 
 @build_app.command("identities")
@@ -41,3 +41,22 @@ def identities_cmd(
     grid = sequence_grid(faces[faces["status"] == "ok"], out, out / "identities_preview.png", group="identity")
     if grid:
         typer.echo(f"preview: {grid}")
+
+
+@build_app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder (must not exist)."),
+    clip: Optional[Path] = typer.Option(None, "--clip", help="Video to make it from (default: the embedded sample)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Toy data in the official layouts (identity folders, VoxCeleb2, YTF, LFW, IJB-C official and insightface)
+    made from the embedded sample clip: the README's walk-through runs on it with nothing downloaded."""
+    from facekit.datasets.demo import build_demo
+    from facekit.device import resolve_device
+
+    info = build_demo(out, clip, device=str(resolve_device(device)))
+    typer.echo(f"{len(info['people'])} people from {info['source']} ({info['seconds']:.0f} s)")
+    typer.echo(f"  people/ ({info['people_folder']} identities), voxceleb2/ ({info['voxceleb_utterances']} utterances), "
+               f"ytf/ ({info['ytf_pairs']} pairs), lfw/ ({info['lfw_pairs']} pairs), ijbc/ and ijbc_insightface/ "
+               f"({info['ijb_gallery_templates']} gallery, {info['ijb_probe_templates']} probe templates)")
+    typer.echo(f"demo data: {out}  (what is where: {out / 'README.md'})")
