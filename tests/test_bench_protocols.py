@@ -111,3 +111,38 @@ def test_template_features_brute_force():
     for i, tid in enumerate(ids):
         total = sum(f[(t == tid) & (m == mid)].mean(0) for mid in np.unique(m[t == tid]))
         np.testing.assert_allclose(tf[i], total / np.linalg.norm(total), rtol=1e-5, atol=1e-6)
+
+
+def test_layout_writers_read_back_by_the_readers(tmp_path):
+    """facekit.datasets.layouts writes what the official readers parse, row for row."""
+    from facekit.datasets import layouts
+
+    img = np.full((20, 20, 3), 128, np.uint8)
+    db, splits = layouts.write_ytf(tmp_path / "ytf", {("A_B", 0): [img] * 3, ("A_B", 1): [img], ("C", 4): [img]},
+                                   [(1, "A_B/0", "A_B/1", True), (1, "A_B/0", "C/4", False), (2, "C/4", "A_B/1", False)])
+    p = ytf.read_splits(splits, expect_full=False)
+    assert p.split.tolist() == [1, 1, 2] and p.same.tolist() == [True, False, False] and p.video_b[1] == "C/4"
+    assert len(list((db / "A_B" / "0").glob("aligned_detect_0.*.jpg"))) == 3
+    assert "1, 2, A_B/0, C/4, 0" in splits.read_text().splitlines()  # pair numbers count within a split
+
+    root, pairs = layouts.write_lfw(tmp_path / "lfw", {"A": [img, img], "B": [img]},
+                                    [([("A", 1, 2)], [("A", 1, "B", 1)])] * 2)
+    q = lfw.read_pairs(pairs)
+    assert q.image_a == ["A/A_0001.jpg", "A/A_0001.jpg"] * 2 and q.image_b[1] == "B/B_0001.jpg"
+    assert q.fold.tolist() == [0, 0, 1, 1] and all((root / a).is_file() for a in q.image_a + q.image_b)
+    with pytest.raises(ValueError, match="same number"):
+        layouts.write_lfw(tmp_path / "bad", {}, [([("A", 1, 2)], [])])
+
+    row = (1, 7, "img/1.jpg", 3, 10.0, 20.0, 30.0, 40.0)
+    images, proto = layouts.write_ijb_official(tmp_path / "ijb", "IJBB", {"img/1.jpg": img}, ([row], [row]),
+                                               [(2, 7, "frames/1.jpg", 4, 1, 2, 3, 4)], [(1, 2)])
+    g = ijb.read_protocol_csv(proto / "ijbb_1N_gallery_S2.csv")
+    assert g.iloc[0].tolist() == [1, 7, "img/1.jpg", 3, 10.0, 20.0, 30.0, 40.0] and (images / "img/1.jpg").is_file()
+    assert ijb.read_matches(proto / "ijbb_11_S1_S2_matches.csv").tolist() == [[1, 2]]
+
+    marks = [float(v) for v in range(10)]
+    layouts.write_ijb_insightface(tmp_path / "if", "ijbb", {"1.jpg": img}, [("1.jpg", 5, 9, marks, 0.5)], [(5, 5, 1)])
+    d = ijb.read_insightface_layout(tmp_path / "if", "ijbb")
+    assert d.faces[["filename", "template", "media"]].values.tolist() == [["1.jpg", 5, 9]]
+    assert d.faces["landmarks"][0] == marks and d.faces["faceness"][0] == 0.5
+    assert d.pairs.tolist() == [[5, 5]] and d.labels.tolist() == [1]

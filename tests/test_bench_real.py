@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from facekit.cli.main import main
+from facekit.datasets.layouts import write_ijb_official, write_lfw, write_ytf
 from tests.conftest import shared
 
 
@@ -30,26 +31,22 @@ def test_ytf_layout_from_talking_heads(tmp_path):
 
     clips = sorted(shared("video-retalking/examples/face").glob("*.mp4")) + \
         sorted(shared("LivePortrait/assets/examples/driving").glob("*.mp4"))
-    db = tmp_path / "aligned_images_DB"
-    people = []
+    videos, people = {}, []
     for clip in clips:
         person = f"Person_{clip.parent.name}_{clip.stem}"
         people.append(person)
         frames = np.concatenate([f for _, f, _ in VideoStream(clip).batches(64)])
         for v, half in enumerate(np.array_split(np.arange(len(frames)), 2)):  # two "videos" per person
-            (db / person / str(v)).mkdir(parents=True)
-            for k, i in enumerate(half[np.linspace(0, len(half) - 1, 10).round().astype(int)]):
-                Image.fromarray(frames[i]).resize((200, 200)).save(db / person / str(v) / f"aligned_detect_{v}.{k}.jpg")
-    lines = ["split number, pair number in split, first name, second name, is same:"]
-    for s in range(10):
-        p, q = people[s], people[(s + 3) % len(people)]
-        lines += [f"{s + 1}, 1, {p}/0, {p}/1, 1", f"{s + 1}, 2, {p}/0, {q}/1, 0"]
-    (tmp_path / "splits.txt").write_text("\n".join(lines) + "\n")
-    assert main(["bench", "ytf", "--root", str(db), "--splits", str(tmp_path / "splits.txt"), "--N", "5", "--navg", "2",
+            videos[(person, v)] = [np.asarray(Image.fromarray(frames[i]).resize((200, 200)))
+                                   for i in half[np.linspace(0, len(half) - 1, 6).round().astype(int)]]
+    pairs = [(s + 1, f"{people[s]}/0", f"{q}/1", same) for s in range(10)
+             for q, same in ((people[s], True), (people[(s + 3) % len(people)], False))]
+    db, splits = write_ytf(tmp_path, videos, pairs)
+    assert main(["bench", "ytf", "--root", str(db), "--splits", str(splits), "--N", "3", "--navg", "2",
                  "--model", "dlib:default", "--subset", "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c"),
                  "--device", "cpu"]) == 0
     m = _report(tmp_path / "r")
-    assert m["pairs"] == 20 and m["frames_used"] == 20 * 10
+    assert m["pairs"] == 20 and m["frames_used"] == 20 * 6
     assert m["accuracy_mean"] >= 0.9  # dlib separates these 10 people
 
 
@@ -62,17 +59,10 @@ def _deepface_by_identity():
 def test_lfw_layout_from_deepface(tmp_path):
     root, people = _deepface_by_identity()
     names = [n for n, paths in people.items() if len(paths) >= 2][:10]
-    lfw = tmp_path / "lfw"
-    for n in people:
-        (lfw / n).mkdir(parents=True)
-        for k, rel in enumerate(people[n], start=1):
-            Image.open(root / rel).convert("RGB").save(lfw / n / f"{n}_{k:04d}.jpg")
-    lines = ["10 1"]
-    for f in range(10):
-        a, b = names[f], names[(f + 1) % len(names)]
-        lines += [f"{a}\t1\t2", f"{a}\t1\t{b}\t1"]
-    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
-    assert main(["bench", "lfw", "--root", str(lfw), "--pairs", str(tmp_path / "pairs.txt"), "--model", "dlib:default",
+    images = {n: [np.asarray(Image.open(root / rel).convert("RGB")) for rel in paths] for n, paths in people.items()}
+    folds = [([(names[f], 1, 2)], [(names[f], 1, names[(f + 1) % len(names)], 1)]) for f in range(10)]
+    lfw, pairs = write_lfw(tmp_path, images, folds)
+    assert main(["bench", "lfw", "--root", str(lfw), "--pairs", str(pairs), "--model", "dlib:default",
                  "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c"), "--device", "cpu"]) == 0
     assert _report(tmp_path / "r")["accuracy_mean"] >= 0.9
 
@@ -80,30 +70,26 @@ def test_lfw_layout_from_deepface(tmp_path):
 def test_ijbc_layout_from_deepface(tmp_path, detector):
     root, people = _deepface_by_identity()
     names = sorted(people, key=lambda n: (-len(people[n]), n))  # 13 identities, 8 down to 2 photos
-    header = "TEMPLATE_ID,SUBJECT_ID,FILENAME,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n"
     box = {}
     for rel in {r for paths in people.values() for r in paths}:
         d = detector.detect(np.asarray(Image.open(root / rel).convert("RGB"))[None])[0]
         k = int(np.argmax((d.boxes_xyxy[:, 2] - d.boxes_xyxy[:, 0]) * (d.boxes_xyxy[:, 3] - d.boxes_xyxy[:, 1])))
         x1, y1, x2, y2 = d.boxes_xyxy[k]
-        box[rel] = f"{x1:.0f},{y1:.0f},{x2 - x1:.0f},{y2 - y1:.0f}"
-    gal, probe, tid = {"G1": [], "G2": []}, [], 0
+        box[rel] = (x1, y1, x2 - x1, y2 - y1)
+    galleries, probe, tid = ([], []), [], 0
     for s, n in enumerate(names):
         paths = people[n]
         enrolled = s < 12  # subject 12 is never enrolled (open set)
         if enrolled:
             tid += 1
-            gal["G1" if s % 2 == 0 else "G2"] += [f"{tid},{s},{p},{m},{box[p]}\n" for m, p in enumerate(paths[:1])]
+            galleries[s % 2].append((tid, s, paths[0], 0, *box[paths[0]]))
         for m, p in enumerate(paths[1 if enrolled else 0:]):
             tid += 1
-            probe.append(f"{tid},{s},{p},{m},{box[p]}\n")
-    (tmp_path / "ijbc_1N_gallery_G1.csv").write_text(header + "".join(gal["G1"]))
-    (tmp_path / "ijbc_1N_gallery_G2.csv").write_text(header + "".join(gal["G2"]))
-    (tmp_path / "ijbc_1N_probe_mixed.csv").write_text(header + "".join(probe))
-    g_ids = [int(x.split(",")[0]) for x in gal["G1"] + gal["G2"]]
-    p_ids = [int(x.split(",")[0]) for x in probe]
-    (tmp_path / "ijbc_11_G1_G2_matches.csv").write_text("".join(f"{a},{b}\n" for a in g_ids for b in p_ids))
-    assert main(["bench", "ijb", "--root", str(tmp_path), "--images", str(root), "--model", "dlib:default",
+            probe.append((tid, s, p, m, *box[p]))
+    g_ids = [r[0] for g in galleries for r in g]
+    p_ids = [r[0] for r in probe]
+    _, protocols = write_ijb_official(tmp_path, "IJBC", {}, galleries, probe, [(a, b) for a in g_ids for b in p_ids])
+    assert main(["bench", "ijb", "--root", str(protocols), "--images", str(root), "--model", "dlib:default",
                  "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c"), "--device", "cpu"]) == 0
     m = _report(tmp_path / "r")
     one_n = m["identification_1N"]

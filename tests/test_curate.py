@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -160,3 +161,16 @@ def test_real_two_sequences_of_one_person_cluster(tmp_path):
     c = read_manifest(seqs, "sequence_clusters").set_index("sequence_id")["cluster"]
     assert c["a#0"] == c["b#0"] != c["other#0"]
     assert (seqs / "clusters.png").is_file()
+
+
+def test_centre_sample_is_evenly_spaced_per_group():
+    from facekit.curate.run import centre_sample
+
+    rows = pd.DataFrame({"g": ["a"] * 10 + ["b"] * 3 + ["c"] * 7, "i": list(range(10)) + list(range(3)) + list(range(7))})
+    got = centre_sample(rows, "g", 4)
+    by = {g: d["i"].tolist() for g, d in got.groupby("g")}
+    # brute force: first row of each of the k equal slices of 0..n-1
+    want = {g: sorted({min(i for i in range(n) if i * 4 // n == s) for s in range(min(4, n))})
+            for g, n in (("a", 10), ("b", 3), ("c", 7))}
+    assert by == want and by["a"] == [0, 3, 5, 8] and by["b"] == [0, 1, 2]
+    assert centre_sample(rows, "g", 0) is rows

@@ -10,6 +10,8 @@ import typer
 curate_app = typer.Typer(help="Curate sequence and identity datasets (each step writes a new root + report).",
                          no_args_is_help=True)
 
+CENTRE_FACES = typer.Option(16, "--centre-faces", help="Faces (evenly spaced) per sequence / identity that its "
+                                                        "centre is averaged over (0: all).")
 MODEL = typer.Option("dlib:default", "--model", "-m", help="Feature extractor spec (dlib:default, iresnet50:PATH, "
                                                            "facekit:PATH, onnx:PATH).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
@@ -45,7 +47,7 @@ def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identi
                 names: Optional[List[Path]] = typer.Option(None, "--names", help="Person name list(s) of test sets "
                                                            "(LFW lfw-names.txt, YTF folders); identity roots only."),
                 threshold: float = typer.Option(0.55, "--threshold", help="Centred-centre cosine that counts as the same person."),
-                model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+                centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Remove sequences (or identities) whose person is in another identity dataset or on a test-set list."""
     from facekit.curate.run import curate_overlap
 
@@ -54,7 +56,7 @@ def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identi
 
         raise InputError("give --identities ROOT and/or --names FILE to curate against")
     res = curate_overlap(root, out, _extractor(model, device), list(identities or []), list(names or []),
-                         threshold, progress=not quiet)
+                         threshold, centre_faces, progress=not quiet)
     for line in res.lines():
         typer.echo(line)
 
@@ -79,11 +81,11 @@ def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identitie
 @curate_app.command("clusters")
 def clusters_cmd(root: Path = typer.Argument(..., help="Sequences root."),
                  threshold: float = typer.Option(0.6, "--threshold", help="Mean centred cosine at which clusters merge."),
-                 model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+                 centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Find sequences that look like one person; writes the sequence_clusters table and clusters.png."""
     from facekit.curate.run import curate_clusters
 
-    df, grid = curate_clusters(root, _extractor(model, device), threshold, progress=not quiet)
+    df, grid = curate_clusters(root, _extractor(model, device), threshold, centre_faces, progress=not quiet)
     multi = int((df["cluster_size"] > 1).sum())
     typer.echo(f"{len(df)} sequences -> {df['cluster'].nunique()} clusters; {multi} sequences share a cluster "
                f"(report: {root / 'clusters_report.md'}" + (f", grid: {grid})" if multi else ")"))

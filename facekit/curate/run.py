@@ -83,24 +83,37 @@ def _grid(rows: pd.DataFrame, root: Path, target: Path, group: str) -> None:
         sequence_grid(rows[[group, "crop_path"]], root, target, group=group)
 
 
+def centre_sample(rows: pd.DataFrame, group: str, k: int) -> pd.DataFrame:
+    """At most ``k`` evenly spaced rows of each group, in order (a centre needs a sample, not every face of a
+    long sequence); ``k <= 0`` keeps all. Row i of a group of n is kept when floor(i k / n) steps up."""
+    if k <= 0:
+        return rows
+    pos = rows.groupby(group, sort=False).cumcount().to_numpy()
+    n = rows.groupby(group, sort=False)[group].transform("size").to_numpy()
+    step = (pos * k) // n
+    return rows[(pos == 0) | (step != ((pos - 1) * k) // n)]
+
+
 def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = (), names: list[Path] = (),
-                   threshold: float = 0.55, progress: bool = True) -> Curated:
+                   threshold: float = 0.55, centre_faces: int = 16, progress: bool = True) -> Curated:
     """Remove the sequences (or identities) of ``root`` whose person is in another identity dataset or a test
     set: centred-centre cosine >= ``threshold`` to an identity centre of ``identities`` roots, or (identity roots)
-    folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders)."""
+    folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders). Centres are means over at most
+    ``centre_faces`` evenly spaced faces per sequence / identity (0: all)."""
     kind = root_kind(root)
     table, group = _group_col(kind)
     rows = manifest_crops(root, table)
-    feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
+    sample = centre_sample(rows, group, centre_faces)
+    feats = embed_crops(root, sample["crop_path"].tolist(), extractor, progress=progress)
     refs = []
     for ref in identities:
-        ref_rows = manifest_crops(ref, "identities")
+        ref_rows = centre_sample(manifest_crops(ref, "identities"), "identity", centre_faces)
         refs.append((ref, ref_rows, embed_crops(ref, ref_rows["crop_path"].tolist(), extractor, progress=progress)))
     # centre on the reference people (each identity once), so a sequence's score does not depend on which
     # other sequences are being curated with it
     ref_centres_all = [steps.group_centres(f, r["identity"].to_numpy())[1] for _, r, f in refs]
-    mean = np.concatenate(ref_centres_all).mean(0) if refs else steps.group_centres(feats, rows[group].to_numpy())[1].mean(0)
-    uniq, centres = steps.group_centres(steps.centred(feats, mean), rows[group].to_numpy())
+    mean = np.concatenate(ref_centres_all).mean(0) if refs else steps.group_centres(feats, sample[group].to_numpy())[1].mean(0)
+    uniq, centres = steps.group_centres(steps.centred(feats, mean), sample[group].to_numpy())
     reason = pd.Series("", index=uniq, dtype=object)
     details = []
     for ref, ref_rows, ref_feats in refs:
@@ -121,7 +134,7 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     keep = rows[~rows[group].isin(removed_groups)]
     counts = reason[reason != ""].value_counts().to_dict()
     settings = {"identities": [str(p) for p in identities], "names": [str(p) for p in names], "threshold": threshold,
-                "model": f"{extractor.name}-{extractor.fingerprint}"}
+                "centre_faces": centre_faces, "model": f"{extractor.name}-{extractor.fingerprint}"}
     _write_root(root, out, kind, keep, "curate overlap", settings)
     _report(out, "overlap", settings, counts, keep[group].nunique(), kind, pd.DataFrame(details))
     _grid(rows[rows[group].isin(removed_groups)], root, out / "removed_overlap.png", group)
@@ -175,12 +188,14 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     return Curated(out, len(keep), counts, "faces")
 
 
-def curate_clusters(root: Path, extractor, threshold: float = 0.6, progress: bool = True) -> tuple[pd.DataFrame, Path]:
-    """Cluster the sequences of a sequences root by their centres; writes ``sequence_clusters`` into the root and
-    ``clusters.png`` / ``clusters_report.md`` beside it. Returns the table and the grid path."""
+def curate_clusters(root: Path, extractor, threshold: float = 0.6, centre_faces: int = 16,
+                    progress: bool = True) -> tuple[pd.DataFrame, Path]:
+    """Cluster the sequences of a sequences root by their centres (over at most ``centre_faces`` evenly spaced
+    faces each; 0: all); writes ``sequence_clusters`` into the root and ``clusters.png`` / ``clusters_report.md``
+    beside it. Returns the table and the grid path."""
     if root_kind(root) != "sequences":
         raise InputError(f"{root}: clusters are computed for a sequences root (manifests/faces)")
-    rows = manifest_crops(root, "faces")
+    rows = centre_sample(manifest_crops(root, "faces"), "sequence_id", centre_faces)
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
     seq = rows["sequence_id"].to_numpy()
     uniq, centres = steps.group_centres(steps.centred(feats, steps.group_centres(feats, seq)[1].mean(0)), seq)
