@@ -64,9 +64,21 @@ def test_crop_only_alignment_equals_warping_the_whole_frame():
     marks = np.stack([base * 0.6 + [50, 40], base * 4.5 + [-60, -20], base * 1.2 + [250, 150],
                       base * 0.5 + [500, 500]])
     index = np.array([0, 1, 1, 0])
-    got = align_faces(frames, index, marks, tpl, chunk=3)
     a = torch.as_tensor(fit(np.broadcast_to(base, (4, 5, 2)), marks), dtype=torch.float32)
     ref = warp_patches(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), torch.as_tensor(index), a,
                        (tpl.size, tpl.size)).round().clamp(0, 255).to(torch.uint8)
-    assert torch.equal(got, ref)
+    for budget in (1, 30_000, 10**9):  # a face per chunk, a few per chunk, all in one
+        got = align_faces(frames, index, marks, tpl, pixel_budget=budget)
+        assert torch.equal(got, ref), budget
     assert got[3].max() == 0  # off the frame reads zeros
+
+
+def test_align_chunks_respect_the_pixel_budget():
+    from facekit.align.similarity import _chunks
+
+    regions = np.array([[0, 0, 10, 10], [0, 0, 20, 10], [0, 0, 5, 5], [0, 0, 100, 100], [0, 0, 1, 1]])
+    runs = _chunks(regions, 450)
+    assert [(s.start, s.stop) for s in runs] == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    for s in runs:  # within budget unless a single face is larger than it
+        r = regions[s]
+        assert s.stop - s.start == 1 or len(r) * (r[:, 3] - r[:, 1]).max() * (r[:, 2] - r[:, 0]).max() <= 450

@@ -36,13 +36,16 @@ def umeyama_similarity(src_nx2: np.ndarray, dst_nx2: np.ndarray) -> np.ndarray:
     return a[0] if single else a
 
 
-def align_faces(frames_bhwc: np.ndarray | Sequence[np.ndarray], image_index: np.ndarray, landmarks_n5x2: np.ndarray, template: Template,
-                device: torch.device | str = "cpu", chunk: int = 64) -> torch.Tensor:
+def align_faces(frames_bhwc: np.ndarray | Sequence[np.ndarray], image_index: np.ndarray, landmarks_n5x2: np.ndarray,
+                template: Template, device: torch.device | str = "cpu", pixel_budget: int = 1_500_000) -> torch.Tensor:
     """Warp each face (landmarks in frame ``image_index``) onto ``template``; returns uint8 (n, 3, S, S) on the CPU.
 
-    ``frames_bhwc``: uint8 RGB frames of one size (an array or a list of (H, W, 3) arrays). Only the region each warp reads is converted to float (a frame-aligned
-    block, so the anti-aliasing pyramid equals the whole frame's): a face costs its crop, not its frame. The map
-    estimated is template -> image (output pixel to input pixel), what the sampler needs.
+    ``frames_bhwc``: uint8 RGB frames of one size (an array or a list of (H, W, 3) arrays). Only the region each
+    warp reads is converted to float (a frame-aligned block, so the anti-aliasing pyramid equals the whole
+    frame's): a face costs its crop, not its frame. Faces are warped in chunks of at most ``pixel_budget`` block
+    pixels (about 18 bytes each with the pyramid), so memory does not depend on how many faces a batch has or
+    how large they are. The map estimated is template -> image (output pixel to input pixel), what the sampler
+    needs.
     """
     n, size = len(image_index), template.size
     out = torch.zeros((n, 3, size, size), dtype=torch.uint8)
@@ -51,18 +54,31 @@ def align_faces(frames_bhwc: np.ndarray | Sequence[np.ndarray], image_index: np.
     dst = np.broadcast_to(template.as_array(), (n, 5, 2))
     out_to_in = umeyama_similarity(dst, np.asarray(landmarks_n5x2, dtype=np.float64))  # (n, 2, 3)
     regions = _read_regions(out_to_in, size, frames_bhwc[0].shape[:2])
-    for s in range(0, n, chunk):
-        sel = slice(s, s + chunk)
+    for sel in _chunks(regions, pixel_budget):
         reg = regions[sel]
         hh, ww = int((reg[:, 3] - reg[:, 1]).max()), int((reg[:, 2] - reg[:, 0]).max())
         block = np.zeros((len(reg), hh, ww, 3), np.uint8)
         for j, (x0, y0, x1, y1) in enumerate(reg):
-            block[j, :y1 - y0, :x1 - x0] = frames_bhwc[image_index[s + j]][y0:y1, x0:x1]
+            block[j, :y1 - y0, :x1 - x0] = frames_bhwc[image_index[sel.start + j]][y0:y1, x0:x1]
         a = out_to_in[sel].copy()
         a[:, :, 2] -= reg[:, :2]  # the block's origin
         images = torch.from_numpy(block).to(device).permute(0, 3, 1, 2)
         crops = warp_patches(images, torch.arange(len(reg)), torch.as_tensor(a, dtype=torch.float32), (size, size))
         out[sel] = crops.round().clamp(0, 255).to(torch.uint8).cpu()
+    return out
+
+
+def _chunks(regions: np.ndarray, pixel_budget: int) -> list[slice]:
+    """Consecutive runs of faces whose padded block (run length x largest height x largest width) stays within
+    ``pixel_budget``; a face larger than the budget on its own gets a run of one."""
+    out, start, hh, ww = [], 0, 0, 0
+    for i, (x0, y0, x1, y1) in enumerate(regions):
+        h2, w2 = max(hh, int(y1 - y0)), max(ww, int(x1 - x0))
+        if i > start and (i - start + 1) * h2 * w2 > pixel_budget:
+            out.append(slice(start, i))
+            start, h2, w2 = i, int(y1 - y0), int(x1 - x0)
+        hh, ww = h2, w2
+    out.append(slice(start, len(regions)))
     return out
 
 

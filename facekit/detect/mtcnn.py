@@ -77,7 +77,7 @@ class MTCNN:
 
     def __init__(self, device: torch.device | str = "cpu", min_face_size: float = 20.0,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), scale_factor: float = 0.709,
-                 max_side: int | None = None, pixel_budget: int = 6_000_000, patch_batch: int = 512) -> None:
+                 max_side: int | None = None, pixel_budget: int = 6_000_000, patch_batch: int = 128) -> None:
         self.device = torch.device(device)
         # channels_last: about 2x faster convs and pools for these small nets on CPU (measured), fine on CUDA
         self.pnet, self.rnet, self.onet = (net.to(self.device, memory_format=torch.channels_last)

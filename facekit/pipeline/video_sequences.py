@@ -21,6 +21,7 @@ from facekit.curate.quality import duplicate_signature, laplacian_variance, pose
 from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
+from facekit.memory import release_free_memory
 from facekit.pipeline.config import ExtractConfig
 from facekit.track.tracker import FaceTracker
 from facekit.video.decode import VideoStream
@@ -228,6 +229,7 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         writer.add(observations, pool)
         writer.close(ended)
         prev = (index, frames, stamps)
+        release_free_memory()
         if progress is not None:
             progress(len(index))
     writer.close(tracker.end_all())
