@@ -72,7 +72,9 @@ class MTCNN:
 
     ``max_side``: frames whose longer side exceeds it are shrunk for detection by the smallest integer factor that
     brings them to at most ``max_side`` (coordinates are mapped back to the original frame);
-    ``pixel_budget`` bounds the pixels of one P-Net forward (memory), ``patch_batch`` the crops of one R/O-Net call.
+    ``pixel_budget`` bounds the pixels of one P-Net forward (memory), ``patch_batch`` the 24 px crops of one R-Net
+    call (O-Net gets as many pixels: a quarter as many 48 px crops), so memory does not depend on how many faces
+    a frame has.
     """
 
     def __init__(self, device: torch.device | str = "cpu", min_face_size: float = 20.0,
@@ -164,14 +166,21 @@ class MTCNN:
 
     # -- stages 2 and 3 --------------------------------------------------------------------------------------------
     def _run_patches(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray, net, size: int):
-        """Crop every box to size x size and run ``net`` in chunks; returns the net's outputs as numpy arrays."""
+        """Crop every box to size x size and run ``net`` in chunks; returns the net's outputs as numpy arrays.
+        Chunks are padded to a power of two patches (at least 8): the nets then see a handful of batch shapes,
+        so oneDNN's per-shape primitive cache stays small instead of growing with every new face count."""
         outs = []
-        for s in range(0, len(idx), self.patch_batch):
-            bx = np.floor(boxes[s:s + self.patch_batch, :4])
-            patches = warp_patches(images, torch.from_numpy(idx[s:s + self.patch_batch]),
+        per_call = max(1, self.patch_batch * 24 * 24 // (size * size))  # equal pixels per call for R- and O-Net
+        for s in range(0, len(idx), per_call):
+            bx = np.floor(boxes[s:s + per_call, :4])
+            n = len(bx)
+            patches = warp_patches(images, torch.from_numpy(idx[s:s + per_call]),
                                    box_crop_affine(bx, size), (size, size))
+            padded = min(max(8, 1 << (n - 1).bit_length()), max(per_call, n))
+            if padded > n:
+                patches = torch.cat([patches, patches.new_zeros((padded - n, *patches.shape[1:]))])
             res = net(_normalise(patches))
-            outs.append([r.float().cpu().numpy() for r in res])
+            outs.append([r[:n].float().cpu().numpy() for r in res])
         return [np.concatenate(parts) for parts in zip(*outs)]
 
     def _stage_refine(self, images, idx, boxes, net, size, threshold):
