@@ -205,3 +205,36 @@ def test_ijb_aggregator_needs_a_model(tmp_path, capsys):
     assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(feats), "--method", "aggregator",
                  "--out", str(tmp_path / "r")]) == 2
     assert "--method aggregator needs --model" in capsys.readouterr().err
+
+
+def test_ijb_insightface_layout_equals_official_on_the_same_templates(tmp_path):
+    """The same templates in insightface's layout (faces from ``_face_tid_mid.txt``, labelled pairs, the official
+    1:N CSVs beside them in meta/ for the subjects) give the official layout's 1:1 and 1:N numbers; without the
+    CSVs the report says why there is no 1:N."""
+    from facekit.bench.ijb import read_protocol_csv
+    from facekit.datasets.layouts import write_ijb_insightface
+
+    feats = _ijb_fixture(tmp_path)
+    assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(feats), "--out", str(tmp_path / "r1")]) == 0
+    official = json.loads(next((tmp_path / "r1").iterdir()).joinpath("report.json").read_text())["metrics"]
+    csvs = ["ijbc_1N_gallery_G1.csv", "ijbc_1N_gallery_G2.csv", "ijbc_1N_probe_mixed.csv"]
+    rows = pd.concat([read_protocol_csv(tmp_path / f) for f in csvs]).drop_duplicates("filename")
+    subject = dict(zip(rows.template, rows.subject))
+    pairs = np.loadtxt(tmp_path / "ijbc_11_G1_G2_matches.csv", delimiter=",", dtype=int)
+    root = tmp_path / "IJBC"
+    write_ijb_insightface(root, "ijbc", {}, [(r.filename, r.template, r.media, [0.0] * 10, 1.0) for r in rows.itertuples()],
+                          [(a, b, int(subject[a] == subject[b])) for a, b in pairs])
+    assert main(["bench", "ijb", "--root", str(root), "--layout", "insightface", "--features", str(feats),
+                 "--out", str(tmp_path / "r2")]) == 0
+    no_1n = json.loads(next((tmp_path / "r2").iterdir()).joinpath("report.json").read_text())["metrics"]
+    assert "identification_1N" not in no_1n and "official" in no_1n["note"]
+    assert no_1n["verification_11"] == official["verification_11"]
+    for f in csvs:
+        (root / "meta" / f).write_text((tmp_path / f).read_text())
+    assert main(["bench", "ijb", "--root", str(root), "--layout", "insightface", "--features", str(feats),
+                 "--out", str(tmp_path / "r3")]) == 0
+    rep = next((tmp_path / "r3").iterdir())
+    m = json.loads((rep / "report.json").read_text())["metrics"]
+    for g, r in official["identification_1N"].items():
+        assert m["identification_1N"][g] == pytest.approx(r), g
+    assert m["extractions"] == official["extractions"] and (rep / "cmc.png").is_file()

@@ -307,28 +307,15 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     metrics: dict = {"faces": len(keys), "features_computed": source.computed}
     t2 = time.perf_counter()
     # 1:N per gallery
-    cmc_curves, per_gallery = {}, {}
     p_ids, p_feats, p_subj = _templates(probe, feats, feat_of)
-    for name, g in zip(("G1" if ds == "IJBC" else "S1", "G2" if ds == "IJBC" else "S2"), gal):
-        g_ids, g_feats, g_subj = _templates(g, feats, feat_of)
-        r = open_set_identification(p_feats, p_subj, g_feats, g_subj, fpirs=(0.01, 0.1), max_rank=20)
-        per_gallery[name] = {"rank1": r.rank(1), "rank5": r.rank(5), "rank10": r.rank(10),
-                             "tpir_fpir_0.01": r.tpir_at_fpir[0.01], "tpir_fpir_0.1": r.tpir_at_fpir[0.1],
-                             "mated_probes": r.num_mated, "nonmated_probes": r.num_nonmated,
-                             "gallery_templates": len(g_ids)}
-        cmc_curves[name] = r.cmc
-    mean = {k: float(np.mean([v[k] for v in per_gallery.values()]))
-            for k in ("rank1", "rank5", "rank10", "tpir_fpir_0.01", "tpir_fpir_0.1")}
-    metrics["identification_1N"] = {**per_gallery, "mean": mean}
+    galleries = [(name, *_templates(g, feats, feat_of)) for name, g in zip(_gallery_names(ds), gal)]
+    metrics["identification_1N"], cmc_curves = _identification(p_feats, p_subj, galleries)
     # 1:1 over the official match list
     t_ids, t_feats_all, t_subj = _templates(faces, feats, feat_of)
     pairs = ijb.read_matches(match_file)
     metrics["verification_11"], fpr, tpr = _verify(t_ids, t_feats_all, pairs, s.tar_rule, str(match_file),
                                                    t_subj=t_subj)
-    # feature extractions: one per face image (avg) vs one per media (an aggregator's output per media)
-    media = len(faces.drop_duplicates(["template", "media"]))
-    metrics["extractions"] = {"per_image": len(keys), "per_media": media,
-                              "saving_with_aggregation": 1 - media / max(len(keys), 1)}
+    metrics["extractions"] = _extractions(faces, len(keys))
     t_metric = time.perf_counter() - t2
     out = new_report_dir(out_root, ds.lower())
     _plot_roc_det(out, ds, fpr, tpr, f"{ds} 1:1")
@@ -353,6 +340,32 @@ def _aggregate_media(faces, keys: list[str], source: FeatureSource, load, ds: st
     if single:
         feat_of_key.update(zip(single, source.get(single, load, f"{ds} still images")))
     return np.stack([feat_of_key[k] for k in keys])
+
+
+def _extractions(faces, images: int) -> dict:
+    """Feature extractions: one per face image (avg) vs one per media (an aggregator's output per media)."""
+    media = len(faces.drop_duplicates(["template", "media"]))
+    return {"per_image": images, "per_media": media, "saving_with_aggregation": 1 - media / max(images, 1)}
+
+
+def _gallery_names(ds: str) -> tuple[str, str]:
+    return ("G1", "G2") if ds == "IJBC" else ("S1", "S2")
+
+
+def _identification(p_feats: np.ndarray, p_subj: np.ndarray, galleries: list) -> tuple[dict, dict]:
+    """1:N open-set identification of the probe templates against each gallery ``(name, ids, feats, subjects)``:
+    metrics per gallery and their mean (the aggregation paper's Table 3), and each gallery's CMC."""
+    per_gallery, cmc_curves = {}, {}
+    for name, g_ids, g_feats, g_subj in galleries:
+        r = open_set_identification(p_feats, p_subj, g_feats, g_subj, fpirs=(0.01, 0.1), max_rank=20)
+        per_gallery[name] = {"rank1": r.rank(1), "rank5": r.rank(5), "rank10": r.rank(10),
+                             "tpir_fpir_0.01": r.tpir_at_fpir[0.01], "tpir_fpir_0.1": r.tpir_at_fpir[0.1],
+                             "mated_probes": r.num_mated, "nonmated_probes": r.num_nonmated,
+                             "gallery_templates": len(g_ids)}
+        cmc_curves[name] = r.cmc
+    mean = {k: float(np.mean([v[k] for v in per_gallery.values()]))
+            for k in ("rank1", "rank5", "rank10", "tpir_fpir_0.01", "tpir_fpir_0.1")}
+    return {**per_gallery, "mean": mean}, cmc_curves
 
 
 def _ijb_key(r) -> str:
@@ -405,14 +418,32 @@ def _run_ijb_insightface(s: IJBSettings, ds: str, source: FeatureSource, out_roo
                                       weights=faces.faceness.to_numpy())
     verification, fpr, tpr = _verify(t_ids, tf, data.pairs, s.tar_rule, f"{name}_template_pair_label.txt",
                                      labels=data.labels)
-    metrics = {"verification_11": verification,
-               "faces": len(keys), "features_computed": source.computed,
-               "note": "the insightface layout has no subject ids: 1:N needs the official CSVs"}
+    metrics = {"verification_11": verification, "faces": len(keys), "features_computed": source.computed}
+    protocol_files = [Path(s.root) / "meta" / f"{name}_template_pair_label.txt"]
+    csv_dir = next((d for d in (Path(s.root) / "meta", Path(s.root)) if (d / ijb.PROBE_FILES[ds]).is_file()), None)
+    cmc_curves = {}
+    if csv_dir is None:
+        metrics["note"] = (f"no 1:N: the insightface layout has no subject ids; put the official "
+                           f"{ijb.PROBE_FILES[ds]} and gallery CSVs in {Path(s.root) / 'meta'}")
+    else:  # subjects and gallery / probe membership from the official CSVs, template features from the crops
+        csvs = [csv_dir / f for f in (*ijb.GALLERY_FILES[ds], ijb.PROBE_FILES[ds])]
+        protocol_files += csvs
+        *gal, probe = (ijb.read_protocol_csv(f).drop_duplicates("template") for f in csvs)
+
+        def side(df, what: str):
+            rows = ijb.lookup(t_ids, df.template.to_numpy(), what)
+            return t_ids[rows], tf[rows], df.subject.to_numpy()
+
+        _, p_feats, p_subj = side(probe, str(csvs[2]))
+        galleries = [(n, *side(g, str(f))) for n, g, f in zip(_gallery_names(ds), gal, csvs)]
+        metrics["identification_1N"], cmc_curves = _identification(p_feats, p_subj, galleries)
+        metrics["extractions"] = _extractions(faces, len(keys))
     out = new_report_dir(out_root, name)
     _plot_roc_det(out, ds, fpr, tpr, f"{ds} 1:1")
+    if cmc_curves:
+        plot_cmc(out / "cmc.png", cmc_curves, f"{ds} 1:N mixed CMC")
     write_report(out, name, metrics, {**_jsonable(asdict(s)), "features": source.fingerprint},
-                 {"protocol": fingerprint_files([Path(s.root) / "meta" / f"{name}_template_pair_label.txt"]),
-                  "features": source.fingerprint},
+                 {"protocol": fingerprint_files(protocol_files), "features": source.fingerprint},
                  {"features": t_feats, "metrics": time.perf_counter() - t2, "total": time.perf_counter() - t0},
                  _ijb_markdown(ds, metrics, s.tar_rule))
     return out, metrics

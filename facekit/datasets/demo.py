@@ -13,7 +13,8 @@ split in two halves that stand in for two videos of the person. From them:
 - ``lfw/lfw`` + ``lfw/pairs.txt``: 4 images per person, 10 folds of 2 + 2 pairs (``bench lfw``);
 - ``ijbc/images`` + ``ijbc/protocols``: IJB-C's official CSVs; gallery = one still from the first video (G1 even,
   G2 odd people), probe = frames of the second video as one video media; 1:1 = every gallery x probe template;
-- ``ijbc_insightface/``: the same templates in insightface's layout (loose crops + landmarks).
+- ``ijbc_insightface/``: the same templates in insightface's layout (loose crops + landmarks), with the official
+  1:N CSVs beside its ``meta/`` files for the subjects.
 
 The two "videos" of a person are halves of one zoom over one photo, so every protocol here is far easier than
 the real one, and the people of the identity data are also in the test data: numbers on the demo data say the
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from facekit import __version__
+from facekit.bench.ijb import GALLERY_FILES, PROBE_FILES
 from facekit.datasets import layouts
 from facekit.errors import InputError
 from facekit.pipeline.config import ExtractConfig, FilterConfig
@@ -189,5 +191,7 @@ def _write_ijb(root: Path, frames: np.ndarray, people: list[Person]) -> dict:
     layouts.write_ijb_official(root / "ijbc", "IJBC", images, galleries, probes, matches)
     layouts.write_ijb_insightface(root / "ijbc_insightface", "ijbc", crops, faces_if,
                                   [(g, q, int(g % 100 == q % 100)) for g, q in matches])
+    for name in (*GALLERY_FILES["IJBC"], PROBE_FILES["IJBC"]):  # subjects for 1:N, beside insightface's files
+        shutil.copy(root / "ijbc" / "protocols" / name, root / "ijbc_insightface" / "meta" / name)
     return {"ijb_gallery_templates": len(gallery_ids), "ijb_probe_templates": len(probe_ids),
             "ijb_images": len(images), "ijb_pairs": len(matches)}
