@@ -111,3 +111,26 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     with open(tmp_path / "b.txt", "w") as fh:
         fh.write("x")
     assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode
+
+
+
+def test_part_writer_commits_last_and_continues_numbering(tmp_path, monkeypatch):
+    from facekit.manifests import io as mio
+    from facekit.manifests.schemas import FACES, SEQUENCES, VIDEOS
+
+    order = []
+    real = mio.write_part
+    monkeypatch.setattr(mio, "write_part", lambda root, schema, name, rows: order.append((schema.name, name))
+                        or real(root, schema, name, rows))
+    tag = "s00000of00001"
+    parts = mio.PartWriter(tmp_path, tag, [FACES, SEQUENCES, VIDEOS])
+    parts.flush()
+    assert order == [] and parts.pending == 0  # nothing pending: no file
+    parts.add("videos", [empty_video_row("a", "a.mp4")])
+    parts.flush()
+    assert order == [(t, f"{tag}-000000") for t in ("faces", "sequences", "videos")]  # the commit table last
+    again = mio.PartWriter(tmp_path, tag, [FACES, SEQUENCES, VIDEOS])  # a resumed run
+    again.add("videos", [empty_video_row("b", "b.mp4")])
+    again.flush()
+    assert order[-1] == ("videos", f"{tag}-000001") and again.pending == 0
+    assert read_manifest(tmp_path, "videos")["video_id"].tolist() == ["a", "b"]

@@ -45,6 +45,37 @@ def write_part(root: str | Path, schema: TableSchema, part_name: str, rows: pd.D
     return target
 
 
+class PartWriter:
+    """Rows of several tables, buffered and written as one numbered part file per table with the ``commit`` table
+    (the last schema) written last: a part of the commit table means the same part of every other table is
+    complete, so resume and readers trust only committed parts (``clean_leftovers`` removes the rest). Part names
+    ``<tag>-<k>`` continue after the committed parts already in ``root``."""
+
+    def __init__(self, root: str | Path, tag: str, schemas: list[TableSchema]) -> None:
+        self.root, self.tag, self.schemas = Path(root), tag, schemas
+        done = table_dir(root, schemas[-1].name).glob(f"{tag}-*.parquet")
+        self.next_part = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in done), default=-1)
+        self.rows: dict[str, list[dict]] = {s.name: [] for s in schemas}
+
+    def add(self, table: str, rows: Iterable[dict]) -> None:
+        self.rows[table].extend(rows)
+
+    @property
+    def pending(self) -> int:
+        """Rows of the commit table not written yet."""
+        return len(self.rows[self.schemas[-1].name])
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        name = f"{self.tag}-{self.next_part:06d}"
+        for schema in self.schemas:  # the commit table last
+            write_part(self.root, schema, name, self.rows[schema.name])
+        self.next_part += 1
+        for rows in self.rows.values():
+            rows.clear()
+
+
 def validate_file(path: Path, schema: TableSchema) -> None:
     """Raise ``ManifestError`` naming the file and column unless the file carries ``schema``'s columns."""
     try:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
-from facekit.manifests.io import read_manifest, table_dir, write_part
+from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.extract_sequences import clean_leftovers, in_shard
 from facekit.pipeline.workers import run_jobs
@@ -190,20 +190,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
     done = clean_leftovers(out, tag, commit="utterances", others=("frames",), key="utterance_id")
     todo = [u for u in jobs if u.utterance_id not in done]
     summary = FramesSummary(out, shard, len(jobs), len(jobs) - len(todo))
-    existing = sorted(table_dir(out, "utterances").glob(f"{tag}-*.parquet"))
-    next_part = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in existing), default=-1)
-    utt_rows: list[dict] = []
-    frame_rows: list[dict] = []
+    parts = PartWriter(out, tag, [FRAMES, UTTERANCES])  # utterances last: the commit
     t0 = time.perf_counter()
-
-    def flush() -> None:
-        nonlocal next_part
-        if utt_rows:
-            name = f"{tag}-{next_part:06d}"
-            write_part(out, FRAMES, name, pd.DataFrame(frame_rows, columns=[c.name for c in FRAMES.columns]))
-            write_part(out, UTTERANCES, name, utt_rows)  # last: the commit
-            next_part += 1
-            utt_rows.clear(), frame_rows.clear()
 
     if workers > 0 and len(todo) > 1:
         results = run_jobs(todo, _run, workers, _init, (cfg, device, str(out)), _crashed)
@@ -216,12 +204,12 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
             info = meta_of.get(row["identity"], {})
             row.update(vggface2_id=info.get("vggface2_id"), gender=info.get("gender"),
                        split=info.get("split", row["split"]) or row["split"])
-            utt_rows.append(row)
-            frame_rows.extend(rows)
+            parts.add("utterances", [row])
+            parts.add("frames", rows)
             bar.update(1)
-            if len(utt_rows) >= flush_every:
-                flush()
-        flush()
+            if parts.pending >= flush_every:
+                parts.flush()
+        parts.flush()
     finally:
         bar.close()
         if hasattr(results, "close"):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from facekit import __version__
 from facekit.errors import InputError
 from facekit.fsutil import write_json
-from facekit.manifests.io import read_manifest, table_dir, write_part
+from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.pipeline.workers import run_jobs
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
@@ -194,22 +194,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     done = clean_leftovers(out, shard_tag)
     todo = [j for j in jobs if j.video_id not in done]
     summary = RunSummary(out, shard, len(jobs), len(jobs) - len(todo), len(todo))
-    existing = sorted(table_dir(out, "videos").glob(f"{shard_tag}-*.parquet")) if done else []
-    next_part = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in existing), default=-1)
-    buffers: dict[str, list] = {"videos": [], "sequences": [], "faces": []}
-
-    def flush() -> None:
-        nonlocal next_part
-        if not buffers["videos"]:
-            return
-        name = f"{shard_tag}-{next_part:06d}"
-        write_part(out, FACES, name, buffers["faces"])  # order matters: videos last is the commit
-        write_part(out, SEQUENCES, name, buffers["sequences"])
-        write_part(out, VIDEOS, name, buffers["videos"])
-        next_part += 1
-        for b in buffers.values():
-            b.clear()
-
+    parts = PartWriter(out, shard_tag, [FACES, SEQUENCES, VIDEOS])  # videos last: the commit
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
     if workers and workers > 0 and len(todo) > 1:
@@ -219,16 +204,16 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
         results = (process_video(j.path, j.video_id, out, cfg, detector) for j in todo)
     try:
         for res in results:
-            buffers["videos"].append(res.video)
-            buffers["sequences"].extend(res.sequences)
-            buffers["faces"].extend(res.faces)
+            parts.add("videos", [res.video])
+            parts.add("sequences", res.sequences)
+            parts.add("faces", res.faces)
             summary.frames += res.video["num_frames"]
             summary.faces += len(res.faces)
             bar.update(1)
             bar.set_postfix(faces=summary.faces, refresh=False)
-            if len(buffers["videos"]) >= flush_every:
-                flush()
-        flush()
+            if parts.pending >= flush_every:
+                parts.flush()
+        parts.flush()
     finally:
         bar.close()
         if hasattr(results, "close"):
