@@ -37,9 +37,11 @@ def embed_crops(root: Path, crop_paths: list[str], extractor, batch: int = 64, p
     dst = get_template(extractor.template, extractor.input_size)
     cache = FeatureCache(Path(root) / "embeddings", f"{extractor.name}-{extractor.fingerprint}")
 
+    same = src.size == dst.size and np.array_equal(src.as_array(), dst.as_array())
+
     def load(rel: str) -> np.ndarray:
         crop = load_crop(Path(root) / rel, src.size)
-        if src.as_array().tolist() == dst.as_array().tolist():
+        if same:
             return crop
         return align_faces([crop], np.zeros(1, np.int64), src.as_array()[None], dst)[0].permute(1, 2, 0).numpy()
 

@@ -15,8 +15,9 @@ from facekit.curate.embeddings import embed_crops, manifest_crops
 from facekit.embed.extractors import file_fingerprint
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
-from facekit.manifests.io import read_manifest, table_files, write_part
+from facekit.manifests.io import read_manifest, write_part
 from facekit.manifests.lineage import write_derived
+from facekit.manifests.ops import root_tables
 from facekit.manifests.schemas import SEQUENCE_CLUSTERS
 
 
@@ -33,19 +34,14 @@ class Curated:
                 f"curated root: {self.out}  (report: {self.out / 'curation_report.md'})"]
 
 
-def root_kind(root: Path) -> str:
-    """``sequences`` (an extract-sequences root: faces + sequences) or ``identities``."""
-    for kind, table in (("sequences", "faces"), ("identities", "identities")):
-        try:
-            table_files(root, table)
-            return kind
-        except InputError:
-            continue
-    raise InputError(f"{root}: neither a sequences root (manifests/faces) nor an identities root (manifests/identities)")
-
-
-def _group_col(kind: str) -> tuple[str, str]:
-    return ("faces", "sequence_id") if kind == "sequences" else ("identities", "identity")
+def _curatable(root: Path) -> tuple[str, str, str]:
+    """(kind, crop table, group column) of a sequences root (faces by ``sequence_id``) or an identities root (by
+    ``identity``): the kinds ``facekit.manifests.ops`` knows, less frame sets."""
+    kind, tables, group = root_tables(root)
+    if kind not in ("sequences", "identities"):
+        raise InputError(f"{root}: neither a sequences root (manifests/faces) nor an identities root "
+                         f"(manifests/identities)")
+    return kind, tables[0], group
 
 
 def _write_root(src: Path, out: Path, kind: str, keep_rows: pd.DataFrame, command: str, settings: dict) -> None:
@@ -100,8 +96,7 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     set: centred-centre cosine >= ``threshold`` to an identity centre of ``identities`` roots, or (identity roots)
     folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders). Centres are means over at most
     ``centre_faces`` evenly spaced faces per sequence / identity (0: all)."""
-    kind = root_kind(root)
-    table, group = _group_col(kind)
+    kind, table, group = _curatable(root)
     rows = manifest_crops(root, table)
     sample = centre_sample(rows, group, centre_faces)
     feats = embed_crops(root, sample["crop_path"].tolist(), extractor, progress=progress)
@@ -146,8 +141,7 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     """Drop exact duplicates (same bytes: the source image for identity roots, else the crop), near duplicates
     (cosine >= ``near_duplicate``) and outliers (cosine to the rest of the group < ``outlier_threshold``) inside
     each sequence / identity; then groups left with fewer than ``min_group_faces`` faces."""
-    kind = root_kind(root)
-    table, group = _group_col(kind)
+    kind, table, group = _curatable(root)
     rows = manifest_crops(root, table)
     groups = rows[group].to_numpy()
     source_root = None
@@ -193,7 +187,7 @@ def curate_clusters(root: Path, extractor, threshold: float = 0.6, centre_faces:
     """Cluster the sequences of a sequences root by their centres (over at most ``centre_faces`` evenly spaced
     faces each; 0: all); writes ``sequence_clusters`` into the root and ``clusters.png`` / ``clusters_report.md``
     beside it. Returns the table and the grid path."""
-    if root_kind(root) != "sequences":
+    if _curatable(root)[0] != "sequences":
         raise InputError(f"{root}: clusters are computed for a sequences root (manifests/faces)")
     rows = centre_sample(manifest_crops(root, "faces"), "sequence_id", centre_faces)
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)

@@ -174,12 +174,15 @@ def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
                             flip=False, device=torch.device("cpu"), embed_uint8=embed_uint8)
 
 
+PREFIXES = (*LAYERS, "facekit", "onnx", "dlib")
+
+
 def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtractor:
     """``prefix:path`` -> a ready extractor (see the module docstring for prefixes)."""
     prefix, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise InputError(f"--model {spec!r}: expected PREFIX:PATH, e.g. iresnet50:backbone.pth "
-                         f"(prefixes: {', '.join([*LAYERS, 'facekit', 'onnx', 'dlib'])})")
+                         f"(prefixes: {', '.join(PREFIXES)})")
     device = torch.device(device)
     if prefix == "dlib":
         return _load_dlib(rest, device)
@@ -192,4 +195,4 @@ def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtr
         return _load_facekit(path, device)
     if prefix == "onnx":
         return _load_onnx(path, device)
-    raise InputError(f"--model {spec!r}: unknown prefix {prefix!r} (known: {', '.join([*LAYERS, 'facekit', 'onnx', 'dlib'])})")
+    raise InputError(f"--model {spec!r}: unknown prefix {prefix!r} (known: {', '.join(PREFIXES)})")

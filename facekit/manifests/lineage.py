@@ -80,11 +80,15 @@ def write_derived(src: Path, out: Path, tables: dict[str, pd.DataFrame], command
     """Write ``tables`` (rows of ``src``'s tables) as a new root ``out``: crop paths rewritten relative to ``out``
     (the crops stay where they are), one part file per table, and lineage.json."""
     out.mkdir(parents=True, exist_ok=True)
-    rel = os.path.relpath(Path(src).resolve(), out.resolve())
     for name, df in tables.items():
-        df = df.copy()
-        for col in ("crop_path",):
-            if col in df.columns:
-                df[col] = [None if p is None else os.path.normpath(os.path.join(rel, p)) for p in df[col]]
-        write_part(out, SCHEMAS[name], "part-000000", df)
+        write_part(out, SCHEMAS[name], "part-000000", rebase_crops(df, src, out))
     write_lineage(out, command, settings, inputs or [src])
+
+
+def rebase_crops(df: pd.DataFrame, src: Path, out: Path) -> pd.DataFrame:
+    """``df`` with its ``crop_path`` (relative to ``src``, or null) made relative to ``out``; unchanged when it
+    has no crop column."""
+    if "crop_path" not in df.columns:
+        return df
+    rel = os.path.relpath(Path(src).resolve(), Path(out).resolve())
+    return df.assign(crop_path=[None if p is None else os.path.normpath(os.path.join(rel, p)) for p in df["crop_path"]])

@@ -4,15 +4,14 @@ place, lineage.json records the inputs)."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from facekit.errors import InputError
-from facekit.manifests.io import read_manifest, table_files
-from facekit.manifests.lineage import write_derived, write_lineage
+from facekit.manifests.io import read_manifest, table_files, write_part
+from facekit.manifests.lineage import rebase_crops, write_derived, write_lineage
 from facekit.manifests.schemas import SCHEMAS
 
 # the tables of each kind of root, the crop table first, and the column naming a group (a person or a sequence)
@@ -78,7 +77,6 @@ def merge(roots: list[Path], out: Path) -> dict[str, int]:
     merged: dict[str, list[pd.DataFrame]] = {t: [] for t in tables}
     seen: dict[str, Path] = {}
     for r in roots:
-        rel = os.path.relpath(Path(r).resolve(), out.resolve())
         for t in tables:
             df = read_manifest(r, t)
             if t == key_table:
@@ -86,11 +84,7 @@ def merge(roots: list[Path], out: Path) -> dict[str, int]:
                     if k in seen:
                         raise InputError(f"{r}: {key} {k!r} is also in {seen[k]} (roots must not overlap)")
                     seen[k] = r
-            if "crop_path" in df.columns:
-                df = df.assign(crop_path=[None if p is None else os.path.normpath(os.path.join(rel, p))
-                                          for p in df["crop_path"]])
-            merged[t].append(df)
-    from facekit.manifests.io import write_part
+            merged[t].append(rebase_crops(df, r, out))
 
     counts = {}
     for t, parts in merged.items():

@@ -25,9 +25,9 @@ from facekit import __version__
 from facekit.errors import InputError
 from facekit.fsutil import write_json
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
-from facekit.pipeline.workers import run_jobs
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
+from facekit.pipeline.workers import run_jobs
 from facekit.video.decode import VIDEO_EXTENSIONS
 
 RUN_CONFIG = "extract_config.json"
