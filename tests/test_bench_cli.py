@@ -77,7 +77,7 @@ def test_ytf_with_a_model_caches_features(tmp_path):
     assert runs[0]["metrics"]["features_computed"] == 4 * 2 * 4  # 4 persons x 2 videos x N*n_avg frames
     assert runs[1]["metrics"]["features_computed"] == 4 * 2 * 3  # 3 of every 4 sampled frames blurred: new keys
     assert runs[2]["metrics"]["features_computed"] == 0  # all cached
-    assert runs[2]["metrics"]["accuracy_per_split"] == runs[0]["metrics"]["accuracy_per_split"]
+    assert runs[2]["metrics"]["accuracy_per_fold"] == runs[0]["metrics"]["accuracy_per_fold"]
 
 
 def test_model_loading_is_strict(tmp_path):
@@ -176,7 +176,7 @@ def test_ytf_aggregator_method_one_extraction_per_set(tmp_path):
     runs = [json.loads((r / "report.json").read_text()) for r in sorted((tmp_path / "reports").iterdir())]
     assert runs[0]["metrics"]["features_computed"] == 4 * 2 * 2  # persons x videos x n_avg sets, not frames
     assert runs[1]["metrics"]["features_computed"] == 0
-    assert runs[0]["metrics"]["accuracy_per_split"] == runs[1]["metrics"]["accuracy_per_split"]
+    assert runs[0]["metrics"]["accuracy_per_fold"] == runs[1]["metrics"]["accuracy_per_fold"]
     assert main(base[:-4] + ["--method", "aggregator"]) == 2  # no --aggregator: one-line error
 
 
@@ -238,3 +238,100 @@ def test_ijb_insightface_layout_equals_official_on_the_same_templates(tmp_path):
     for g, r in official["identification_1N"].items():
         assert m["identification_1N"][g] == pytest.approx(r), g
     assert m["extractions"] == official["extractions"] and (rep / "cmc.png").is_file()
+
+
+def _overlapping_ytf(tmp_path, persons=8, frames=6, dim=8, noise=0.9):
+    """YTF layout (tiny frames: features come from a file) with 10 splits x (3 same + 3 different) pairs and
+    per-frame features noisy enough that genuine and impostor videos overlap."""
+    from facekit.datasets.layouts import write_ytf
+
+    rng = np.random.default_rng(11)
+    names = [f"P_{i}" for i in range(persons)]
+    videos = {(n, v): [np.zeros((8, 8, 3), np.uint8)] * frames for n in names for v in (0, 1)}
+    pairs = []
+    for split in range(1, 11):
+        for _ in range(3):
+            p = names[rng.integers(persons)]
+            pairs.append((split, f"{p}/0", f"{p}/1", True))
+        for _ in range(3):
+            p, q = rng.choice(persons, 2, replace=False)
+            pairs.append((split, f"{names[p]}/0", f"{names[q]}/1", False))
+    root, splits = write_ytf(tmp_path / "ytf", videos, pairs)
+    centres = rng.normal(size=(persons, dim))
+    feats = {f"{n}/{v}/aligned_detect_{v}.{k}.jpg": centres[i] + noise * rng.normal(size=dim) * 3
+             for i, n in enumerate(names) for v in (0, 1) for k in range(frames)}
+    path = tmp_path / "feats.parquet"
+    pd.DataFrame({"path": list(feats), "embedding": [f.tolist() for f in feats.values()]}).to_parquet(path)
+    return root, splits, pairs, feats
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_ytf_protocols_equal_an_independent_computation(tmp_path):
+    """SeqFace and DAN video features and both threshold rules, recomputed here from protocols.md with plain
+    loops (squared distances on the 0.01 grid, first best; SeqFace's evaluate.py loop), on features whose
+    accuracy lies strictly between 0 and 1."""
+    from tests.test_bench_metrics import _seqface_evaluate_py
+
+    root, splits, pairs, feats = _overlapping_ytf(tmp_path)
+    frames_of = {f"{n}/{v}": [feats[f"{n}/{v}/aligned_detect_{v}.{k}.jpg"] for k in range(6)]
+                 for n in {p[1].split("/")[0] for p in pairs} | {p[2].split("/")[0] for p in pairs} for v in (0, 1)}
+    seqface_video = {v: _unit(sum(_unit(f) for f in fs)) for v, fs in frames_of.items()}
+    # DAN, N = 2, n_avg = 3 on 6 frames: every frame in order, groups (0,1) (2,3) (4,5) of unit features
+    dan_video = {v: _unit(np.mean([np.mean([_unit(fs[2 * g]), _unit(fs[2 * g + 1])], 0) for g in range(3)], 0))
+                 for v, fs in frames_of.items()}
+    same = np.array([p[3] for p in pairs])
+    fold = np.array([p[0] for p in pairs])
+
+    def kfold_by_loop(video):
+        d2 = [float(((video[a] - video[b]) ** 2).sum()) for _, a, b, _ in pairs]
+        accs = []
+        for f in range(1, 11):
+            best_t, best = None, -1.0
+            for t in (i / 100 for i in range(400)):
+                train = [(d < t) == s for d, s, k in zip(d2, same, fold) if k != f]
+                if sum(train) / len(train) > best:
+                    best_t, best = t, sum(train) / len(train)
+            test = [(d < best_t) == s for d, s, k in zip(d2, same, fold) if k == f]
+            accs.append(sum(test) / len(test))
+        return float(np.mean(accs))
+
+    def run(*extra):
+        out = tmp_path / f"r{len(list(tmp_path.glob('r*')))}"
+        assert main(["bench", "ytf", "--root", str(root), "--splits", str(splits), "--features",
+                     str(tmp_path / "feats.parquet"), "--subset", "--out", str(out), "--quiet", *extra]) == 0
+        rep = next(out.iterdir())
+        return json.loads((rep / "report.json").read_text()), (rep / "report.md").read_text()
+
+    seq, md = run("--protocol", "seqface")
+    expected = kfold_by_loop(seqface_video)
+    assert 0.5 < expected < 1.0 and seq["metrics"]["accuracy_mean"] == pytest.approx(expected)
+    assert seq["config"]["n"] is None and seq["config"]["n_avg"] is None and seq["metrics"]["frames_used"] == 16 * 6
+    assert "squared" in md and "SeqFace's evaluate.py" in md  # the paper's row says how the paper scored it
+    best, md = run("--protocol", "seqface", "--threshold", "best-on-all")
+    acc, thr = _seqface_evaluate_py(np.array([float(seqface_video[a] @ seqface_video[b]) for _, a, b, _ in pairs]), same)
+    assert 0.5 < acc < 1.0 and best["metrics"]["accuracy_mean"] == pytest.approx(acc)
+    assert best["metrics"]["threshold"] == pytest.approx(thr) and "no folds" in md
+    dan, _ = run("--N", "2", "--navg", "3")
+    expected = kfold_by_loop(dan_video)
+    assert 0.5 < expected < 1.0 and dan["metrics"]["accuracy_mean"] == pytest.approx(expected)
+
+
+def test_ytf_seqface_protocol_applies_blur(tmp_path):
+    """--protocol seqface --blur K blurs 9 of every 10 frames of the whole video (it was silently ignored)."""
+    root, splits, _ = _ytf_fixture(tmp_path, frames=12)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(iresnet("iresnet18", num_features=16).eval().state_dict(), ckpt)
+    base = ["bench", "ytf", "--root", str(root), "--splits", str(splits), "--protocol", "seqface",
+            "--model", f"iresnet18:{ckpt}", "--aligned", "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "reports"), "--subset", "--device", "cpu", "--quiet"]
+    assert main(base) == 0
+    assert main(base + ["--blur", "7"]) == 0
+    runs = [json.loads((r / "report.json").read_text()) for r in sorted((tmp_path / "reports").iterdir())]
+    assert runs[0]["metrics"]["features_computed"] == 4 * 2 * 12
+    # frames 1..9 and 11 of each 12-frame video are blurred -> 10 new crops per video; frames 0 and 10 cached
+    assert runs[1]["metrics"]["features_computed"] == 4 * 2 * 10
+    assert runs[1]["config"]["blur"] == 7 and runs[0]["config"]["seed"] is None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_DISTANCE_GRID = np.arange(0.0, 4.0, 0.01)  # Euclidean distances of unit vectors lie in [0, 2]
+DEFAULT_DISTANCE_GRID = np.arange(0.0, 4.0, 0.01)  # squared Euclidean distances of unit vectors lie in [0, 4]
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,20 @@ class KFoldAccuracy:
         return float(self.accuracies.std())
 
 
+def squared_distances(a_pd: np.ndarray, b_pd: np.ndarray) -> np.ndarray:
+    """||a - b||^2 per row: what insightface's ``verification.py`` and FaceNet's ``lfw.py`` threshold."""
+    diff = np.asarray(a_pd, dtype=np.float64) - np.asarray(b_pd, dtype=np.float64)
+    return (diff * diff).sum(axis=1)
+
+
 def kfold_accuracy(distances: np.ndarray, issame: np.ndarray, fold_of_pair: np.ndarray,
                    thresholds: np.ndarray = DEFAULT_DISTANCE_GRID) -> KFoldAccuracy:
     """10-fold verification accuracy as in LFW/YTF (FaceNet/insightface): for each fold, the threshold with the
     best accuracy on the other folds (the first on ties, predicting "same" when distance < threshold) is applied
-    to the held-out fold. ``fold_of_pair`` gives each pair's fold (the official splits)."""
+    to the held-out fold. ``fold_of_pair`` gives each pair's fold (the official splits).
+
+    The reference scripts pass *squared* Euclidean distances of unit features (``squared_distances``) with the
+    grid 0, 0.01, ..., 3.99; on plain distances the same grid gives other accuracies."""
     d = np.asarray(distances, dtype=np.float64)
     same = np.asarray(issame, dtype=bool)
     folds = np.asarray(fold_of_pair)
@@ -44,6 +53,28 @@ def kfold_accuracy(distances: np.ndarray, issame: np.ndarray, fold_of_pair: np.n
     return KFoldAccuracy(np.array(accs), np.array(chosen))
 
 
+@dataclass(frozen=True)
+class BestThresholdAccuracy:
+    accuracy: float
+    threshold: float  # pairs scoring <= threshold are "different", above it "same"
+
+
+def best_threshold_accuracy(scores: np.ndarray, issame: np.ndarray) -> BestThresholdAccuracy:
+    """SeqFace's own LFW / YTF ``evaluate.py``: ONE threshold chosen on all pairs (no folds), so more optimistic
+    than ``kfold_accuracy``. Pairs are sorted by ascending score (cosine; ties: "different" pairs first, as its
+    sort of (score, label) tuples does); cutting after the k-th pair (k = 1..P) calls the first k "different"
+    and the rest "same"; the first cut with the best accuracy wins, its threshold is the k-th score."""
+    s = np.asarray(scores, dtype=np.float64)
+    same = np.asarray(issame, dtype=bool)
+    order = np.lexsort((same, s))
+    same_sorted = same[order]
+    tn = np.cumsum(~same_sorted)  # "different" pairs at or below the cut, called different: right
+    tp = int(same.sum()) - np.cumsum(same_sorted)  # "same" pairs above the cut, called same: right
+    acc = (tn + tp) / len(s)
+    k = int(np.argmax(acc))  # the first best, as the script's strict ">" keeps
+    return BestThresholdAccuracy(float(acc[k]), float(s[order][k]))
+
+
 def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds), larger score = more similar; scikit-learn's ``roc_curve`` (the reference)."""
     from sklearn.metrics import roc_curve
@@ -54,15 +85,17 @@ def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, fars: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
                rule: str = "strict") -> dict[float, float]:
-    """TAR (TPR) at each FAR. ``strict``: the best TPR among ROC points with FPR <= FAR. ``nearest``: the TPR of
-    the point with FPR closest to FAR (insightface's IJB script), which can sit above FAR."""
+    """TAR (TPR) at each FAR. ``strict``: the best TPR among ROC points with FPR <= FAR. ``nearest``:
+    insightface's ``ijb_11.py``: both arrays reversed, then the point with FPR closest to FAR, the first in the
+    reversed order on ties (so, among points at the nearest FPR, the largest TPR); it can sit above FAR."""
     out = {}
     for far in fars:
         if rule == "strict":
             ok = fpr <= far
             out[far] = float(tpr[ok].max()) if ok.any() else 0.0
         elif rule == "nearest":
-            out[far] = float(tpr[int(np.argmin(np.abs(fpr - far)))])
+            fpr_rev, tpr_rev = fpr[::-1], tpr[::-1]
+            out[far] = float(tpr_rev[int(np.argmin(np.abs(fpr_rev - far)))])
         else:
             raise ValueError(f"unknown TAR rule {rule!r} (strict or nearest)")
     return out
@@ -74,6 +107,8 @@ class OpenSetResult:
     tpir_at_fpir: dict[float, float]
     num_mated: int
     num_nonmated: int
+    rank_hits: np.ndarray  # (max_rank,) mated probes within rank r+1 (counts, for pooling galleries)
+    tpir_hits: dict[float, int]
 
     def rank(self, k: int) -> float:
         return float(self.cmc[k - 1])
@@ -85,10 +120,11 @@ def open_set_identification(probe_feats: np.ndarray, probe_subjects: np.ndarray,
     """1:N open-set identification (NIST IJB protocol), scores = dot products of the given (normalised) features.
 
     Mated probes: subject in the gallery; their mate score is the best score over that subject's templates, their
-    rank 1 + the number of other subjects' templates scoring strictly higher. Non-mated probes give the threshold
+    rank 1 + the number of other subjects' templates scoring at least as high (a tie with a non-mate is not a
+    hit: NIST's definition, insightface's ``pos_sims > neg_sims.max(1)``). Non-mated probes give the threshold
     for FPIR f: their top scores sorted descending, ``m[max(floor(N_nonmated * f) - 1, 0)]``. TPIR(f): share of
-    mated probes ranked first with mate score above that threshold. Probes are scored ``chunk`` at a time, so
-    the (probes x gallery) matrix is never held whole.
+    mated probes whose mate scores strictly above every other gallery template and strictly above that
+    threshold. Probes are scored ``chunk`` at a time, so the (probes x gallery) matrix is never held whole.
     """
     g = np.asarray(gallery_feats, dtype=np.float32)
     g_subj = np.asarray(gallery_subjects)
@@ -110,19 +146,21 @@ def open_set_identification(probe_feats: np.ndarray, probe_subjects: np.ndarray,
             own = g_code[None, :] == codes[:, None]  # (c_m, G)
             mate = np.where(own, scm, -np.inf).max(1)
             others = np.where(own, -np.inf, scm)
-            ranks[im:im + len(mate)] = 1 + (others > mate[:, None]).sum(1)
+            ranks[im:im + len(mate)] = 1 + (others >= mate[:, None]).sum(1)
             mate_scores[im:im + len(mate)] = mate
             im += len(mate)
-    cmc = np.array([(ranks <= r).mean() if len(ranks) else 0.0 for r in range(1, max_rank + 1)])
-    tpir = {}
+    rank_hits = np.array([int((ranks <= r).sum()) for r in range(1, max_rank + 1)])
+    cmc = rank_hits / len(ranks) if len(ranks) else np.zeros(max_rank)
+    tpir, tpir_hits = {}, {}
     top = np.sort(nonmated_top)[::-1]
     for f in fpirs:
         if len(top) == 0:
-            tpir[f] = float("nan")
+            tpir[f], tpir_hits[f] = float("nan"), 0
             continue
         thr = top[max(int(np.floor(len(top) * f)) - 1, 0)]
-        tpir[f] = float(((ranks == 1) & (mate_scores > thr)).mean()) if len(ranks) else 0.0
-    return OpenSetResult(cmc, tpir, len(ranks), len(top))
+        tpir_hits[f] = int(((ranks == 1) & (mate_scores > thr)).sum())
+        tpir[f] = tpir_hits[f] / len(ranks) if len(ranks) else 0.0
+    return OpenSetResult(cmc, tpir, len(ranks), len(top), rank_hits, tpir_hits)
 
 
 def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:

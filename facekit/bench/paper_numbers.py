@@ -17,3 +17,8 @@ IJB_TABLE3 = {
 }
 # SeqFace Table 2: ResNet-27 / ResNet-64 trained on MS-Celeb-1M + Celeb-Seq
 SEQFACE_TABLE2 = {"LFW": {"ResNet-27": 99.80, "ResNet-64": 99.83}, "YTF": {"ResNet-27": 98.0, "ResNet-64": 98.12}}
+# How each paper scored the numbers above, printed beside them so like is compared with like
+PAPER_PROTOCOL = {
+    "seqface": "scored by SeqFace's evaluate.py: one best cosine threshold on all pairs (--threshold best-on-all)",
+    "dan": "10-fold on the official splits (FAN paper section 4.2; its scoring code is not public)",
+}

@@ -16,8 +16,10 @@ from PIL import Image
 from facekit.bench import ijb, lfw, ytf
 from facekit.bench.features import (FaceCropper, FeatureCache, compute_features, lookup_features, read_feature_file,
                                     read_image)
-from facekit.bench.metrics import kfold_accuracy, l2_normalise, open_set_identification, pair_scores, roc, tar_at_far
-from facekit.bench.paper_numbers import IJB_TABLE3, SEQFACE_TABLE2, YTF_BLUR_TABLE4, YTF_DAN_TABLE1
+from facekit.bench.metrics import (best_threshold_accuracy, kfold_accuracy, l2_normalise, open_set_identification,
+                                   pair_scores, roc, squared_distances, tar_at_far)
+from facekit.bench.paper_numbers import (IJB_TABLE3, PAPER_PROTOCOL, SEQFACE_TABLE2, YTF_BLUR_TABLE4,
+                                        YTF_DAN_TABLE1)
 from facekit.bench.report import (fingerprint_files, fingerprint_strings, md_table, new_report_dir, plot_cmc,
                                   plot_det, plot_roc, write_report)
 from facekit.errors import InputError
@@ -100,6 +102,33 @@ class YTFSettings:
     blur: int = 0  # motion blur kernel size applied to 9 of every 10 sampled frames (0: none)
     seed: int = 0
     full_protocol: bool = True  # False only for small fixtures: accept fewer than 5,000 pairs
+    threshold: str = "kfold"  # kfold (insightface / FaceNet) | best-on-all (SeqFace's evaluate.py)
+
+
+THRESHOLD_RULES = ("kfold", "best-on-all")
+
+
+def verification_accuracy(a_pd: np.ndarray, b_pd: np.ndarray, same: np.ndarray, folds: np.ndarray,
+                          rule: str) -> tuple[dict, str]:
+    """Accuracy of unit-feature pairs under a threshold rule -> (metrics, one sentence naming the convention).
+
+    ``kfold``: insightface's ``verification.py`` / FaceNet's ``lfw.py``: squared Euclidean distances, grid
+    0, 0.01, ..., 3.99, the first best threshold on the other folds applied to each held-out fold.
+    ``best-on-all``: SeqFace's ``evaluate.py``: cosine scores, one best threshold on all pairs (optimistic)."""
+    if rule == "kfold":
+        res = kfold_accuracy(squared_distances(a_pd, b_pd), same, folds)
+        return ({"accuracy_mean": res.mean, "accuracy_std": res.std, "accuracy_per_fold": res.accuracies.tolist(),
+                 "threshold_per_fold": res.thresholds.tolist(), "threshold_rule": rule},
+                f"{len(np.unique(folds))}-fold: on each fold, the first best threshold of the other folds on the grid "
+                "0, 0.01, ..., 3.99 of *squared* Euclidean distances between unit features (insightface's "
+                "verification.py, FaceNet's lfw.py); mean and population std over folds.")
+    if rule == "best-on-all":
+        best = best_threshold_accuracy((a_pd * b_pd).sum(1), same)
+        return ({"accuracy_mean": best.accuracy, "accuracy_std": float("nan"), "threshold": best.threshold,
+                 "threshold_rule": rule},
+                "one best cosine threshold chosen on all pairs, no folds (SeqFace's LFW/YTF evaluate.py): more "
+                "optimistic than 10-fold; no std.")
+    raise InputError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)}, got {rule!r}")
 
 
 def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path, dict]:
@@ -110,18 +139,18 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         raise InputError("--method aggregator runs the DAN protocol (--protocol dan)")
     if s.blur and source.model is None:
         raise InputError("--blur needs --model: precomputed features cannot be blurred")
+    if s.threshold not in THRESHOLD_RULES:
+        raise InputError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)}, got {s.threshold!r}")
     pairs = ytf.read_splits(s.splits, expect_full=s.full_protocol)
     videos = pairs.videos
     frames = {v: ytf.video_frames(s.root, v) for v in videos}
     keys: dict[str, list[str]] = {}
     for v in videos:
         fs = frames[v]
-        if s.protocol == "dan":
-            idx = ytf.dan_sample(len(fs), s.n, s.n_avg).reshape(-1)
-            blurred = ytf.blurred_positions(len(idx)) if s.blur else np.zeros(len(idx), bool)
-            keys[v] = [_ytf_key(s, fs[i], s.root, b, v, j) for j, (i, b) in enumerate(zip(idx, blurred))]
-        else:
-            keys[v] = [str(f.relative_to(s.root)) for f in fs]
+        # DAN: N * n_avg evenly spaced frames; SeqFace: every frame. --blur hits 9 of every 10 of them.
+        idx = ytf.dan_sample(len(fs), s.n, s.n_avg).reshape(-1) if s.protocol == "dan" else np.arange(len(fs))
+        blurred = ytf.blurred_positions(len(idx)) if s.blur else np.zeros(len(idx), bool)
+        keys[v] = [_ytf_key(s, fs[i], s.root, b, v, j) for j, (i, b) in enumerate(zip(idx, blurred))]
     flat = [k for v in videos for k in keys[v]]
     t_protocol = time.perf_counter() - t0
 
@@ -156,24 +185,34 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
             video_feat[v] = ytf.seqface_video_feature(f)
     a = np.stack([video_feat[v] for v in pairs.video_a])
     b = np.stack([video_feat[v] for v in pairs.video_b])
-    dist = np.linalg.norm(a - b, axis=1)
-    res = kfold_accuracy(dist, pairs.same, pairs.split)
+    accuracy, convention = verification_accuracy(a, b, pairs.same, pairs.split, s.threshold)
     t_metric = time.perf_counter() - t2
-    metrics = {"accuracy_mean": res.mean, "accuracy_std": res.std, "accuracy_per_split": res.accuracies.tolist(),
-               "threshold_per_split": res.thresholds.tolist(), "pairs": int(len(dist)), "videos": len(videos),
-               "frames_used": len(flat), "features_computed": source.computed,
+    metrics = {**accuracy, "pairs": int(len(a)), "videos": len(videos), "frames_used": len(flat),
+               "features_computed": source.computed,
                "centre_crop_fallbacks": source.cropper.fallbacks if source.cropper else 0}
-    paper = _ytf_paper(s)
     out = new_report_dir(out_root, "ytf")
-    rows = [[f"facekit ({s.method}, {s.protocol})", s.n, s.n_avg, s.blur or "-", 100 * res.mean, 100 * res.std]]
+    n_col, navg_col = (s.n, s.n_avg) if s.protocol == "dan" else ("all", "-")
+    rows = [[f"facekit ({s.method}, {s.protocol}, {s.threshold})", n_col, navg_col, s.blur or "-",
+             100 * metrics["accuracy_mean"], 100 * metrics["accuracy_std"]]]
+    paper = _ytf_paper(s)
     if paper is not None:
-        rows.append([paper[0], s.n, s.n_avg, s.blur or "-", paper[1], None])
+        rows.append([f"{paper[0]}, {paper[2]}", n_col, navg_col, s.blur or "-", paper[1], None])
+    video_rule = ("DAN: N x n_avg evenly spaced frames, the mean of each group of N, the mean of the n_avg groups, "
+                  "L2-normalised" if s.protocol == "dan" else
+                  "SeqFace: every frame's feature L2-normalised, summed over the video, L2-normalised")
     md = (f"# YTF verification ({s.protocol.upper()} protocol)\n\n"
           + md_table(["method", "N", "n_avg", "blur", "accuracy %", "std %"], rows)
-          + f"\n\n10 folds = the official splits; threshold on the other 9 splits (first best on a 0.01 grid of "
-            f"Euclidean distances between unit video features). Features: {source.fingerprint}.\n")
-    _roc_plots(out, "YTF", pairs.same, -dist)
-    write_report(out, "ytf", metrics, {**_jsonable(asdict(s)), "features": source.fingerprint},
+          + f"\n\nVideo feature: {video_rule}. Accuracy: {convention} Folds = the official splits. "
+            + (f"Motion blur: kernel {s.blur}, 9 of every 10 frames used, seeded directions (seed {s.seed}). "
+               if s.blur else "")
+            + f"Features: {source.fingerprint}.\n")
+    _roc_plots(out, "YTF", pairs.same, -squared_distances(a, b))
+    used = _jsonable(asdict(s))
+    if s.protocol == "seqface":  # every frame is used: N and n_avg play no part
+        used.update(n=None, n_avg=None)
+    if not s.blur:
+        used.update(seed=None)
+    write_report(out, "ytf", metrics, {**used, "features": source.fingerprint},
                  {"splits": fingerprint_files([s.splits]), "frames": fingerprint_strings(flat),
                   "features": source.fingerprint},
                  {"protocol": t_protocol, "features": t_feats, "metrics": t_metric}, md)
@@ -189,14 +228,18 @@ def _ytf_key(s: YTFSettings, frame: Path, root: Path, blurred: bool, video: str,
     return f"{rel}|blur{s.blur}@{angle}"
 
 
-def _ytf_paper(s: YTFSettings) -> tuple[str, float] | None:
+def _ytf_paper(s: YTFSettings) -> tuple[str, float, str] | None:
+    """(row label, published accuracy %, how the paper scored it): only where the setting is the paper's."""
     if s.protocol == "seqface":
-        return "SeqFace ResNet-64 (paper Table 2)", SEQFACE_TABLE2["YTF"]["ResNet-64"]
+        if s.blur:
+            return None
+        return ("SeqFace ResNet-64 (paper Table 2)", SEQFACE_TABLE2["YTF"]["ResNet-64"],
+                PAPER_PROTOCOL["seqface"])
     if s.blur:
         v = YTF_BLUR_TABLE4[s.method].get(s.blur) if (s.n, s.n_avg) == (10, 4) else None
-        return (f"paper Table 4 ({s.method})", v) if v else None
+        return (f"paper Table 4 ({s.method})", v, PAPER_PROTOCOL["dan"]) if v else None
     v = YTF_DAN_TABLE1[s.method].get((s.n, s.n_avg))
-    return (f"paper Table 1 ({s.method})", v) if v else None
+    return (f"paper Table 1 ({s.method})", v, PAPER_PROTOCOL["dan"]) if v else None
 
 
 def _roc_plots(out: Path, name: str, labels: np.ndarray, scores: np.ndarray) -> None:
@@ -215,7 +258,7 @@ def _jsonable(d: dict) -> dict:
 
 # -- LFW / .bin --------------------------------------------------------------------------------------------------------
 def run_lfw(root: Path | None, pairs_file: Path | None, bin_file: Path | None, source: FeatureSource,
-            out_root: Path) -> tuple[Path, dict]:
+            out_root: Path, threshold: str = "kfold") -> tuple[Path, dict]:
     t0 = time.perf_counter()
     if bin_file is not None:
         images, same = lfw.read_bin(bin_file)
@@ -240,20 +283,20 @@ def run_lfw(root: Path | None, pairs_file: Path | None, bin_file: Path | None, s
             return source.cropper(read_image(Path(root) / key))
         data_fp = fingerprint_files([pairs_file])
     feats = l2_normalise(source.get(keys, load, "LFW images"))
-    dist = np.linalg.norm(feats[0::2] - feats[1::2], axis=1)
-    res = kfold_accuracy(dist, same, fold)
-    metrics = {"accuracy_mean": res.mean, "accuracy_std": res.std, "accuracy_per_fold": res.accuracies.tolist(),
-               "threshold_per_fold": res.thresholds.tolist(), "pairs": int(len(dist)),
-               "features_computed": source.computed}
+    accuracy, convention = verification_accuracy(feats[0::2], feats[1::2], same, fold, threshold)
+    metrics = {**accuracy, "pairs": int(len(same)), "features_computed": source.computed}
     out = new_report_dir(out_root, "lfw")
     md = ("# LFW-style verification\n\n"
           + md_table(["method", "accuracy %", "std %"],
-                     [[f"facekit ({source.fingerprint})", 100 * res.mean, 100 * res.std],
-                      ["SeqFace ResNet-64 (paper Table 2, LFW)", SEQFACE_TABLE2["LFW"]["ResNet-64"], None]]) + "\n")
+                     [[f"facekit ({source.fingerprint}, {threshold})", 100 * metrics["accuracy_mean"],
+                       100 * metrics["accuracy_std"]],
+                      [f"SeqFace ResNet-64 (paper Table 2, LFW), {PAPER_PROTOCOL['seqface']}",
+                       SEQFACE_TABLE2["LFW"]["ResNet-64"], None]])
+          + f"\n\nAccuracy: {convention}\n")
     if len(set(np.asarray(same).tolist())) == 2:
-        _roc_plots(out, "LFW", same, -dist)
+        _roc_plots(out, "LFW", same, -squared_distances(feats[0::2], feats[1::2]))
     write_report(out, "lfw", metrics, {"root": str(root), "pairs": str(pairs_file), "bin": str(bin_file),
-                                       "features": source.fingerprint},
+                                       "threshold": threshold, "features": source.fingerprint},
                  {"protocol": data_fp, "features": source.fingerprint},
                  {"total": time.perf_counter() - t0}, md)
     return out, metrics
@@ -354,8 +397,10 @@ def _gallery_names(ds: str) -> tuple[str, str]:
 
 def _identification(p_feats: np.ndarray, p_subj: np.ndarray, galleries: list) -> tuple[dict, dict]:
     """1:N open-set identification of the probe templates against each gallery ``(name, ids, feats, subjects)``:
-    metrics per gallery and their mean (the aggregation paper's Table 3), and each gallery's CMC."""
-    per_gallery, cmc_curves = {}, {}
+    metrics per gallery, and two ways of combining the galleries, labelled: ``mean`` (the average of the two
+    galleries' figures, as the aggregation paper's Table 3 and most papers report) and ``pooled`` (the hits of
+    both galleries over all their mated probes, as insightface's IJB 1:N script counts); and each CMC."""
+    per_gallery, cmc_curves, results = {}, {}, []
     for name, g_ids, g_feats, g_subj in galleries:
         r = open_set_identification(p_feats, p_subj, g_feats, g_subj, fpirs=(0.01, 0.1), max_rank=20)
         per_gallery[name] = {"rank1": r.rank(1), "rank5": r.rank(5), "rank10": r.rank(10),
@@ -363,9 +408,15 @@ def _identification(p_feats: np.ndarray, p_subj: np.ndarray, galleries: list) ->
                              "mated_probes": r.num_mated, "nonmated_probes": r.num_nonmated,
                              "gallery_templates": len(g_ids)}
         cmc_curves[name] = r.cmc
-    mean = {k: float(np.mean([v[k] for v in per_gallery.values()]))
-            for k in ("rank1", "rank5", "rank10", "tpir_fpir_0.01", "tpir_fpir_0.1")}
-    return {**per_gallery, "mean": mean}, cmc_curves
+        results.append(r)
+    mean = {k: float(np.mean([v[k] for v in per_gallery.values()])) for k in IDENTIFICATION_KEYS}
+    mated = max(sum(r.num_mated for r in results), 1)
+    pooled = {**{f"rank{k}": sum(int(r.rank_hits[k - 1]) for r in results) / mated for k in (1, 5, 10)},
+              **{f"tpir_fpir_{f:g}": sum(r.tpir_hits[f] for r in results) / mated for f in (0.01, 0.1)}}
+    return {**per_gallery, "mean": mean, "pooled": pooled}, cmc_curves
+
+
+IDENTIFICATION_KEYS = ("rank1", "rank5", "rank10", "tpir_fpir_0.01", "tpir_fpir_0.1")
 
 
 def _ijb_key(r) -> str:
@@ -452,16 +503,24 @@ def _run_ijb_insightface(s: IJBSettings, ds: str, source: FeatureSource, out_roo
 def _ijb_markdown(ds: str, m: dict, rule: str) -> str:
     v = m["verification_11"]
     fars = [k for k in v if k.startswith("tar_far_")]
-    md = f"# {ds}\n\n## 1:1 verification (TAR at FAR, rule: {rule})\n\n"
+    rule_text = {"strict": "strict: the largest TAR among ROC points with FAR <= target",
+                 "nearest": "nearest: insightface's ijb_11.py, the ROC point nearest the target FAR, largest TAR "
+                            "on ties (may sit above the target)"}[rule]
+    md = f"# {ds}\n\n## 1:1 verification (TAR at FAR; rule {rule_text})\n\n"
     md += md_table(["FAR"] + [k.removeprefix("tar_far_") for k in fars], [["facekit"] + [100 * v[k] for k in fars]])
     if "identification_1N" in m:
         idn = m["identification_1N"]
-        rows = [[g, 100 * r["rank1"], 100 * r["rank5"], 100 * r["rank10"], 100 * r["tpir_fpir_0.01"],
+        label = {"mean": "mean of the two galleries", "pooled": "pooled hits of both galleries"}
+        rows = [[label.get(g, g), 100 * r["rank1"], 100 * r["rank5"], 100 * r["rank10"], 100 * r["tpir_fpir_0.01"],
                  100 * r["tpir_fpir_0.1"]] for g, r in idn.items()]
         for meth, (r1, f01) in IJB_TABLE3[ds].items():
             rows.append([f"paper Table 3 ({meth}, mean)", r1, None, None, f01, None])
         md += "\n\n## 1:N mixed-media identification (TPIR %)\n\n" + md_table(
             ["gallery", "rank 1", "rank 5", "rank 10", "FPIR 0.01", "FPIR 0.1"], rows)
+        md += ("\n\nA mated probe is a hit only when its mate scores strictly above every other gallery template "
+               "(ties count against it) and, for TPIR, strictly above the FPIR threshold (NIST). \"mean\" averages "
+               "the two galleries' figures (the paper's Table 3 convention); \"pooled\" divides the hits of both "
+               "galleries by all their mated probes (insightface's script).")
         e = m["extractions"]
         md += (f"\n\nFeature extractions: {e['per_image']} (one per face image); {e['per_media']} with one "
                f"aggregated face per media ({100 * e['saving_with_aggregation']:.1f}% fewer; the paper reports "

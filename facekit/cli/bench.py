@@ -21,6 +21,8 @@ DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cu
 AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit train aggregator` (--method aggregator).")
 ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+THRESHOLD = typer.Option("kfold", "--threshold", help="kfold: 10-fold, squared distances on a 0.01 grid "
+                         "(insightface / FaceNet); best-on-all: one best threshold on all pairs (SeqFace's evaluate.py).")
 
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
@@ -55,12 +57,20 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
             subset: bool = typer.Option(False, "--subset", help="Accept a splits file with fewer than 5,000 pairs."),
-            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
-    """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy."""
-    settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset)
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, threshold: str = THRESHOLD) -> None:
+    """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy
+    (or SeqFace's one threshold on all pairs with --threshold best-on-all)."""
+    settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset,
+                           threshold=threshold)
     report, m = run_ytf(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
-    _done(report, [f"YTF {protocol} N={n} n_avg={navg} {method}: accuracy {100 * m['accuracy_mean']:.2f}% "
-                   f"+- {100 * m['accuracy_std']:.2f} over {m['pairs']} pairs ({m['features_computed']} features computed)"])
+    frames = f"N={n} n_avg={navg}" if protocol == "dan" else "all frames"
+    _done(report, [f"YTF {protocol} {frames} {method}{f' blur {blur}' if blur else ''} ({threshold}): accuracy "
+                   f"{_accuracy(m)} over {m['pairs']} pairs ({m['features_computed']} features computed)"])
+
+
+def _accuracy(m: dict) -> str:
+    std = m["accuracy_std"]
+    return f"{100 * m['accuracy_mean']:.2f}%" + ("" if std != std else f" +- {100 * std:.2f}")
 
 
 @bench_app.command("lfw")
@@ -68,11 +78,12 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
             pairs: Optional[Path] = typer.Option(None, "--pairs", help="LFW pairs.txt."),
             bin_file: Optional[Path] = typer.Option(None, "--bin", help="insightface verification .bin instead."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
-            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET) -> None:
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET,
+            threshold: str = THRESHOLD) -> None:
     """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
-    report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned, quiet), out)
-    _done(report, [f"verification accuracy {100 * m['accuracy_mean']:.2f}% +- {100 * m['accuracy_std']:.2f} "
-                   f"over {m['pairs']} pairs"])
+    report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned, quiet), out,
+                        threshold)
+    _done(report, [f"verification accuracy ({threshold}) {_accuracy(m)} over {m['pairs']} pairs"])
 
 
 @bench_app.command("ijb")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facekit.bench.metrics import kfold_accuracy
+from facekit.bench.metrics import kfold_accuracy, squared_distances
 from facekit.manifests.io import read_manifest
 from facekit.train.images import centre_crop, load_crop, to_tensor
 from facekit.train.seqface_config import DataConfig, VerifyConfig
@@ -93,6 +93,5 @@ def embed_images(backbone: torch.nn.Module, images: list, data: DataConfig, mean
 def verify(backbone: torch.nn.Module, pairs: PairSet, data: DataConfig, mean: float, std: float,
            device: torch.device) -> dict:
     feats = embed_images(backbone, pairs.images, data, mean, std, device)
-    cos = (feats[pairs.a] * feats[pairs.b]).sum(1)
-    acc = kfold_accuracy(1.0 - cos, pairs.same, pairs.fold, thresholds=np.arange(0.0, 2.0, 0.005))
+    acc = kfold_accuracy(squared_distances(feats[pairs.a], feats[pairs.b]), pairs.same, pairs.fold)
     return {"set": pairs.name, "pairs": int(len(pairs.same)), "accuracy": acc.mean, "std": acc.std}
