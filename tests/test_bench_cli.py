@@ -335,3 +335,85 @@ def test_ytf_seqface_protocol_applies_blur(tmp_path):
     # frames 1..9 and 11 of each 12-frame video are blurred -> 10 new crops per video; frames 0 and 10 cached
     assert runs[1]["metrics"]["features_computed"] == 4 * 2 * 10
     assert runs[1]["config"]["blur"] == 7 and runs[0]["config"]["seed"] is None
+
+
+def test_ijb_on_overlapping_features_equals_sklearn_and_brute_force(tmp_path):
+    """IJB-C official layout with noisy features (metrics strictly between 0 and 1): 1:1 TAR from scikit-learn's
+    ROC under both rules (insightface's reversed-array nearest point, and the strict one), 1:N per gallery by a
+    brute-force loop over probes (ties miss), mean and pooled, all recomputed here from the files."""
+    from sklearn.metrics import roc_curve
+
+    from facekit.bench.ijb import read_protocol_csv
+
+    rng = np.random.default_rng(7)
+    header = "TEMPLATE_ID,SUBJECT_ID,FILENAME,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n"
+    centres = rng.normal(size=(40, 8))
+    feats, files, tid = {}, {"g1": [], "g2": [], "probe": []}, 0
+    for part, subjects, n_tpl in (("g1", range(0, 15), 1), ("g2", range(15, 30), 1), ("probe", range(0, 40), 3)):
+        for s in subjects:
+            for _ in range(n_tpl):
+                tid += 1
+                for m in range(2):
+                    for k in range(2):
+                        name = f"img/{tid}_{m}_{k}.jpg"
+                        files[part].append(f"{tid},{s},{name},{m},0,0,10,10\n")
+                        feats[name] = centres[s] + 1.6 * rng.normal(size=8)
+    for part, fname in (("g1", "ijbc_1N_gallery_G1.csv"), ("g2", "ijbc_1N_gallery_G2.csv"),
+                        ("probe", "ijbc_1N_probe_mixed.csv")):
+        (tmp_path / fname).write_text(header + "".join(files[part]))
+    rows = {p: read_protocol_csv(tmp_path / f) for p, f in (("g1", "ijbc_1N_gallery_G1.csv"),
+                                                            ("g2", "ijbc_1N_gallery_G2.csv"),
+                                                            ("probe", "ijbc_1N_probe_mixed.csv"))}
+    gal_t = sorted(set(rows["g1"].template) | set(rows["g2"].template))
+    probe_t = sorted(set(rows["probe"].template))
+    pairs = [(g, p) for g in gal_t for p in probe_t]
+    (tmp_path / "ijbc_11_G1_G2_matches.csv").write_text("".join(f"{a},{b}\n" for a, b in pairs))
+    pd.DataFrame({"path": list(feats), "embedding": [f.tolist() for f in feats.values()]}).to_parquet(tmp_path / "f.parquet")
+
+    # template feature (protocols.md): mean of each media's image features, sum over media, L2-normalised
+    allrows = pd.concat(rows.values())
+    tf, subj = {}, {}
+    for t, df in allrows.groupby("template"):
+        media = [np.mean([feats[f] for f in d.filename], 0) for _, d in df.groupby("media")]
+        tf[t], subj[t] = _unit(np.sum(media, 0)), int(df.subject.iloc[0])
+    labels = np.array([subj[a] == subj[b] for a, b in pairs])
+    scores = np.array([tf[a] @ tf[b] for a, b in pairs])
+    fpr, tpr, _ = roc_curve(labels, scores)
+    nearest = {far: tpr[::-1][np.argmin(np.abs(fpr[::-1] - far))] for far in (1e-3, 1e-2, 1e-1)}
+    strict = {far: tpr[fpr <= far].max() for far in (1e-3, 1e-2, 1e-1)}
+
+    def brute_1n(gallery):
+        g_ids = sorted(set(rows[gallery].template))
+        hits1, mated, tops, mate_best = 0, 0, [], []
+        for p in probe_t:
+            s = {g: tf[p] @ tf[g] for g in g_ids}
+            mates = [g for g in g_ids if subj[g] == subj[p]]
+            if not mates:
+                tops.append(max(s.values()))
+                continue
+            mated += 1
+            mate = max(s[g] for g in mates)
+            first = all(s[g] < mate for g in g_ids if subj[g] != subj[p])
+            hits1 += first
+            mate_best.append((first, mate))
+        thr = sorted(tops, reverse=True)[max(int(len(tops) * 0.1) - 1, 0)]
+        tpir = sum(1 for first, m in mate_best if first and m > thr)
+        return hits1, tpir, mated
+
+    out = {}
+    for rule, expected in (("strict", strict), ("nearest", nearest)):
+        assert main(["bench", "ijb", "--root", str(tmp_path), "--features", str(tmp_path / "f.parquet"),
+                     "--tar-rule", rule, "--out", str(tmp_path / rule), "--quiet"]) == 0
+        rep = next((tmp_path / rule).iterdir())
+        out[rule] = json.loads((rep / "report.json").read_text())["metrics"]
+        for far, v in expected.items():
+            assert 0 < v < 1 and out[rule]["verification_11"][f"tar_far_{far:g}"] == pytest.approx(v), (rule, far)
+        assert f"rule {rule}" in (rep / "report.md").read_text()
+    assert strict != nearest  # the fixture tells the rules apart
+    idn = out["strict"]["identification_1N"]
+    (h1a, ta, ma), (h1b, tb, mb) = brute_1n("g1"), brute_1n("g2")
+    assert idn["G1"]["rank1"] == pytest.approx(h1a / ma) and idn["G2"]["tpir_fpir_0.1"] == pytest.approx(tb / mb)
+    assert 0 < h1a / ma < 1 and 0 < tb / mb < 1
+    assert idn["mean"]["rank1"] == pytest.approx((h1a / ma + h1b / mb) / 2)
+    assert idn["pooled"]["rank1"] == pytest.approx((h1a + h1b) / (ma + mb))
+    assert idn["pooled"]["tpir_fpir_0.1"] == pytest.approx((ta + tb) / (ma + mb))

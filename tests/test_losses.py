@@ -162,3 +162,77 @@ def test_dsa_with_many_centres_matches_brute_force():
                    if n != y and not (labels[k] < 0 and n >= 50))
         total += 0.5 * d(y) + 0.5 * push / 24
     assert loss.item() == pytest.approx(total / 6, rel=1e-5)
+
+
+HEAD_CLASSES = (L2SphereFaceHead, ArcFaceHead, CosFaceHead)
+
+
+def _head_grads(cls, x, labels):
+    torch.manual_seed(0)
+    head = cls(8, 5)
+    x = x.detach().requires_grad_(True)
+    logits = head(x, labels)
+    loss = lsr_cross_entropy(logits, labels)
+    loss.backward()
+    return logits, loss, x.grad.float(), head.weight.grad
+
+
+@pytest.mark.parametrize("cls", HEAD_CLASSES)
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16))
+def test_margin_heads_compute_in_float32_for_half_inputs(cls, dtype):
+    torch.manual_seed(1)
+    x = torch.randn(6, 8)
+    labels = torch.tensor([0, 1, 2, -1, 3, -2])
+    ref_logits, ref_loss, ref_gx, ref_gw = _head_grads(cls, x, labels)
+    logits, loss, gx, gw = _head_grads(cls, x.to(dtype), labels)
+    assert logits.dtype == torch.float32 and torch.isfinite(loss)
+    tol = 2e-2 if dtype == torch.bfloat16 else 2e-3  # the input itself was rounded to 8 / 11 bits
+    assert loss.item() == pytest.approx(ref_loss.item(), rel=tol)
+    assert torch.allclose(gw, ref_gw, atol=tol * ref_gw.abs().max().item())
+    assert torch.allclose(gx, ref_gx, atol=tol * ref_gx.abs().max().item())
+
+
+@pytest.mark.parametrize("cls", HEAD_CLASSES)
+def test_margin_heads_under_cuda_style_autocast(cls, monkeypatch):
+    """What CUDA autocast does, on CPU: ``F.linear`` returns float16, ``torch.acos`` float32. Before the heads
+    computed in float32 the L2-SphereFace ``scatter`` failed on the dtype mismatch."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(1)
+    x, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, -1, 3, -2])
+    ref_logits, ref_loss, ref_gx, ref_gw = _head_grads(cls, x, labels)
+    linear, acos = F.linear, torch.acos
+    monkeypatch.setattr(F, "linear", lambda *a, **k: linear(*a, **k).half())
+    monkeypatch.setattr(torch, "acos", lambda t: acos(t.float()))
+    logits, loss, gx, gw = _head_grads(cls, x, labels)
+    assert logits.dtype == torch.float32 and torch.isfinite(loss)
+    assert loss.item() == pytest.approx(ref_loss.item(), rel=5e-3)
+    assert torch.allclose(gw, ref_gw, atol=5e-3 * ref_gw.abs().max().item())
+    assert torch.allclose(gx, ref_gx, atol=5e-3 * ref_gx.abs().max().item())
+
+
+def test_margin_heads_under_cpu_autocast():
+    torch.manual_seed(1)
+    x, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, -1, 3, -2])
+    for cls in HEAD_CLASSES:
+        torch.manual_seed(0)
+        head = cls(8, 5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = head(torch.nn.Linear(8, 8)(x), labels)  # the backbone's last layer runs in bfloat16
+        assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("cls", HEAD_CLASSES)
+@pytest.mark.parametrize("sign", (1.0, -1.0))
+def test_margin_heads_at_exact_alignment_have_finite_gradients(cls, sign):
+    """cos(theta) = +-1 exactly (a feature on its class weight, or opposite): sqrt'(0) / acos'(1) are infinite;
+    the heads clamp as insightface does, so the loss and every gradient stay finite, also in float16."""
+    head = cls(4, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3, 4))
+    for dtype in (torch.float32, torch.float16):
+        x = (sign * torch.tensor([[2.0, 0.0, 0.0, 0.0]])).to(dtype).requires_grad_(True)
+        head.weight.grad = None
+        loss = lsr_cross_entropy(head(x, torch.tensor([0])), torch.tensor([0]))
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(x.grad).all() and torch.isfinite(head.weight.grad).all()

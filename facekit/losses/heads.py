@@ -40,14 +40,18 @@ class _CosineHead(nn.Module, ABC):
         """Target cos(theta) (B,) -> the target logit before scaling (each subclass's margin)."""
 
     def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
-        cos_bc = F.linear(F.normalize(x_bd.float(), dim=1), F.normalize(self.weight.float(), dim=1))
-        cos_bc = cos_bc.clamp(-1.0, 1.0)
-        is_id_b = labels_b >= 0
-        target_b = labels_b.clamp(min=0)
-        cos_t_b = cos_bc.gather(1, target_b[:, None]).squeeze(1)
-        new_t_b = torch.where(is_id_b, self.margin(cos_t_b), cos_t_b)
-        logits_bc = cos_bc.scatter(1, target_b[:, None], new_t_b[:, None])
-        return self.scale * logits_bc
+        """Logits (B, C) in float32 whatever the input dtype or autocast: under CUDA autocast ``F.linear`` gives
+        float16 (cosines above ~0.99976 round to 1) while ``acos`` / ``cos`` run in float32, and the margin
+        (``scatter`` of float32 into float16) would fail or lose the margin."""
+        with torch.autocast(device_type=x_bd.device.type, enabled=False):
+            cos_bc = F.linear(F.normalize(x_bd.float(), dim=1), F.normalize(self.weight.float(), dim=1)).float()
+            cos_bc = cos_bc.clamp(-1.0, 1.0)
+            is_id_b = labels_b >= 0
+            target_b = labels_b.clamp(min=0)
+            cos_t_b = cos_bc.gather(1, target_b[:, None]).squeeze(1)
+            new_t_b = torch.where(is_id_b, self.margin(cos_t_b).float(), cos_t_b)
+            logits_bc = cos_bc.scatter(1, target_b[:, None], new_t_b[:, None])
+            return self.scale * logits_bc
 
 
 class L2SphereFaceHead(_CosineHead):
@@ -88,7 +92,10 @@ class ArcFaceHead(_CosineHead):
         self.m = m
 
     def margin(self, cos_b: torch.Tensor) -> torch.Tensor:
-        sin_b = torch.sqrt((1.0 - cos_b * cos_b).clamp(min=0.0))
+        # sqrt'(0) is infinite: at exact alignment (cos = +-1) the gradient would be NaN. Clamp away from +-1 as
+        # insightface does (its logits are clamped to [-1 + 1e-7, 1 - 1e-7] before arccos).
+        cos_b = cos_b.clamp(-1 + 1e-7, 1 - 1e-7)
+        sin_b = torch.sqrt(1.0 - cos_b * cos_b)
         phi_b = cos_b * math.cos(self.m) - sin_b * math.sin(self.m)
         return torch.where(cos_b > math.cos(math.pi - self.m), phi_b, cos_b - math.sin(math.pi - self.m) * self.m)
 
