@@ -1,6 +1,6 @@
 """What does the DSA loss cost at MS-Celeb + Celeb-Seq scale? (issue 4)
 
-In one process: a ResNet-27 (SphereFace layout) training step on a 128x128 batch (forward, L2-SphereFace +
+In one process: a ResNet-27 (SeqFace Figure 5, the centre-loss layout) training step on a 128x128 batch (forward, L2-SphereFace +
 LSR loss, backward, SGD step) against the DSA loss on the same batch's features with N = 1,000,000 centres,
 d = 512, p = 0.001 (forward + backward + the Eq. 11 centre update). Prints both times, their ratio (target:
 DSA < 10% of the step) and the centre table's memory. Median of ``--repeats`` runs after one warm-up.
@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    net = build_backbone("sphereface27", num_features=args.dim, input_size=128).to(device)
+    net = build_backbone("resnet27", num_features=args.dim, input_size=128).to(device)
     head = L2SphereFaceHead(args.dim, args.classes).to(device)
     opt = torch.optim.SGD(list(net.parameters()) + list(head.parameters()), lr=1e-3, momentum=0.9)
     x = torch.randn(args.batch, 3, 128, 128, device=device)

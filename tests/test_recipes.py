@@ -29,7 +29,7 @@ def test_training_recipes_parse(path):
 def test_paper_settings_in_recipes():
     r27 = build(SeqFaceConfig, read_recipe(RECIPES / "seqface_resnet27_msceleb_celebseq.yaml"), "r27")
     assert (r27.model.backbone, r27.optim.batch_size, r27.optim.milestones, r27.optim.steps) == \
-        ("sphereface27", 128, (300_000, 600_000), 800_000)
+        ("resnet27", 128, (300_000, 600_000), 800_000)
     assert (r27.loss.weight, r27.loss.dsa.p, r27.loss.dsa.alpha, r27.loss.dsa.beta) == (0.04, 0.001, 2.0, 1.0)
     agg = build(AggregatorConfig, read_recipe(RECIPES / "aggregator_voxceleb2.yaml"), "agg")
     assert (agg.loss.dis, agg.loss.rec, agg.loss.adv, agg.loss.tv) == (1.0, 0.5, 1.0, 1e-4)
@@ -82,3 +82,39 @@ def test_verification_on_insightface_bin():
     assert len(pairs.same) == 10 and pairs.same.all() and len(pairs.images) == 20
     res = verify(_tiny_backbone(), pairs, DataConfig(load_size=36, input_size=32), 127.5, 128.0, torch.device("cpu"))
     assert res["set"] == "bin:small_lfw.bin" and res["pairs"] == 10
+
+
+def test_resnet27_recipe_is_two_stages():
+    """Stage 1 trains the baseline from scratch with SphereFace's annealed lambda (1000 at step 0 -> 5); stage 2
+    fine-tunes it with SeqFace's fixed lambda = 5, sequences and DSA."""
+    from facekit.losses import build_head
+
+    base = build(SeqFaceConfig, read_recipe(RECIPES / "seqface_resnet27_msceleb_baseline.yaml"), "b")
+    tune = build(SeqFaceConfig, read_recipe(RECIPES / "seqface_resnet27_msceleb_celebseq.yaml"), "t")
+    assert base.data.sequences is None and base.loss.auxiliary == "none" and base.model.init is None
+    assert tune.data.sequences is not None and tune.loss.auxiliary == "dsa" and tune.model.init is not None
+    assert base.model.backbone == tune.model.backbone == "resnet27"
+    head_b = build_head(base.loss.chief, 8, 3, **base.loss.chief_kwargs)
+    head_t = build_head(tune.loss.chief, 8, 3, **tune.loss.chief_kwargs)
+    # SphereFace schedule lambda_t = max(5, 1000 / (1 + 0.12 t)): 1000 at t = 0, 1000 / 13 = 76.92 at t = 100
+    assert head_b.lambda_ == 1000.0
+    head_b.set_step(100)
+    assert head_b.lambda_ == pytest.approx(1000 / 13)
+    head_t.set_step(100)
+    assert head_t.lambda_ == 5.0
+
+
+def test_chief_kwargs_example_in_the_settings_is_valid():
+    import re
+
+    import yaml
+
+    from facekit.losses import build_head
+    from facekit.train import seqface_config
+
+    source = Path(seqface_config.__file__).read_text()
+    example = yaml.safe_load(re.search(r"chief_kwargs: dict = .*# e\.g\. (\{.*\})", source).group(1))
+    head = build_head("l2sphereface", 8, 3, **example)
+    assert (head.scale, head.m, head.lambda_) == (32.0, 4, 5.0)
+    with pytest.raises(InputError, match="l2sphereface has no setting 'lambda_'.*lambda_base"):
+        build_head("l2sphereface", 8, 3, lambda_=5)

@@ -115,8 +115,14 @@ HEADS = {"softmax": SoftmaxHead, "l2sphereface": L2SphereFaceHead, "arcface": Ar
 
 
 def build_head(name: str, dim: int, num_classes: int, **kwargs) -> nn.Module:
+    import inspect
+
     from facekit.errors import InputError
 
     if name not in HEADS:
         raise InputError(f"unknown chief loss {name!r} (known: {', '.join(HEADS)})")
+    known = [p for p in inspect.signature(HEADS[name]).parameters if p not in ("dim", "num_classes")]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise InputError(f"loss.chief_kwargs: {name} has no setting {unknown[0]!r} (known: {', '.join(known)})")
     return HEADS[name](dim, num_classes, **kwargs)

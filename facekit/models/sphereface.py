@@ -3,7 +3,8 @@
 Layout (from the released SphereFace/SeqFace Caffe nets): four stages at 64/128/256/512 channels, each opened by a
 stride-2 3x3 conv + PReLU and followed by ``units`` residual units (3x3 conv + PReLU, 3x3 conv + PReLU, + input).
 No batch norm. ``fc5``: flatten (512 x S/16 x S/16) -> 512. Depth = 4 stride convs + 2 x sum(units) + fc5 - 1:
-ResNet-20 [1,2,4,1], ResNet-27 [1,2,5,3] (SeqFace Figure 5), ResNet-64 [3,8,16,3].
+ResNet-20 [1,2,4,1], ResNet-64 [3,8,16,3]. SeqFace's ResNet-27 is another layout (max-pooling, the centre-loss
+network of its footnote): ``facekit.models.resnet27``.
 
 Input: (B, 3, S, S) RGB with (x - 127.5) / 128 (SeqFace section 4.1); S = 128 by default (random 128 crop of the
 144 aligned face). Output: (B, 512) fc5 feature, not normalised.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-UNITS = {"sphereface20": (1, 2, 4, 1), "sphereface27": (1, 2, 5, 3), "sphereface64": (3, 8, 16, 3)}
+UNITS = {"sphereface20": (1, 2, 4, 1), "sphereface64": (3, 8, 16, 3)}
 
 
 class ResidualUnit(nn.Module):

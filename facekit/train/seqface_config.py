@@ -41,7 +41,7 @@ class DSAConfig:
 @dataclass
 class LossConfig:
     chief: str = "l2sphereface"  # softmax | l2sphereface | arcface | cosface (LSR for sequence samples in all)
-    chief_kwargs: dict = field(default_factory=dict)  # e.g. {scale: 32, m: 4, lambda_: 5}
+    chief_kwargs: dict = field(default_factory=dict)  # e.g. {scale: 32.0, m: 4, lambda_base: 5.0}
     auxiliary: str = "dsa"  # dsa | centre | none
     weight: float = 0.04  # eta (Eq. 1)
     dsa: DSAConfig = field(default_factory=DSAConfig)
