@@ -89,6 +89,22 @@ def test_reconstruction_losses_by_hand():
     assert cen.centres[0].abs().sum() == 0 and not cen.seen[2]
 
 
+def test_centre_loss_ignores_unseen_centres():
+    """Eq. 9 before any Eq. 10 update: an unseen centre is the zero vector; it must not pull f_A towards 0.
+    f_A of norm 20 against an unseen centre would cost 400."""
+    cen = IdentityCentres(3, 2, rate=0.5)
+    f_a = torch.tensor([[12.0, 16.0], [1.0, 2.0]], requires_grad=True)  # |(12, 16)| = 20
+    loss = cen.loss(f_a, torch.tensor([0, 2]))
+    loss.backward()
+    assert loss.item() == 0.0 and f_a.grad.abs().sum() == 0
+    # identity 2 seen at (1, 1); identity 0 still unseen: mean over the one seen sample ||(1,2) - (1,1)||^2 = 1
+    cen.update(torch.tensor([[1.0, 1.0]]), torch.tensor([[[1.0, 1.0]]]), torch.tensor([2]))
+    assert cen.loss(f_a, torch.tensor([0, 2])).item() == pytest.approx(1.0)
+    # both seen: identity 0 at (0, 0) after its update -> (400 + 1) / 2
+    cen.update(torch.zeros(1, 2), torch.zeros(1, 1, 2), torch.tensor([0]))
+    assert cen.loss(f_a, torch.tensor([0, 2])).item() == pytest.approx(200.5)
+
+
 def test_adversarial_losses_by_hand():
     # D(A) = sigmoid(0) = 0.5: L_G = -log 0.5 = 0.693147. D(P) = sigmoid(ln 3) = 0.75:
     # L_D = -log(1 - 0.5) - log 0.75 = 0.693147 + 0.287682 = 0.980829
@@ -173,7 +189,8 @@ def test_train_aggregator_runs_resumes_and_reports(frames_root, tmp_path):
     assert {"loss_g", "loss_d", "dis", "rec", "adv", "tv"} <= set(m.columns)
     held = json.loads((tmp_path / "a" / "heldout.json").read_text())
     assert held["sets"] == 4 and held["genuine_pairs"] == 4 * 4 and held["impostor_pairs"] == 4 * 8
-    assert 0 <= held["aggregated_closer_than_frames"] <= 1
+    assert held["aggregated_closer_than_frames"] * held["genuine_pairs"] == \
+        pytest.approx(round(held["aggregated_closer_than_frames"] * held["genuine_pairs"]))  # a count of pairs
     for png in ("grids/step_00000001.png", "grids/step_00000002.png", "grids/step_00000004.png", "heldout.png",
                 "loss.png"):
         assert (tmp_path / "a" / png).stat().st_size > 500, png
@@ -246,3 +263,49 @@ def test_mse_warmup_trains_the_generator_alone_first(frames_root, tmp_path):
     m = pd.read_csv(tmp_path / "w" / "metrics.csv")
     assert (m["loss_d"][:2] == 0).all() and np.allclose(m["loss_g"][:2], m["mse"][:2])
     assert (m["loss_d"][2:] > 0).all()
+
+
+def test_heldout_eq2_rate_worked_by_hand(tmp_path, monkeypatch):
+    """evaluate_heldout on stubs whose features are known: a frame's feature is the 2-d unit vector at the angle
+    its pixels encode; the "aggregator" returns the set's first face. Person 0: video 0 frames at 0 and 40 deg,
+    video 1 (the other video) one frame at 10 deg. Person 1: video 2 at 90, 90 deg, video 3 at 100 deg.
+    Sets are the first 2 frames. Genuine pairs: (v0 -> v1), (v1 -> v0: frames 0, 40), (v2 -> v3), (v3 -> v2 x2).
+    Eq. 2: aggregated (first face) closer to P than the mean over input frames of ||f_In - f_P||^2."""
+    import math
+    from types import SimpleNamespace
+
+    from facekit.train import aggregator as agg_mod
+
+    angles = {0: 0.0, 1: 40.0, 2: 10.0, 3: 90.0, 4: 90.0, 5: 100.0}  # frame -> degrees
+    data = SimpleNamespace(heldout_videos=np.array([0, 1, 2, 3]), identity_of_video=np.array([0, 0, 1, 1]),
+                           identity_videos=[np.array([0, 1]), np.array([2, 3])],
+                           video_frames=[np.array([0, 1]), np.array([2]), np.array([3, 4]), np.array([5])])
+
+    class Frames:
+        def __init__(self, *a, **k):
+            pass
+
+        def image(self, f, rng):
+            return torch.full((3, 4, 4), angles[f])
+
+    monkeypatch.setattr(agg_mod, "FrameSetDataset", Frames)
+    feats = lambda x: torch.stack([torch.cos(x[:, 0, 0, 0] * math.pi / 180),  # noqa: E731
+                                   torch.sin(x[:, 0, 0, 0] * math.pi / 180)], 1)
+    class FirstFace(torch.nn.Module):
+        def forward(self, x_set):
+            return x_set[:, 0]
+
+    cfg = SimpleNamespace(data=SimpleNamespace(set_size=2))
+    res = agg_mod.evaluate_heldout(FirstFace(), feats, data, cfg, torch.device("cpu"), tmp_path)
+    d = lambda a, b: 2 - 2 * math.cos(math.radians(a - b))  # noqa: E731  squared distance of unit vectors
+    genuine = [  # (aggregated, mean over input frames)
+        (d(0, 10), (d(0, 10) + d(40, 10)) / 2),        # v0 -> v1: 0.0304 < 0.1187: closer
+        (d(10, 0), d(10, 0)), (d(10, 40), d(10, 40)),  # v1 (one frame) -> v0's two frames: equal, not closer
+        (d(90, 100), d(90, 100)),                       # v2 -> v3: both frames at 90: equal
+        (d(100, 90), d(100, 90)), (d(100, 90), d(100, 90)),
+    ]
+    assert res["genuine_pairs"] == 6
+    assert res["aggregated_closer_than_frames"] == pytest.approx(sum(a < f for a, f in genuine) / 6)
+    assert res["aggregated_closer_than_frames"] == pytest.approx(1 / 6)
+    assert res["genuine"]["aggregated"] == pytest.approx(np.mean([a for a, _ in genuine]), abs=1e-6)
+    assert res["genuine"]["input_frames"] == pytest.approx(np.mean([f for _, f in genuine]), abs=1e-6)

@@ -257,7 +257,7 @@ def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, 
                 continue
             f_p = torch.cat([unit_feats[int(u)] for u in others])
             d_a = (f_a - f_p).pow(2).sum(1)
-            d_in = torch.cdist(f_in, f_p).pow(2).mean(0)
+            d_in = (f_in[:, None] - f_p[None]).pow(2).sum(-1).mean(0)  # the formula of d_a: ties stay ties
             d_avg = (f_avg - f_p).pow(2).sum(1)
             store["aggregated"] += d_a.tolist()
             store["input_frames"] += d_in.tolist()
