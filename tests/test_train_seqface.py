@@ -14,6 +14,7 @@ from PIL import Image
 
 from facekit.cli.main import main
 from facekit.manifests.io import write_part
+from facekit.manifests.lineage import write_lineage
 from facekit.manifests.schemas import FACES, IDENTITIES
 from tests.conftest import torchrun_facekit
 
@@ -41,6 +42,7 @@ def toy(tmp_path_factory):
             rows.append(dict(identity=f"id{c}", class_index=c, source_path=rel, status="ok", error=None, num_faces=1,
                              score=1.0, face_px=40.0, blur=100.0, crop_path=rel))
     write_part(root / "ids", IDENTITIES, "part", rows)
+    write_lineage(root / "ids", "test", {"template": "seqface", "size": 40})
     faces = []
     for s in range(3):
         colour = (rng.integers(0, 255), rng.integers(0, 255), rng.integers(0, 255))
@@ -52,6 +54,16 @@ def toy(tmp_path_factory):
                               box_x1=0.0, box_y1=0.0, box_x2=40.0, box_y2=40.0, landmarks_5x2=[0.0] * 10, score=1.0,
                               blur=100.0, yaw=0.0, roll_deg=0.0, tracked=False, crop_path=rel))
     write_part(root / "seqs", FACES, "part", pd.DataFrame(faces))
+    write_lineage(root / "seqs", "test", {"template": "seqface", "crop_size": 40})
+    held = []  # 3 identities never trained on (colours and layout of their own), 5 images each
+    for c, colour in enumerate([(200, 100, 200), (90, 200, 200), (130, 90, 40)]):
+        for i in range(5):
+            rel = f"crops/held{c}/{i}.png"
+            (root / "held" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_img(rng, colour)).save(root / "held" / rel)
+            held.append(dict(identity=f"held{c}", class_index=c, source_path=rel, status="ok", error=None,
+                             num_faces=1, score=1.0, face_px=40.0, blur=100.0, crop_path=rel))
+    write_part(root / "held", IDENTITIES, "part", held)
     recipe = {"data": {"identities": str(root / "ids"), "sequences": str(root / "seqs"), "load_size": 36,
                        "input_size": 32, "workers": 0},
               "model": {"backbone": "sphereface20", "embedding": 16},
@@ -91,20 +103,56 @@ def test_train_resume_is_exact(toy, tmp_path):
 def test_loss_falls_and_verification_runs(toy, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set", "optim.steps=40",
-                 "--set", "optim.milestones=[]", "--set", "log_every=5", "--set", f"verify.identities={toy / 'ids'}",
+                 "--set", "optim.milestones=[]", "--set", "log_every=5", "--set", f"verify.identities={toy / 'held'}",
                  "--set", "verify.every=20"]) == 0
     m = pd.read_csv(run / "metrics.csv")
     assert m["loss"].iloc[-1] < 0.6 * m["loss"].iloc[0]
     assert m["accuracy"].iloc[-1] >= 0.75  # 4 identities: chance is 0.25
     assert m["verify_accuracy"].notna().sum() == 2
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["verification"]["accuracy"] > 0.5 and summary["verification"]["pairs"] > 10
+    # held-out identities: 3 x C(5, 2) = 30 genuine pairs and as many of the C(15, 2) - 30 = 75 impostors
+    assert summary["verification"]["pairs"] == 60 and summary["verification"]["set"] == "identities:held"
+    assert summary["verification"]["accuracy"] > 0.5
 
 
 def test_centre_and_softmax_variants_run(toy, tmp_path):
     for i, (chief, aux) in enumerate((("softmax", "centre"), ("arcface", "none"), ("cosface", "dsa"))):
         assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / str(i)), "-q",
                      "--set", f"loss.chief={chief}", "--set", f"loss.auxiliary={aux}", "--set", "optim.steps=2"]) == 0
+        m = pd.read_csv(tmp_path / str(i) / "metrics.csv")
+        assert np.isfinite(m["loss"]).all() and list(m["step"]) == [1, 2]
+        # Eq. 1: loss = chief + 0.04 x auxiliary; no auxiliary loss -> exactly the chief loss
+        assert np.allclose(m["loss"], m["chief"] + 0.04 * m["auxiliary"], rtol=1e-5)
+        assert (m["auxiliary"] == 0).all() if aux == "none" else (m["auxiliary"] > 0).all()
+        # the chief loss of the first step is near ln(4 identities) for an untrained softmax, larger with margins
+        assert m["chief"].iloc[0] > 0.5 * np.log(4)
+
+
+def test_training_roots_with_two_templates_are_refused(toy, tmp_path, capsys):
+    """build identities (seqface 144) + extract-sequences (arcface 112) would mix two face scales in a batch."""
+    import shutil
+
+    seqs = tmp_path / "seqs"
+    shutil.copytree(toy / "seqs", seqs)
+    write_lineage(seqs, "test", {"template": "arcface", "crop_size": 40})
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "x"), "-q",
+                 "--set", f"data.sequences={seqs}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(toy / "ids") in err and str(seqs) in err
+    assert "'seqface'" in err and "'arcface'" in err
+
+
+def test_model_template_is_the_training_geometry():
+    """name@A at size S = the template at A px, centre crop S. By hand: ArcFace's left eye (38.2946, 51.6963) at
+    144 px is x 144/112 = (49.2359, 66.4667); the centre 128 crop shifts it by 8 -> (41.2359, 58.4667). SeqFace's
+    144 template is ArcFace at 128 placed 8 px in, so its centre 128 crop is ArcFace at 128 exactly."""
+    from facekit.align.templates import get_template
+
+    eye = get_template("arcface@144", 128).as_array()[0]
+    assert eye == pytest.approx([38.2946 * 144 / 112 - 8, 51.6963 * 144 / 112 - 8]) and \
+        eye == pytest.approx([41.2359, 58.4667], abs=1e-4)
+    assert get_template("seqface@144", 128).as_array() == pytest.approx(get_template("arcface", 128).as_array())
+    assert get_template("arcface@144", 128).size == 128
 
 
 def test_bad_settings_fail_in_one_line(toy, tmp_path, capsys):
@@ -143,7 +191,7 @@ def test_export_state_dict_and_onnx_and_bench_loader(toy, tmp_path, capsys):
     from facekit.embed.extractors import load_extractor
 
     ext = load_extractor(f"facekit:{run / 'model.pt'}")
-    assert ext.input_size == 32 and ext.template == "arcface" and ext.flip is False
+    assert ext.input_size == 32 and ext.template == "seqface@36" and ext.flip is False  # the toy roots' template
     crops = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
     sd = torch.load(tmp_path / "w.pt", weights_only=True)
     from facekit.models import build_backbone
@@ -154,3 +202,16 @@ def test_export_state_dict_and_onnx_and_bench_loader(toy, tmp_path, capsys):
     assert np.allclose(ext.embed(crops), bb(x).detach().numpy(), atol=1e-4)
     onnx = load_extractor(f"onnx:{tmp_path / 'm.onnx'}")
     assert onnx.input_size == 32
+
+
+def test_deterministic_flag(toy, tmp_path):
+    """--deterministic switches torch's deterministic algorithms on for the run (recorded in summary.json) and
+    off again after it; on CPU the model equals the run without it, bit for bit."""
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q", "--set", "optim.steps=2"]
+    assert main(base + ["-o", str(tmp_path / "d"), "--deterministic"]) == 0
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert main(base + ["-o", str(tmp_path / "n")]) == 0
+    assert json.loads((tmp_path / "d" / "summary.json").read_text())["deterministic"] is True
+    assert json.loads((tmp_path / "n" / "summary.json").read_text())["deterministic"] is False
+    d, n = _state(tmp_path / "d"), _state(tmp_path / "n")
+    assert all(torch.equal(d[k], n[k]) for k in d)

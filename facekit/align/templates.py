@@ -34,6 +34,11 @@ class Template:
         pts = self.as_array() * (size / self.size)
         return Template(self.name, size, tuple(map(tuple, pts.tolist())))
 
+    def centre_cropped(self, size: int) -> "Template":
+        """The template of the centre ``size`` x ``size`` crop of this one (points shifted, not scaled)."""
+        shift = (self.size - size) / 2
+        return Template(self.name, size, tuple(map(tuple, (self.as_array() - shift).tolist())))
+
 
 def _template(name: str, size: int, pts: np.ndarray) -> Template:
     return Template(name, size, tuple(map(tuple, pts.tolist())))
@@ -54,7 +59,16 @@ TEMPLATES: dict[str, Template] = {
 
 
 def get_template(name: str, size: int | None = None) -> Template:
-    """Template by name, optionally rescaled to another output size."""
+    """Template by name, optionally rescaled to another output size.
+
+    ``name@A`` (e.g. ``arcface@144``): faces aligned to ``name`` at A x A and then centre-cropped to ``size``, the
+    geometry a model trained on A-pixel crops with a centre ``size`` crop sees (SeqFace: 144 -> 128)."""
+    base, _, align = name.partition("@")
+    if align:
+        if not align.isdigit() or (size is not None and int(align) < size):
+            raise InputError(f"template {name!r}: expected NAME@SIZE with SIZE >= the crop size {size}")
+        tpl = get_template(base, int(align))
+        return tpl if size is None else tpl.centre_cropped(size)
     if name not in TEMPLATES:
         close = difflib.get_close_matches(name, TEMPLATES, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

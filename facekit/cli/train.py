@@ -18,14 +18,16 @@ OUT = typer.Option(None, "--out", "-o", help="Run directory (default runs/<train
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+DETERMINISTIC = typer.Option(False, "--deterministic", help="torch's deterministic algorithms: repeatable runs and "
+                             "resumes on CUDA too (slower). On CPU training is bit-exact without it.")
 
 
 def _train(name: str, recipe: Optional[Path], set_: Optional[List[str]], out: Optional[Path], resume: bool,
-           device: str, quiet: bool) -> None:
+           device: str, quiet: bool, deterministic: bool) -> None:
     import os
 
     from facekit.device import resolve_device
-    from facekit.train.run import prepare_run
+    from facekit.train.run import deterministic_algorithms, prepare_run
 
     if name == "seqface":
         from facekit.train.seqface import train_seqface as trainer
@@ -34,7 +36,8 @@ def _train(name: str, recipe: Optional[Path], set_: Optional[List[str]], out: Op
         from facekit.train.aggregator import train_aggregator as trainer
         from facekit.train.aggregator_config import AggregatorConfig as config
     cfg, run_dir = prepare_run(config, name, recipe, set_ or [], out, resume)
-    result = trainer(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
+    with deterministic_algorithms(deterministic):
+        result = trainer(cfg, run_dir, resolve_device(device), resume=resume, progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         for line in result.lines():
             typer.echo(line)
@@ -42,20 +45,22 @@ def _train(name: str, recipe: Optional[Path], set_: Optional[List[str]], out: Op
 
 @train_app.command("seqface")
 def seqface_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = SET, out: Optional[Path] = OUT,
-                resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET) -> None:
+                resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET,
+                deterministic: bool = DETERMINISTIC) -> None:
     """Train a SeqFace model (LSR chief loss + DSA) on an identity manifest and a sequence manifest.
 
     Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
-    _train("seqface", recipe, set_, out, resume, device, quiet)
+    _train("seqface", recipe, set_, out, resume, device, quiet, deterministic)
 
 
 @train_app.command("aggregator")
 def aggregator_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = SET, out: Optional[Path] = OUT,
-                   resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET) -> None:
+                   resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET,
+                   deterministic: bool = DETERMINISTIC) -> None:
     """Train the Face Aggregation Network (GAN with a frozen feature extractor) on an extract-frames manifest.
 
     Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
-    _train("aggregator", recipe, set_, out, resume, device, quiet)
+    _train("aggregator", recipe, set_, out, resume, device, quiet, deterministic)
 
 
 def export_cmd(

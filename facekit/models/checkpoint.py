@@ -2,7 +2,8 @@
 
 ``{"format": "facekit-backbone-v1", "arch", "kwargs", "state_dict", "template", "input_size", "mean", "std",
 "flip"}``: the backbone is ``build_backbone(arch, **kwargs)``; faces are aligned to ``template`` at
-``input_size``, normalised (x - mean) / std; ``flip`` says whether the evaluation adds the mirrored image's
+``input_size`` (``name@A``: aligned at A x A, then the centre ``input_size`` crop, as in training), normalised
+(x - mean) / std; ``flip`` says whether the evaluation adds the mirrored image's
 feature. Plain data only, so ``torch.load(weights_only=True)`` reads it.
 """
 

@@ -3,6 +3,7 @@ checkpoints with resume, the metrics plot, and the reproducibility record."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -118,5 +119,29 @@ def write_summary(run_dir: Path, command: str, cfg, steps: int, final: dict, sec
     from facekit.bench.report import git_revision, versions
 
     write_json(run_dir / "summary.json", {"command": command, "steps": steps, "final": final, **extra,
+                                          "deterministic": torch.are_deterministic_algorithms_enabled(),
                                           "config": to_dict(cfg), "versions": versions(),
                                           "git_revision": git_revision(), "seconds": seconds})
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool):
+    """``--deterministic``: torch's deterministic algorithms (and cuDNN's) for the duration of a run.
+
+    On CPU facekit's training is bit-exact without it (batches are a pure function of seed and step). On CUDA,
+    ``index_add_`` (the centre updates), cuDNN's backward convolutions and atomics make runs and resumes differ in
+    the last bits; this makes them repeatable at some speed cost. cuBLAS needs CUBLAS_WORKSPACE_CONFIG, set here
+    when the user has not."""
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]

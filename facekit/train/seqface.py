@@ -171,7 +171,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         if pairs is not None and (verification is None or not cfg.verify.every or step % cfg.verify.every):
             verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
         save_backbone(run_dir / "model.pt", cfg.model.backbone, backbone_kwargs, model.backbone,
-                      template="arcface", input_size=cfg.data.input_size, mean=mean, std=std, flip=False)
+                      template=data.template, input_size=cfg.data.input_size, mean=mean, std=std, flip=False)
         plot_metrics(log.path, run_dir / "loss.png", [("training loss", ["loss", "chief", "auxiliary"]),
                                                        ("accuracy", ["accuracy", "verify_accuracy"])])
         write_summary(run_dir, "train seqface", cfg, step, final, time.time() - t_start, verification=verification,

@@ -18,6 +18,7 @@ class DataConfig:
     input_size: int = 128  # random crop in training, centre crop in verification (SeqFace 4.1)
     flip: bool = True
     workers: int = 2
+    template: str | None = None  # alignment of roots whose lineage does not record one (arcface, seqface, dlib)
 
 
 @dataclass

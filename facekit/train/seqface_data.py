@@ -56,6 +56,7 @@ class TrainingData:
     num_identities: int  # C: classes of the chief loss, identity centres
     num_sequences: int  # S: sequence centres after the identity centres
     fingerprint: str  # of the manifest files read
+    template: str  # what the network sees: the crops' template at load_size, centre crop input_size ("name@load")
 
     def summary(self) -> str:
         n_id = len(self.identities.paths) if self.identities else 0
@@ -86,7 +87,37 @@ def load_training_data(cfg: DataConfig) -> TrainingData:
         seqs = Source(PathTable(cfg.sequences, df["crop_path"].tolist()), -(codes.astype(np.int64) + 1))
     if num_c == 0:
         raise InputError("the chief classification loss needs identity data (data.identities)")
-    return TrainingData(ids, seqs, num_c, num_s, fingerprint_files(files))
+    return TrainingData(ids, seqs, num_c, num_s, fingerprint_files(files), training_template(cfg))
+
+
+def training_template(cfg: DataConfig) -> str:
+    """The one alignment template of every training root, read from their lineage (``data.template`` for roots
+    that record none), as ``name@load_size``: crops are resized to load_size, then cropped to input_size.
+
+    Roots aligned to different templates (``build identities`` defaults to seqface 144, ``extract-sequences`` to
+    arcface 112) would put faces at two scales, 12.5% apart, in one batch: refused."""
+    from facekit.align.templates import get_template
+    from facekit.manifests.lineage import crop_template
+
+    found = []
+    for key in ("identities", "sequences"):
+        root = getattr(cfg, key)
+        if root is None:
+            continue
+        try:
+            name = crop_template(root).name
+        except InputError:
+            if cfg.template is None:
+                raise InputError(f"{root}: cannot tell which template its crops are aligned to (no lineage.json); "
+                                 "set data.template (arcface, seqface, dlib)") from None
+            name = get_template(cfg.template).name
+        found.append((key, root, name))
+    if len({name for *_, name in found}) > 1:
+        (ka, ra, na), (kb, rb, nb) = found
+        raise InputError(f"data.{ka} {ra} is aligned to the {na!r} template and data.{kb} {rb} to {nb!r}: one batch "
+                         f"would mix faces at two scales; rebuild one with the other's template (build identities "
+                         f"--template, or extract-sequences with template: in its config)")
+    return f"{found[0][2]}@{cfg.load_size}"
 
 
 class MixedBatchSampler:
