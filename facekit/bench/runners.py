@@ -85,6 +85,9 @@ def members_of(sets: list[list[str]], fingerprint: str) -> list[str]:
     return [f"agg-{fingerprint}-{fingerprint_strings(keys)}-{len(keys)}" for keys in sets]
 
 
+BLUR_KEY = "blur2-"  # cache key prefix of blurred crops; bumped when the kernel changes (2: odd, centred kernels)
+
+
 def _blur_crop(crop: np.ndarray, size: int, angle: float) -> np.ndarray:
     x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]
     return motion_blur(x, size, angle)[0].permute(1, 2, 0).numpy()
@@ -158,7 +161,7 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         rel, _, blur = key.partition("|")
         crop = source.cropper(read_image(Path(s.root) / rel))
         if blur:
-            size, angle = blur.removeprefix("blur").split("@")
+            size, angle = blur.removeprefix(BLUR_KEY).split("@")
             crop = _blur_crop(crop, int(size), float(angle))
         return crop
 
@@ -225,7 +228,7 @@ def _ytf_key(s: YTFSettings, frame: Path, root: Path, blurred: bool, video: str,
         return rel
     h = hashlib.sha256(f"{s.seed}|{video}|{position}".encode()).digest()
     angle = int.from_bytes(h[:4], "little") % 180  # a fixed pseudo-random direction per (seed, video, position)
-    return f"{rel}|blur{s.blur}@{angle}"
+    return f"{rel}|{BLUR_KEY}{s.blur}@{angle}"
 
 
 def _ytf_paper(s: YTFSettings) -> tuple[str, float, str] | None:

@@ -9,20 +9,24 @@ import torch.nn.functional as F
 
 
 def motion_blur_kernel(size: int, angle_deg: float) -> torch.Tensor:
-    """(size, size) float kernel: a centred line segment of length ``size`` at ``angle_deg``, anti-aliased by
-    sampling the segment at 4x and splatting bilinearly. size 1 is the identity."""
+    """(n, n) float kernel, n = ``size`` rounded up to odd: ``size`` samples one pixel apart on a line through
+    the centre pixel at ``angle_deg`` (0 = horizontal, 90 = vertical, counter-clockwise as seen), weight 1/size
+    each, splatted bilinearly. So the blur is ``size`` pixels long, sums to 1 (energy preserved) and its centroid
+    is the centre pixel for every size and angle: an even size does not shift the image by half a pixel (an even
+    kernel under a convolution would). size 1 is the identity."""
     if size < 1:
         raise ValueError(f"motion blur kernel size must be >= 1, got {size}")
-    k = torch.zeros(size, size, dtype=torch.float64)
-    c = (size - 1) / 2
-    t = np.linspace(-c, c, 4 * size)
+    n = size | 1
+    k = torch.zeros(n, n, dtype=torch.float64)
+    c = (n - 1) / 2
+    t = np.arange(size) - (size - 1) / 2
     a = np.deg2rad(angle_deg)
     xs, ys = c + t * np.cos(a), c - t * np.sin(a)
     for x, y in zip(xs, ys):
         x0, y0 = int(np.floor(x)), int(np.floor(y))
         fx, fy = x - x0, y - y0
         for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-            if 0 <= x0 + dx < size and 0 <= y0 + dy < size:
+            if 0 <= x0 + dx < n and 0 <= y0 + dy < n:
                 k[y0 + dy, x0 + dx] += w
     return (k / k.sum()).float()
 
@@ -32,11 +36,9 @@ def motion_blur(images_bchw: torch.Tensor, size: int, angle_deg: float) -> torch
     if size <= 1:
         return images_bchw
     k = motion_blur_kernel(size, angle_deg).to(images_bchw.device)
-    c = images_bchw.shape[1]
-    x = images_bchw.float()
-    pad = size // 2
-    x = F.pad(x, (pad, size - 1 - pad, pad, size - 1 - pad), mode="reflect")
-    y = F.conv2d(x, k.expand(c, 1, size, size), groups=c)
+    c, n = images_bchw.shape[1], k.shape[0]
+    x = F.pad(images_bchw.float(), (n // 2,) * 4, mode="reflect")  # odd kernel, centred: no shift
+    y = F.conv2d(x, k.expand(c, 1, n, n), groups=c)
     if images_bchw.dtype == torch.uint8:
         return y.round().clamp(0, 255).to(torch.uint8)
     return y
