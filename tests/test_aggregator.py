@@ -97,9 +97,9 @@ def test_centre_loss_ignores_unseen_centres():
     loss = cen.loss(f_a, torch.tensor([0, 2]))
     loss.backward()
     assert loss.item() == 0.0 and f_a.grad.abs().sum() == 0
-    # identity 2 seen at (1, 1); identity 0 still unseen: mean over the one seen sample ||(1,2) - (1,1)||^2 = 1
+    # identity 2 seen at (1, 1); identity 0 still unseen (counts 0): (0 + ||(1,2) - (1,1)||^2) / 2 = 0.5
     cen.update(torch.tensor([[1.0, 1.0]]), torch.tensor([[[1.0, 1.0]]]), torch.tensor([2]))
-    assert cen.loss(f_a, torch.tensor([0, 2])).item() == pytest.approx(1.0)
+    assert cen.loss(f_a, torch.tensor([0, 2])).item() == pytest.approx(0.5)
     # both seen: identity 0 at (0, 0) after its update -> (400 + 1) / 2
     cen.update(torch.zeros(1, 2), torch.zeros(1, 1, 2), torch.tensor([0]))
     assert cen.loss(f_a, torch.tensor([0, 2])).item() == pytest.approx(200.5)

@@ -59,13 +59,13 @@ class IdentityCentres(nn.Module):
         self.register_buffer("seen", torch.zeros(num_identities, dtype=torch.bool))
 
     def loss(self, f_a: torch.Tensor, identity_b: torch.Tensor) -> torch.Tensor:
-        """Eq. 9: ||f_A^j - c^j||^2, averaged over the samples whose centre has been seen. The loss runs before
-        this step's Eq. 10 update, and an unseen centre is still the zero vector: counting it would pull f_A
-        towards 0 (a loss of ||f_A||^2, 400 for a feature of norm 20), which with thousands of identities would
-        dominate the first thousand steps. No seen centre in the batch: 0 (with a graph, for backward)."""
+        """Eq. 9: ||f_A^j - c^j||^2 for samples whose centre has been seen, 0 for the others, averaged over the
+        batch (a fixed count, so DDP's gradient average equals one process). The loss runs before this step's
+        Eq. 10 update, and an unseen centre is still the zero vector: counting it would pull f_A towards 0 (a
+        loss of ||f_A||^2, 400 for a feature of norm 20), which with thousands of identities would dominate the
+        first thousand steps."""
         seen_b = self.seen[identity_b]
-        d_b = _sqdist(f_a, self.centres[identity_b])
-        return (d_b * seen_b).sum() / seen_b.sum().clamp(min=1)
+        return (_sqdist(f_a, self.centres[identity_b]) * seen_b).mean()
 
     @torch.no_grad()
     def update(self, f_p: torch.Tensor, f_in: torch.Tensor, identity_b: torch.Tensor,
