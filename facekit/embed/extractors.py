@@ -7,6 +7,10 @@ Specs (``--model``):
 - ``dlib:default`` (or ``dlib:/path/dlib_face_recognition_resnet_model_v1.dat``): dlib's pretrained ResNet
   (128-d, same person below ~0.6 Euclidean distance) from the ``face-recognition-models`` package, on
   150x150 crops aligned to the ``dlib`` template (``pip install 'facekit[dlib]'``). Not differentiable.
+- ``dlib-torch:default`` (or ``dlib-torch:/path/....dat``): the same network in PyTorch
+  (``facekit.models.dlib_resnet``, weights read from the same ``.dat``; equal to dlib's descriptors to ~1e-7):
+  batched, CPU or CUDA (``dlib-torch16:`` runs it in float16 there), differentiable, so it can be a frozen F or a backbone to train.
+  Needs only the ``face-recognition-models`` package, not dlib.
 Nothing is downloaded: weights come from the file the user names.
 """
 
@@ -141,22 +145,44 @@ def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:
     return FeatureExtractor(f"onnx:{path.name}", file_fingerprint(path), forward, input_size=size, device=device)
 
 
-def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
-    try:
-        import dlib
-    except ImportError:
-        raise InputError("dlib models need dlib and face-recognition-models: pip install 'facekit[dlib]'") from None
+def dlib_model_path(rest: str, prefix: str = "dlib") -> Path:
+    """``default`` -> the .dat of the installed face-recognition-models package; else the path given."""
     if rest == "default":
         import importlib.util
 
         spec = importlib.util.find_spec("face_recognition_models")
         if spec is None:
-            raise InputError("dlib:default needs the face-recognition-models package: pip install 'facekit[dlib]'")
+            raise InputError(f"{prefix}:default needs the face-recognition-models package: "
+                             "pip install 'facekit[dlib]'")
         path = Path(list(spec.submodule_search_locations)[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
     else:
         path = Path(rest)
     if not path.is_file():
         raise InputError(f"{path}: dlib model file not found")
+    return path
+
+
+def _load_dlib_torch(rest: str, device: torch.device, half: bool = False) -> FeatureExtractor:
+    from facekit.models.dlib_resnet import DlibFaceResNet, read_dlib_resnet
+
+    path = dlib_model_path(rest, "dlib-torch")
+    net = read_dlib_resnet(path).to(device)
+    dtype = torch.float16 if half and device.type == "cuda" else torch.float32
+    net = net.to(dtype)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # [-1, 1] -> pixels -> dlib's input scale
+        return net(DlibFaceResNet.from_pixels(x * 127.5 + 127.5).to(dtype)).float()
+
+    return FeatureExtractor("dlib_torch", file_fingerprint(path), forward, template="dlib", input_size=150,
+                            flip=False, device=device, module=net)
+
+
+def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
+    try:
+        import dlib
+    except ImportError:
+        raise InputError("dlib models need dlib and face-recognition-models: pip install 'facekit[dlib]'") from None
+    path = dlib_model_path(rest)
     try:
         net = dlib.face_recognition_model_v1(str(path))
     except RuntimeError as err:
@@ -174,7 +200,14 @@ def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
                             flip=False, device=torch.device("cpu"), embed_uint8=embed_uint8)
 
 
-PREFIXES = (*LAYERS, "facekit", "onnx", "dlib")
+PREFIXES = (*LAYERS, "facekit", "onnx", "dlib", "dlib-torch", "dlib-torch16")
+
+
+def default_embedder() -> str:
+    """``dlib-torch:default`` where face-recognition-models is installed (no dlib needed), else ``dlib:default``."""
+    import importlib.util
+
+    return "dlib-torch:default" if importlib.util.find_spec("face_recognition_models") else "dlib:default"
 
 
 def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtractor:
@@ -186,6 +219,8 @@ def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtr
     device = torch.device(device)
     if prefix == "dlib":
         return _load_dlib(rest, device)
+    if prefix in ("dlib-torch", "dlib-torch16"):  # 16: float16 weights and activations on CUDA
+        return _load_dlib_torch(rest, device, half=prefix == "dlib-torch16")
     path = Path(rest)
     if not path.is_file():
         raise InputError(f"{path}: model file not found")
