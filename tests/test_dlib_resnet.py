@@ -194,3 +194,28 @@ def test_dlib_torch_extractor_matches_dlib_extractor():
     torch_ext.frozen()
     torch_ext.forward(x).sum().backward()
     assert x.grad.abs().sum() > 0
+
+
+def test_dlib_resnet_backbone_starts_from_dlibs_weights():
+    _dlib_or_skip()
+    from pathlib import Path
+
+    from facekit.embed.extractors import dlib_model_path
+    from facekit.losses import build_head
+    from facekit.models import build_backbone
+    from facekit.train.seqface import SeqFaceNet, _init_from
+
+    model = SeqFaceNet(build_backbone("dlib_resnet", num_features=128, input_size=150), build_head("arcface", 128, 4))
+    _init_from(model, Path("dlib-torch:default"))
+    ref = read_dlib_resnet(dlib_model_path("default")).state_dict()
+    assert all(torch.equal(model.backbone.net.state_dict()[k], v) for k, v in ref.items())
+    pixels = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, 150, 150)).astype(np.float32))
+    with torch.no_grad():  # facekit's input scale in, dlib's features out
+        assert torch.allclose(model.backbone((pixels - 127.5) / 127.5), read_dlib_resnet(dlib_model_path("default"))(
+            DlibFaceResNet.from_pixels(pixels)), atol=1e-5)
+    other = SeqFaceNet(build_backbone("sphereface20", num_features=16, input_size=32, widths=(4, 4, 4, 4)),
+                       build_head("arcface", 16, 4))
+    with pytest.raises(InputError, match="needs model.backbone: dlib_resnet"):
+        _init_from(other, Path("dlib-torch:default"))
+    with pytest.raises(InputError, match="128-d"):
+        build_backbone("dlib_resnet", num_features=512)

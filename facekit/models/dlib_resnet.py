@@ -99,6 +99,23 @@ class DlibFaceResNet(nn.Module):
         return self.fc(self.blocks(x).mean(dim=(2, 3)))
 
 
+class DlibBackbone(nn.Module):
+    """``build_backbone("dlib_resnet")``: the network as a trainable facekit backbone. Takes facekit's input scale
+    (pixel - 127.5) / 127.5 and converts to dlib's; 128-d features; any input size (global average pool), 150
+    is what the pretrained weights saw. ``model.init: dlib-torch:default`` starts from dlib's weights."""
+
+    def __init__(self, num_features: int = 128, input_size: int = INPUT_SIZE) -> None:
+        super().__init__()
+        if num_features != 128:
+            from facekit.errors import InputError
+
+            raise InputError(f"dlib_resnet has 128-d features (model.embedding: 128), got {num_features}")
+        self.net = DlibFaceResNet()
+
+    def forward(self, x_b3hw: torch.Tensor) -> torch.Tensor:
+        return self.net(DlibFaceResNet.from_pixels(x_b3hw * 127.5 + 127.5))
+
+
 # -- the .dat layout ----------------------------------------------------------------------------------------------
 def _layer_list() -> list[tuple]:
     """The layers of anet_type from the outside in: ("fc", n) ... ("con", n, k, stride) on the input.

@@ -192,6 +192,14 @@ def _init_from(model: SeqFaceNet, path: Path) -> None:
     """Backbone (and head, when the class count matches) from a run checkpoint, a run dir or a model.pt."""
     from facekit.embed.extractors import _strict, _torch_load
 
+    if str(path).startswith("dlib-torch:"):  # dlib's pretrained weights, read from its .dat
+        from facekit.embed.extractors import dlib_model_path
+        from facekit.models.dlib_resnet import DlibBackbone, read_dlib_resnet
+
+        if not isinstance(model.backbone, DlibBackbone):
+            raise InputError(f"model.init {path}: needs model.backbone: dlib_resnet")
+        model.backbone.net.load_state_dict(read_dlib_resnet(dlib_model_path(str(path).partition(":")[2])).state_dict())
+        return
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if not path.is_file():
