@@ -111,6 +111,12 @@ class YTFSettings:
 THRESHOLD_RULES = ("kfold", "best-on-all")
 
 
+def check_threshold_rule(rule: str) -> None:
+    """Called before any feature is computed, so a typo costs nothing."""
+    if rule not in THRESHOLD_RULES:
+        raise InputError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)}, got {rule!r}")
+
+
 def verification_accuracy(a_pd: np.ndarray, b_pd: np.ndarray, same: np.ndarray, folds: np.ndarray,
                           rule: str) -> tuple[dict, str]:
     """Accuracy of unit-feature pairs under a threshold rule -> (metrics, one sentence naming the convention).
@@ -118,6 +124,7 @@ def verification_accuracy(a_pd: np.ndarray, b_pd: np.ndarray, same: np.ndarray, 
     ``kfold``: insightface's ``verification.py`` / FaceNet's ``lfw.py``: squared Euclidean distances, grid
     0, 0.01, ..., 3.99, the first best threshold on the other folds applied to each held-out fold.
     ``best-on-all``: SeqFace's ``evaluate.py``: cosine scores, one best threshold on all pairs (optimistic)."""
+    check_threshold_rule(rule)
     if rule == "kfold":
         res = kfold_accuracy(squared_distances(a_pd, b_pd), same, folds)
         return ({"accuracy_mean": res.mean, "accuracy_std": res.std, "accuracy_per_fold": res.accuracies.tolist(),
@@ -125,13 +132,11 @@ def verification_accuracy(a_pd: np.ndarray, b_pd: np.ndarray, same: np.ndarray, 
                 f"{len(np.unique(folds))}-fold: on each fold, the first best threshold of the other folds on the grid "
                 "0, 0.01, ..., 3.99 of *squared* Euclidean distances between unit features (insightface's "
                 "verification.py, FaceNet's lfw.py); mean and population std over folds.")
-    if rule == "best-on-all":
-        best = best_threshold_accuracy((a_pd * b_pd).sum(1), same)
-        return ({"accuracy_mean": best.accuracy, "accuracy_std": float("nan"), "threshold": best.threshold,
-                 "threshold_rule": rule},
-                "one best cosine threshold chosen on all pairs, no folds (SeqFace's LFW/YTF evaluate.py): more "
-                "optimistic than 10-fold; no std.")
-    raise InputError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)}, got {rule!r}")
+    best = best_threshold_accuracy((a_pd * b_pd).sum(1), same)
+    return ({"accuracy_mean": best.accuracy, "accuracy_std": float("nan"), "threshold": best.threshold,
+             "threshold_rule": rule},
+            "one best cosine threshold chosen on all pairs, no folds (SeqFace's LFW/YTF evaluate.py): more "
+            "optimistic than 10-fold; no std.")
 
 
 def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path, dict]:
@@ -142,8 +147,7 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         raise InputError("--method aggregator runs the DAN protocol (--protocol dan)")
     if s.blur and source.model is None:
         raise InputError("--blur needs --model: precomputed features cannot be blurred")
-    if s.threshold not in THRESHOLD_RULES:
-        raise InputError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)}, got {s.threshold!r}")
+    check_threshold_rule(s.threshold)
     pairs = ytf.read_splits(s.splits, expect_full=s.full_protocol)
     videos = pairs.videos
     frames = {v: ytf.video_frames(s.root, v) for v in videos}
@@ -263,6 +267,7 @@ def _jsonable(d: dict) -> dict:
 def run_lfw(root: Path | None, pairs_file: Path | None, bin_file: Path | None, source: FeatureSource,
             out_root: Path, threshold: str = "kfold") -> tuple[Path, dict]:
     t0 = time.perf_counter()
+    check_threshold_rule(threshold)
     if bin_file is not None:
         images, same = lfw.read_bin(bin_file)
         fold = np.arange(len(same)) * 10 // max(len(same), 1)  # 10 contiguous folds, as insightface does
