@@ -21,9 +21,7 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 def _extractor(model: str, device: str):
     from facekit.device import resolve_device
-    from facekit.embed.extractors import load_extractor
-
-    from facekit.embed.extractors import default_embedder
+    from facekit.embed.extractors import default_embedder, load_extractor
 
     return load_extractor(default_embedder() if model == "auto" else model, resolve_device(device))
 

@@ -9,8 +9,8 @@ Specs (``--model``):
   150x150 crops aligned to the ``dlib`` template (``pip install 'facekit[dlib]'``). Not differentiable.
 - ``dlib-torch:default`` (or ``dlib-torch:/path/....dat``): the same network in PyTorch
   (``facekit.models.dlib_resnet``, weights read from the same ``.dat``; equal to dlib's descriptors to ~1e-7):
-  batched, CPU or CUDA (``dlib-torch16:`` runs it in float16 there), differentiable, so it can be a frozen F or a backbone to train.
-  Needs only the ``face-recognition-models`` package, not dlib.
+  batched, CPU or CUDA (``dlib-torch16:`` runs it in float16 there), differentiable, so it can be a frozen F or
+  a backbone to train. Needs only the ``face-recognition-models`` package, not dlib.
 Nothing is downloaded: weights come from the file the user names.
 """
 
@@ -166,9 +166,8 @@ def _load_dlib_torch(rest: str, device: torch.device, half: bool = False) -> Fea
     from facekit.models.dlib_resnet import DlibFaceResNet, read_dlib_resnet
 
     path = dlib_model_path(rest, "dlib-torch")
-    net = read_dlib_resnet(path).to(device)
     dtype = torch.float16 if half and device.type == "cuda" else torch.float32
-    net = net.to(dtype)
+    net = read_dlib_resnet(path).to(device, dtype)
 
     def forward(x: torch.Tensor) -> torch.Tensor:  # [-1, 1] -> pixels -> dlib's input scale
         return net(DlibFaceResNet.from_pixels(x * 127.5 + 127.5).to(dtype)).float()
