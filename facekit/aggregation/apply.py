@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facekit.align.templates import Template
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.models.aggregator import FaceAggregator
@@ -25,6 +26,7 @@ class Aggregator:
     extractor: str  # the spec of the feature extractor it was trained with
     device: torch.device
     fingerprint: str = ""  # sha256 of the file (first 16 hex digits)
+    template: Template | None = None  # the alignment of its input and output faces (None: the extractor's own)
 
     @torch.inference_mode()
     def fuse(self, sets: list[np.ndarray], batch: int = 8, max_set: int = 64) -> np.ndarray:
@@ -56,9 +58,11 @@ def resize_all(crops_nhwc: np.ndarray, size: int) -> np.ndarray:
 
 
 def save_aggregator(path: Path, net: FaceAggregator, widths: tuple[int, ...], stem: int, image_size: int,
-                    extractor: str) -> None:
+                    extractor: str, template: Template | None = None) -> None:
     blob = {"format": AGGREGATOR_FORMAT, "widths": list(widths), "stem": stem, "image_size": image_size,
             "extractor": extractor, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+    if template is not None:
+        blob["template"] = {"name": template.name, "size": template.size, "points": [list(p) for p in template.points_5x2]}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
 
@@ -85,5 +89,7 @@ def load_aggregator(path: Path, device: torch.device | str = "cpu") -> Aggregato
     device = torch.device(device)
     from facekit.embed.extractors import file_fingerprint
 
+    t = blob.get("template")
+    template = Template(t["name"], int(t["size"]), tuple(tuple(map(float, p)) for p in t["points"])) if t else None
     return Aggregator(net.eval().to(device), int(blob["image_size"]), blob.get("extractor", ""), device,
-                      file_fingerprint(path))
+                      file_fingerprint(path), template)

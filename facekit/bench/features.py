@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from facekit.align import align_faces, get_template
+from facekit.align import Template, align_faces, get_template
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 
@@ -39,8 +39,8 @@ class FaceCropper:
     """Image -> crop aligned to the model's template: by given landmarks, else MTCNN's O-Net inside a given box,
     else the most central confident MTCNN face, else a centre crop (counted in ``fallbacks``)."""
 
-    def __init__(self, template: str, size: int, detector=None, aligned: bool = False) -> None:
-        self.template = get_template(template, size)
+    def __init__(self, template: str | Template, size: int, detector=None, aligned: bool = False) -> None:
+        self.template = template if isinstance(template, Template) else get_template(template, size)
         self.size, self.aligned, self.fallbacks = size, aligned, 0
         self._detector = detector
 

@@ -63,19 +63,28 @@ class FeatureSource:
         return feats
 
     def get_sets(self, sets: list[list[str]], load, desc: str) -> np.ndarray:
-        """One feature per set of keys: the model's feature of the set's aggregated face (cached per set)."""
+        """One feature per set of keys: the model's feature of the set's aggregated face (cached per set).
+
+        ``load(key, cropper)`` crops a face with ``cropper`` (the model's when None). The set is cropped on the
+        aggregator's template (re-aligned from the model's for ``aligned`` inputs), fused, and the fused face
+        re-aligned to the model's template (``facekit.align.warp``)."""
         if self.aggregator is None or self.model is None:
             raise InputError("--method aggregator needs --model (the feature extractor) and --aggregator "
                              "(aggregator.pt of `facekit train aggregator`)")
-        agg, size = self.aggregator, self.model.input_size
+        from facekit.align.warp import warp_crops
+
+        agg, own = self.aggregator, self.cropper.template
+        agg_tpl = agg.template or own.resized(agg.image_size)
+        agg_cropper = None if self.aligned else FaceCropper(agg_tpl, agg_tpl.size, self.cropper.detector)
         set_keys = members_of(sets, agg.fingerprint)
         members = dict(zip(set_keys, sets))
 
         def load_set(key: str) -> np.ndarray:
-            from facekit.aggregation.apply import resize_all
-
-            face = agg.fuse([np.stack([load(k) for k in members[key]])], max_set=10**6)
-            return resize_all(face, size)[0]
+            crops = np.stack([load(k, agg_cropper) for k in members[key]])
+            if agg_cropper is None:
+                crops = warp_crops(crops, own, agg_tpl)
+            face = agg.fuse([crops], max_set=10**6)
+            return warp_crops(face, agg_tpl, own)[0]
 
         return self.get(set_keys, load_set, desc)
 
@@ -161,9 +170,9 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     flat = [k for v in videos for k in keys[v]]
     t_protocol = time.perf_counter() - t0
 
-    def load(key: str) -> np.ndarray:
+    def load(key: str, cropper=None) -> np.ndarray:
         rel, _, blur = key.partition("|")
-        crop = source.cropper(read_image(Path(s.root) / rel))
+        crop = (cropper or source.cropper)(read_image(Path(s.root) / rel))
         if blur:
             size, angle = blur.removeprefix(BLUR_KEY).split("@")
             crop = _blur_crop(crop, int(size), float(angle))
@@ -344,8 +353,8 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     keys = [_ijb_key(r) for r in faces.itertuples()]
     box_of = {k: (r.x, r.y, r.x + r.w, r.y + r.h) for k, r in zip(keys, faces.itertuples())}
 
-    def load(key: str) -> np.ndarray:
-        return source.cropper(read_image(images_root / key.split("|")[0]), box_xyxy=np.array(box_of[key]))
+    def load(key: str, cropper=None) -> np.ndarray:
+        return (cropper or source.cropper)(read_image(images_root / key.split("|")[0]), box_xyxy=np.array(box_of[key]))
 
     t_read = time.perf_counter() - t0
     t1 = time.perf_counter()

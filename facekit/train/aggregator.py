@@ -25,6 +25,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facekit.aggregation.apply import save_aggregator
+from facekit.align.templates import Template, get_template
+from facekit.align.warp import template_warp
 from facekit.embed.extractors import load_extractor
 from facekit.fsutil import atomic_path
 from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
@@ -32,7 +34,7 @@ from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adv
 from facekit.models.aggregator import Discriminator, FaceAggregator
 from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
-from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, load_frame_sets
+from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets
 from facekit.recipes import to_dict
 from facekit.train.run import RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
@@ -41,23 +43,24 @@ CKPT_FORMAT = "facekit-aggregator-run-v1"
 
 
 class FrozenFeatures(nn.Module):
-    """F of the paper: a facekit feature extractor, frozen. Takes [-1, 1] images at the aggregator's size and
-    resizes them to the extractor's input size when they differ (bilinear, antialiased; differentiable)."""
+    """F of the paper: a facekit feature extractor, frozen. Takes [-1, 1] images aligned to ``template`` (the
+    aggregator's: its training frames' template at its image size) and re-aligns them to F's own template and input
+    size (``facekit.align.warp``, differentiable) before F; ``None``: the images are on F's template already."""
 
-    def __init__(self, spec: str, device: torch.device) -> None:
+    def __init__(self, spec: str, device: torch.device, template: Template | None = None) -> None:
         super().__init__()
         self.extractor = load_extractor(spec, device)
         self.net = self.extractor.frozen()
         self.size = self.extractor.input_size
+        self.own = get_template(self.extractor.template, self.size)
+        self.template = template
 
     def train(self, mode: bool = True) -> "FrozenFeatures":
         return super().train(False)  # always eval: F's batch norm statistics never move
 
     def forward(self, images_b3hw: torch.Tensor) -> torch.Tensor:
-        if images_b3hw.shape[-1] != self.size:
-            images_b3hw = F.interpolate(images_b3hw, size=(self.size, self.size), mode="bilinear",
-                                        antialias=True, align_corners=False)
-        return self.extractor.forward(images_b3hw).float()
+        src = self.template or self.own.resized(images_b3hw.shape[-1])
+        return self.extractor.forward(template_warp(images_b3hw, src, self.own)).float()
 
 
 def lr_at(cfg: AggregatorConfig, step: int) -> float:
@@ -70,7 +73,8 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     dist_info, device = distributed.setup(device)
     torch.manual_seed(cfg.seed)
     data = load_frame_sets(cfg.data)
-    feats = FrozenFeatures(cfg.model.extractor, device)
+    template = frames_template(cfg.data)
+    feats = FrozenFeatures(cfg.model.extractor, device, template)
     G = FaceAggregator(cfg.model.widths, cfg.model.stem).to(device)
     D = Discriminator(cfg.model.discriminator_widths, cfg.data.image_size).to(device)
     with torch.no_grad():
@@ -173,7 +177,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     heldout = None
     if dist_info.main:
         save_aggregator(run_dir / "aggregator.pt", G, cfg.model.widths, cfg.model.stem, cfg.data.image_size,
-                        cfg.model.extractor)
+                        cfg.model.extractor, template)
         if len(data.heldout_videos):
             heldout = evaluate_heldout(G, feats, data, cfg, device, run_dir)
         plot_metrics(log.path, run_dir / "loss.png", [("generator", ["loss_g", "dis", "rec", "adv"]),

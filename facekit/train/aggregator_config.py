@@ -23,6 +23,7 @@ class FrameSetDataConfig:
     frames: Path | None = None  # output root of `facekit extract-frames` (manifests/frames)
     set_size: int = 10  # N faces per set, all from one video (section 4.1: N = 10)
     image_size: int = 112  # crops resized to this if needed (ArcFace-aligned 112 in the paper)
+    template: str | None = None  # the frames' alignment, for roots whose lineage records none (arcface, dlib, ...)
     holdout_identities: int = 0  # the last k identities (sorted) are kept out of training for evaluation
     min_videos: int = 2  # identities need another video for the positive face
     workers: int = 2

@@ -14,8 +14,10 @@ import torch
 from torch.utils.data import Dataset
 
 from facekit.bench.report import fingerprint_files
+from facekit.align.templates import Template, get_template
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
+from facekit.manifests.lineage import crop_template
 from facekit.train.aggregator_config import FrameSetDataConfig
 from facekit.train.images import load_crop, to_tensor
 from facekit.train.seqface_data import PathTable
@@ -39,6 +41,18 @@ class FrameSets:
         return (f"frame sets: {len(self.identities)} identities, {len(self.video_frames)} videos, "
                 f"{len(self.paths)} frames; {len(self.train_videos)} training videos, "
                 f"{len(self.heldout_videos)} held-out videos")
+
+
+def frames_template(cfg: FrameSetDataConfig) -> Template | None:
+    """The template of the frames as the aggregator sees them (resized to ``image_size``): from the root's lineage,
+    else ``data.template``; ``None`` when neither says (the frames are taken to be on F's own template)."""
+    try:
+        tpl = crop_template(cfg.frames)
+    except InputError:
+        if cfg.template is None:
+            return None
+        tpl = get_template(cfg.template)
+    return tpl.resized(cfg.image_size)
 
 
 def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
