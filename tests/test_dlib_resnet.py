@@ -238,3 +238,36 @@ def test_facekit_chips_residual_to_dlibs_own_chips():
     assert len(r["facekit_dlib150"]) >= 55
     assert np.median(r["facekit_dlib150"]) < 0.15 and r["facekit_dlib150"].max() < 0.3
     assert np.median(r["warped_arcface112"]) < 0.25 and r["warped_arcface112"].max() < 0.4
+
+
+def test_export_dlib_torch_to_onnx_equals_dlib(tmp_path, capsys):
+    """`facekit export dlib-torch:default -o dlib.onnx`: the ONNX model, loaded back as --model onnx:FILE, knows
+    its template (dlib, 150, no flip) and gives dlib's own descriptors."""
+    _dlib_or_skip()
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'facekit[onnx]')")
+    from facekit.cli.main import main
+    from facekit.embed import load_extractor
+
+    assert main(["export", "dlib-torch:default", "-o", str(tmp_path / "dlib.onnx")]) == 0
+    assert float(capsys.readouterr().out.rsplit(" ", 1)[1]) < 1e-4
+    onnx = load_extractor(f"onnx:{tmp_path / 'dlib.onnx'}")
+    assert (onnx.template, onnx.input_size, onnx.flip) == ("dlib", 150, False)
+    rng = np.random.default_rng(5)
+    crops = np.clip(rng.normal(128, 40, (3, 15, 15, 3)), 0, 255).astype(np.uint8).repeat(10, 1).repeat(10, 2)
+    assert np.abs(onnx.embed(crops) - load_extractor("dlib:default").embed(crops)).max() < 1e-4
+    assert main(["export", "dlib:default", "-o", str(tmp_path / "x.onnx")]) == 2  # dlib itself is not PyTorch
+
+
+def test_dlib_torch_as_the_aggregators_frozen_f():
+    """F = dlib-torch:default for 112 px arcface-aligned aggregator faces: re-aligned to its 150 px dlib template,
+    128-d, gradients reach the faces, F's weights stay put."""
+    _dlib_or_skip()
+    from facekit.align import get_template
+    from facekit.train.aggregator import FrozenFeatures
+
+    feats = FrozenFeatures("dlib-torch:default", torch.device("cpu"), get_template("arcface", 112))
+    x = (torch.rand(2, 3, 112, 112) * 2 - 1).requires_grad_(True)
+    f = feats(x)
+    f.sum().backward()
+    assert f.shape == (2, 128) and x.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in feats.net.parameters())

@@ -200,8 +200,9 @@ def test_export_state_dict_and_onnx_and_bench_loader(toy, tmp_path, capsys):
     bb.load_state_dict(sd)
     x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - 127.5) / 128.0
     assert np.allclose(ext.embed(crops), bb(x).detach().numpy(), atol=1e-4)
-    onnx = load_extractor(f"onnx:{tmp_path / 'm.onnx'}")
-    assert onnx.input_size == 32
+    onnx = load_extractor(f"onnx:{tmp_path / 'm.onnx'}")  # the alignment travels in the ONNX metadata
+    assert (onnx.input_size, onnx.template, onnx.flip) == (32, "seqface@36", False)
+    assert np.allclose(onnx.embed(crops), bb(x).detach().numpy(), atol=1e-4)
 
 
 def test_deterministic_flag(toy, tmp_path):

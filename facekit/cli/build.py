@@ -18,7 +18,7 @@ def identities_cmd(
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns path, identity (or identity_id) "
                                                                   "instead of folders."),
     aligned: bool = typer.Option(False, "--aligned", help="Images are aligned crops already: no detection."),
-    template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144) or arcface (112)."),
+    template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144), arcface (112) or dlib (150)."),
     size: Optional[int] = typer.Option(None, "--size", help="Crop side, px (default: the template's)."),
     min_face_size: float = typer.Option(20.0, "--min-face-size", help="Smallest face the detector looks for, px."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (identities split by name hash)."),

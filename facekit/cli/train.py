@@ -64,15 +64,15 @@ def aggregator_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = 
 
 
 def export_cmd(
-    model: Path = typer.Argument(..., help="facekit model.pt (from a training run) or a run directory."),
+    model: str = typer.Argument(..., help="facekit model.pt, a training run directory, or an extractor spec "
+                                          "(dlib-torch:default, iresnet50:backbone.pth)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.pt for a state_dict, .onnx for ONNX)."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="state_dict or onnx (default: from --out's suffix)."),
 ) -> None:
-    """Export a facekit backbone to a plain state_dict or to ONNX; checks the outputs match the original."""
+    """Export a feature extractor to a plain state_dict or to ONNX (input (x - 127.5) / 127.5 RGB, alignment in
+    the metadata, read back by --model onnx:FILE); checks the outputs match the original."""
     from facekit.models.export import export_model
 
-    if model.is_dir():
-        model = model / "model.pt"
     fmt = fmt or ("onnx" if out.suffix == ".onnx" else "state_dict")
     if fmt not in ("state_dict", "onnx"):
         raise InputError(f"--format {fmt!r}: choose state_dict or onnx")

@@ -137,12 +137,15 @@ def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:
     except Exception as err:
         raise InputError(f"{path}: cannot load as ONNX ({str(err).splitlines()[0][:160]})") from None
     inp = sess.get_inputs()[0]
-    size = inp.shape[-1] if isinstance(inp.shape[-1], int) else 112
+    meta = sess.get_modelmeta().custom_metadata_map  # written by `facekit export`; absent: insightface's layout
+    size = int(meta.get("facekit.input_size", inp.shape[-1] if isinstance(inp.shape[-1], int) else 112))
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(sess.run(None, {inp.name: x.cpu().numpy()})[0])
 
-    return FeatureExtractor(f"onnx:{path.name}", file_fingerprint(path), forward, input_size=size, device=device)
+    return FeatureExtractor(f"onnx:{path.name}", file_fingerprint(path), forward,
+                            template=meta.get("facekit.template", "arcface"), input_size=size,
+                            flip=meta.get("facekit.flip", "1") == "1", device=device)
 
 
 def dlib_model_path(rest: str, prefix: str = "dlib") -> Path:

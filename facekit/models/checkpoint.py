@@ -9,6 +9,7 @@ feature. Plain data only, so ``torch.load(weights_only=True)`` reads it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,7 +35,9 @@ def export_onnx(net: nn.Module, path: Path, input_size: int, opset: int = 17) ->
     """ONNX with a dynamic batch axis; input ``images`` (B, 3, S, S) normalised as the checkpoint says."""
     net = net.eval().cpu()
     dummy = torch.zeros(2, 3, input_size, input_size)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # shape tests in the graph depend on the fixed input size only; the batch axis stays dynamic (tested)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(net, (dummy,), str(tmp), input_names=["images"], output_names=["features"],
                           dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset,
                           dynamo=False)
