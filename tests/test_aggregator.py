@@ -191,8 +191,12 @@ def test_train_aggregator_runs_resumes_and_reports(frames_root, tmp_path):
     assert held["sets"] == 4 and held["genuine_pairs"] == 4 * 4 and held["impostor_pairs"] == 4 * 8
     assert held["aggregated_closer_than_frames"] * held["genuine_pairs"] == \
         pytest.approx(round(held["aggregated_closer_than_frames"] * held["genuine_pairs"]))  # a count of pairs
+    blurred = held["blurred"]  # the same sets with 9 of 10 members motion-blurred (kernel 17): other inputs
+    assert blurred["blur_kernel"] == 17 and blurred["genuine_pairs"] == held["genuine_pairs"]
+    assert blurred["genuine"]["input_frames"] != held["genuine"]["input_frames"]
+    assert set(held["aggregated_closer_than"]) == {"input_frames", "average_feature", "random_frame", "best_score_frame"}
     for png in ("grids/step_00000001.png", "grids/step_00000002.png", "grids/step_00000004.png", "heldout.png",
-                "loss.png"):
+                "heldout_blurred.png", "loss.png"):
         assert (tmp_path / "a" / png).stat().st_size > 500, png
 
 
@@ -279,7 +283,8 @@ def test_heldout_eq2_rate_worked_by_hand(tmp_path, monkeypatch):
     angles = {0: 0.0, 1: 40.0, 2: 10.0, 3: 90.0, 4: 90.0, 5: 100.0}  # frame -> degrees
     data = SimpleNamespace(heldout_videos=np.array([0, 1, 2, 3]), identity_of_video=np.array([0, 0, 1, 1]),
                            identity_videos=[np.array([0, 1]), np.array([2, 3])],
-                           video_frames=[np.array([0, 1]), np.array([2]), np.array([3, 4]), np.array([5])])
+                           video_frames=[np.array([0, 1]), np.array([2]), np.array([3, 4]), np.array([5])],
+                           scores=np.array([0.8, 0.9, 1.0, 0.99, 0.95, 1.0], np.float32))
 
     class Frames:
         def __init__(self, *a, **k):
@@ -309,3 +314,9 @@ def test_heldout_eq2_rate_worked_by_hand(tmp_path, monkeypatch):
     assert res["aggregated_closer_than_frames"] == pytest.approx(1 / 6)
     assert res["genuine"]["aggregated"] == pytest.approx(np.mean([a for a, _ in genuine]), abs=1e-6)
     assert res["genuine"]["input_frames"] == pytest.approx(np.mean([f for _, f in genuine]), abs=1e-6)
+    # best detection score among the set: v0 -> frame 1 (40 deg), v1 -> frame 2, v2 -> frame 3 (90), v3 -> frame 5
+    best = [d(40, 10), d(10, 0), d(10, 40), d(90, 100), d(100, 90), d(100, 90)]
+    assert res["genuine"]["best_score_frame"] == pytest.approx(np.mean(best), abs=1e-6)
+    assert res["aggregated_closer_than"]["best_score_frame"] == pytest.approx(1 / 6)  # v0: d(0,10) < d(40,10)
+    assert res["aggregated_closer_than"]["average_feature"] == 0  # v0: 0 and 20 deg are both 10 from P: a tie
+    assert "blurred" not in res and (tmp_path / "heldout.png").is_file()

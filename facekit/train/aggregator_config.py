@@ -24,7 +24,8 @@ class FrameSetDataConfig:
     set_size: int = 10  # N faces per set, all from one video (section 4.1: N = 10)
     image_size: int = 112  # crops resized to this if needed (ArcFace-aligned 112 in the paper)
     template: str | None = None  # the frames' alignment, for roots whose lineage records none (arcface, dlib, ...)
-    holdout_identities: int = 0  # the last k identities (sorted) are kept out of training for evaluation
+    holdout_identities: int | list = 0  # k: the last k identities (sorted); or a list of identity names;
+    # kept out of training for evaluation
     min_videos: int = 2  # identities need another video for the positive face
     workers: int = 2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -72,6 +73,7 @@ class AggregatorConfig:
     checkpoint_every: int = 5000
     log_every: int = 50
     grid_every: int = 1000  # image grids (input set -> aggregated face) under grids/
+    heldout_blur: int = 17  # held-out check repeated with 9 of 10 set members motion-blurred, kernel K (0: off)
 
     def check(self, where: str) -> None:
         if self.data.frames is None:

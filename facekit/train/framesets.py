@@ -36,6 +36,7 @@ class FrameSets:
     train_videos: np.ndarray  # videos whose sets are drawn in training
     heldout_videos: np.ndarray  # videos of the held-out identities
     fingerprint: str
+    scores: np.ndarray | None = None  # (frames,) detection score of each frame
 
     def summary(self) -> str:
         return (f"frame sets: {len(self.identities)} identities, {len(self.video_frames)} videos, "
@@ -57,7 +58,7 @@ def frames_template(cfg: FrameSetDataConfig) -> Template | None:
 
 def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
     files = table_files(cfg.frames, "frames")
-    df = read_manifest(cfg.frames, "frames", columns=["identity", "video", "crop_path"])
+    df = read_manifest(cfg.frames, "frames", columns=["identity", "video", "crop_path", "score"])
     if df.empty:
         raise InputError(f"{cfg.frames}: the frames manifest is empty")
     df = df.sort_values(["identity", "video", "crop_path"]).reset_index(drop=True)
@@ -65,8 +66,9 @@ def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
     keep = per_identity[per_identity >= cfg.min_videos].index
     df = df[df["identity"].isin(keep)].reset_index(drop=True)
     identities = sorted(keep)
-    if len(identities) < 2 + cfg.holdout_identities:
-        raise InputError(f"{cfg.frames}: need at least {2 + cfg.holdout_identities} identities with "
+    n_held = len(cfg.holdout_identities) if isinstance(cfg.holdout_identities, list) else cfg.holdout_identities
+    if len(identities) < 2 + n_held:
+        raise InputError(f"{cfg.frames}: need at least {2 + n_held} identities with "
                          f"{cfg.min_videos}+ videos (positives come from another video, negatives from another "
                          f"person), found {len(identities)}")
     video_key = df["identity"] + "/" + df["video"]
@@ -75,11 +77,21 @@ def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
     identity_of_video = np.array([ident_index[v.split("/", 1)[0]] for v in videos], np.int64)
     video_frames = [np.flatnonzero(video_codes == v) for v in range(len(videos))]
     identity_videos = [np.flatnonzero(identity_of_video == i) for i in range(len(identities))]
-    held = set(range(len(identities) - cfg.holdout_identities, len(identities)))
+    held = _heldout_indices(cfg, identities)
     is_held = np.array([identity_of_video[v] in held for v in range(len(videos))])
     return FrameSets(PathTable(cfg.frames, df["crop_path"].tolist()), video_codes.astype(np.int64), identity_of_video,
                      video_frames, identity_videos, identities, np.flatnonzero(~is_held), np.flatnonzero(is_held),
-                     fingerprint_files(files))
+                     fingerprint_files(files), df["score"].to_numpy(np.float32))
+
+
+def _heldout_indices(cfg: FrameSetDataConfig, identities: list[str]) -> set[int]:
+    if not isinstance(cfg.holdout_identities, list):
+        return set(range(len(identities) - cfg.holdout_identities, len(identities)))
+    unknown = sorted(set(cfg.holdout_identities) - set(identities))
+    if unknown:
+        raise InputError(f"data.holdout_identities: {', '.join(unknown[:5])} not among the identities with "
+                         f"{cfg.min_videos}+ videos of {cfg.frames}")
+    return {identities.index(name) for name in cfg.holdout_identities}
 
 
 def draw_sample(data: FrameSets, video: int, set_size: int, rng: np.random.Generator,
@@ -131,15 +143,17 @@ class FrameSetDataset(Dataset):
         self.data, self.cfg, self.augment = data, cfg, augment
         self.train_identities = np.unique(data.identity_of_video[data.train_videos])
 
-    def image(self, frame: int, rng: np.random.Generator) -> torch.Tensor:
+    def image(self, frame: int, rng: np.random.Generator, blur: bool = True) -> torch.Tensor:
         crop = load_crop(self.data.paths[frame], self.cfg.image_size)
         if self.augment:
-            crop = augment_face(crop, rng, **vars(self.cfg.augment))
+            crop = augment_face(crop, rng, **{**vars(self.cfg.augment), **({} if blur else {"blur_p": 0.0})})
         return to_tensor(crop, 127.5, 127.5)
 
     def __getitem__(self, item: tuple[int, int]) -> dict:
         video, seed = item
         rng = np.random.default_rng(seed)
         members, pos, neg = draw_sample(self.data, video, self.cfg.set_size, rng, self.train_identities)
-        return {"set": torch.stack([self.image(int(m), rng) for m in members]), "positive": self.image(pos, rng),
-                "negative": self.image(neg, rng), "identity": int(self.data.identity_of_video[video])}
+        # motion blur degrades the inputs only (section 4.1); P is the discriminator's real image and stays sharp
+        return {"set": torch.stack([self.image(int(m), rng) for m in members]),
+                "positive": self.image(pos, rng, blur=False), "negative": self.image(neg, rng, blur=False),
+                "identity": int(self.data.identity_of_video[video])}
