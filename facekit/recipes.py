@@ -65,7 +65,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
+        for alt in inner[:-1]:  # the first alternative that takes the value
+            try:
+                return _coerce(alt, value, where)
+            except InputError:
+                continue
+        return _coerce(inner[-1], value, where)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise InputError(f"{where}: expected a list, got {value!r}")

@@ -45,10 +45,12 @@ CKPT_FORMAT = "facekit-aggregator-run-v1"
 class FrozenFeatures(nn.Module):
     """F of the paper: a facekit feature extractor, frozen. Takes [-1, 1] images aligned to ``template`` (the
     aggregator's: its training frames' template at its image size) and re-aligns them to F's own template and input
-    size (``facekit.align.warp``, differentiable) before F; ``None``: the images are on F's template already."""
+    size (``facekit.align.warp``, differentiable) before F; ``None``: the images are on F's template already.
+    ``scale`` multiplies the features (``model.feature_scale``)."""
 
-    def __init__(self, spec: str, device: torch.device, template: Template | None = None) -> None:
+    def __init__(self, spec: str, device: torch.device, template: Template | None = None, scale: float = 1.0) -> None:
         super().__init__()
+        self.scale = scale
         self.extractor = load_extractor(spec, device)
         self.net = self.extractor.frozen()
         self.size = self.extractor.input_size
@@ -60,7 +62,7 @@ class FrozenFeatures(nn.Module):
 
     def forward(self, images_b3hw: torch.Tensor) -> torch.Tensor:
         src = self.template or self.own.resized(images_b3hw.shape[-1])
-        return self.extractor.forward(template_warp(images_b3hw, src, self.own)).float()
+        return self.extractor.forward(template_warp(images_b3hw, src, self.own)).float() * self.scale
 
 
 def lr_at(cfg: AggregatorConfig, step: int) -> float:
@@ -74,7 +76,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     torch.manual_seed(cfg.seed)
     data = load_frame_sets(cfg.data)
     template = frames_template(cfg.data)
-    feats = FrozenFeatures(cfg.model.extractor, device, template)
+    feats = FrozenFeatures(cfg.model.extractor, device, template, cfg.model.feature_scale)
     G = FaceAggregator(cfg.model.widths, cfg.model.stem).to(device)
     D = Discriminator(cfg.model.discriminator_widths, cfg.data.image_size).to(device)
     with torch.no_grad():

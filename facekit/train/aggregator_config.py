@@ -37,6 +37,9 @@ class AggregatorModelConfig:
     stem: int = 32
     discriminator_widths: tuple[int, ...] = (32, 64, 64, 32)
     extractor: str = ""  # frozen F: "iresnet50:backbone.pth", "facekit:runs/x/model.pt", ...
+    feature_scale: float = 1.0  # F's features are multiplied by this in the losses: the paper's beta = 32 and
+    # lambdas were set for ArcFace's unnormalised 512-d features; an F on another scale (dlib's 128-d descriptors:
+    # squared distances ~0.7 between people) is brought to it here instead of retuning every loss weight
 
 
 @dataclass
