@@ -212,6 +212,28 @@ def test_frozen_extractor_gets_no_updates_but_passes_gradients(frames_root):
     assert all(torch.equal(before[k], v) for k, v in feats.net.state_dict().items())
 
 
+def test_heldout_people_by_name(frames_root, tmp_path, capsys):
+    from facekit.train.aggregator_config import FrameSetDataConfig
+    from facekit.train.framesets import load_frame_sets
+
+    data = load_frame_sets(FrameSetDataConfig(frames=frames_root, holdout_identities=["id0", "id3"]))
+    held = sorted({data.identities[data.identity_of_video[v]] for v in data.heldout_videos})
+    assert held == ["id0", "id3"] and len(data.train_videos) == 6 and data.scores.shape == (40,)
+    assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-o", str(tmp_path / "x"), "-q",
+                 "--set", 'data.holdout_identities=["id9"]']) == 2
+    assert "data.holdout_identities: id9 not among the identities" in capsys.readouterr().err
+
+
+def test_feature_scale_multiplies_fs_features(frames_root):
+    from facekit.train.aggregator import FrozenFeatures
+
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    one = FrozenFeatures(f"facekit:{frames_root / 'f.pt'}", torch.device("cpu"))
+    seven = FrozenFeatures(f"facekit:{frames_root / 'f.pt'}", torch.device("cpu"), scale=7.0)
+    with torch.no_grad():
+        assert torch.allclose(seven(x), 7 * one(x), rtol=1e-5, atol=1e-6)
+
+
 def test_aggregator_needs_two_identities_with_two_videos(frames_root, tmp_path, capsys):
     assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-o", str(tmp_path / "x"),
                  "--set", "data.holdout_identities=4", "-q"]) == 2

@@ -44,6 +44,11 @@ def test_overrides_and_type_errors(tmp_path):
         build(SeqFaceConfig, read_recipe(None, ["loss.dsa.q=1"]), "r")
     with pytest.raises(InputError, match="expected key.sub=value"):
         read_recipe(None, ["optim.lr"])
+    held = build(AggregatorConfig, read_recipe(None, ['data.holdout_identities=["b", "a"]']), "r")
+    assert held.data.holdout_identities == ["b", "a"]  # int | list: each alternative is tried in order
+    assert build(AggregatorConfig, read_recipe(None, ["data.holdout_identities=3"]), "r").data.holdout_identities == 3
+    with pytest.raises(InputError, match="holdout_identities: expected a list"):
+        build(AggregatorConfig, read_recipe(None, ["data.holdout_identities=x"]), "r")
     (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
     with pytest.raises(InputError, match="bad.yaml: not valid YAML"):
         read_recipe(tmp_path / "bad.yaml")

@@ -24,7 +24,7 @@ class FrameSetDataConfig:
     set_size: int = 10  # N faces per set, all from one video (section 4.1: N = 10)
     image_size: int = 112  # crops resized to this if needed (ArcFace-aligned 112 in the paper)
     template: str | None = None  # the frames' alignment, for roots whose lineage records none (arcface, dlib, ...)
-    holdout_identities: int | list = 0  # k: the last k identities (sorted); or a list of identity names;
+    holdout_identities: int | list[str] = 0  # k: the last k identities (sorted); or a list of identity names;
     # kept out of training for evaluation
     min_videos: int = 2  # identities need another video for the positive face
     workers: int = 2
