@@ -49,6 +49,40 @@ def test_unknown_option_is_a_usage_error():
     assert res.returncode == 2 and "Traceback" not in res.stderr and "frobnicate" in res.stderr
 
 
+@pytest.mark.parametrize("args, line", [
+    (["bench", "ytf"], "facekit: error: missing options --root, --splits (see: facekit bench ytf --help)"),
+    (["bench", "ytf", "--splits", "s.txt"], "facekit: error: missing option --root (see: facekit bench ytf --help)"),
+    (["bench", "ytf", "--root", "r", "--splits", "s", "--N", "x"], "facekit: error: invalid value for '--N'"),
+    (["frobnicate"], "facekit: error: no such command 'frobnicate'"),
+])
+def test_usage_errors_are_one_facekit_line(args, line, capsys):
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith(line), err
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    import facekit.bench.report as report
+
+    def interrupted(_reports):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "compare", interrupted)
+    (tmp_path / "report.json").write_text("{}")
+    assert main(["bench", "compare", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.strip() == "facekit: interrupted; rerun the same command to resume"
+
+
+def test_cli_start_up_imports_no_heavy_module():
+    """--help and usage errors stay fast: importing the CLI (and building every command's options) loads neither
+    torch nor numpy, pandas or duckdb (benchmarks/cli_startup.py measures the time)."""
+    code = ("import sys; from facekit.cli.main import main; main(['bench', 'ytf', '--help']); "
+            "main(['train', 'seqface', '--help']); main(['curate', '--help']); "
+            "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'duckdb', 'pyarrow') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == "[]", res.stdout[-500:] + res.stderr
+
+
 def test_manifest_query_and_stats_on_examples(capsys):
     assert main(["manifest", "query", "SELECT count(*) AS n FROM sequences", "--root", str(ROOT / "manifests/examples"),
                  "--format", "csv"]) == 0

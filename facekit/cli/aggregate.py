@@ -6,14 +6,14 @@ import re
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import typer
 
-from facekit.datasets.identities import IMAGE_SUFFIXES
 from facekit.errors import InputError
 
 
 def _sets_from_paths(paths: list[Path]) -> dict[str, list[Path]]:
+    from facekit.datasets.identities import IMAGE_SUFFIXES
+
     sets: dict[str, list[Path]] = {}
     for p in paths:
         if p.is_dir():
@@ -59,6 +59,7 @@ def aggregate_cmd(
 ) -> None:
     """Fuse each set of aligned faces into one face image with a trained Face Aggregation Network; write the
     images, their features and a preview grid."""
+    import numpy as np
     import torch
     from PIL import Image
     from tqdm import tqdm

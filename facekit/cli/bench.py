@@ -7,9 +7,6 @@ from typing import Optional
 
 import typer
 
-from facekit.bench.report import compare
-from facekit.bench.runners import FeatureSource, IJBSettings, YTFSettings, run_ijb, run_lfw, run_ytf
-from facekit.device import resolve_device
 
 bench_app = typer.Typer(help="Video face benchmarks with reproducible reports.", no_args_is_help=True)
 
@@ -26,7 +23,10 @@ THRESHOLD = typer.Option("kfold", "--threshold", help="kfold: 10-fold, squared d
 
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
-            quiet: bool, aggregator: Optional[Path] = None) -> FeatureSource:
+            quiet: bool, aggregator: Optional[Path] = None):
+    from facekit.bench.runners import FeatureSource
+    from facekit.device import resolve_device
+
     from facekit.embed import load_extractor
 
     dev = resolve_device(device)
@@ -60,6 +60,8 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, threshold: str = THRESHOLD) -> None:
     """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy
     (or SeqFace's one threshold on all pairs with --threshold best-on-all)."""
+    from facekit.bench.runners import YTFSettings, run_ytf
+
     settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset,
                            threshold=threshold)
     report, m = run_ytf(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
@@ -81,6 +83,8 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET,
             threshold: str = THRESHOLD) -> None:
     """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
+    from facekit.bench.runners import run_lfw
+
     report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned, quiet), out,
                         threshold)
     _done(report, [f"verification accuracy ({threshold}) {_accuracy(m)} over {m['pairs']} pairs"])
@@ -97,6 +101,8 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
             method: str = typer.Option("avg", "--method", help="avg (media = mean of its image features) or aggregator."),
             aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
     """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
+    from facekit.bench.runners import IJBSettings, run_ijb
+
     settings = IJBSettings(root, dataset, images, layout, tar_rule, method)
     report, m = run_ijb(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
     lines = [f"{dataset} 1:1: " + ", ".join(f"TAR@{k.removeprefix('tar_far_')}={100 * v:.2f}%"
@@ -116,4 +122,6 @@ def compare_cmd(reports: list[Path] = typer.Argument(..., help="Report folders (
     for r in reports:
         if not ((r / "report.json").is_file() or (r.is_file() and r.name.endswith(".json"))):
             raise InputError(f"{r}: no report.json here")
+    from facekit.bench.report import compare
+
     typer.echo(compare(reports))

@@ -46,20 +46,50 @@ app.add_typer(curate_app, name="curate")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code. Usage errors are Typer's (exit 2); facekit's errors print one line."""
+    """Run the CLI; return the exit code. Usage errors and facekit's errors print one ``facekit: error:`` line
+    (exit 2 for usage, the error's own code otherwise); Ctrl-C prints how to resume (exit 130)."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="facekit")
-        return 0
-    except SystemExit as ex:  # Typer's standalone mode ends every run this way
-        return ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
+        code = app(args=args, prog_name="facekit", standalone_mode=False)
+        if code == 130:  # Typer turns Ctrl-C inside a command into a silent exit 130
+            return _interrupted()
+        return code if isinstance(code, int) else 0
     except FacekitError as err:
         if os.environ.get("FACEKIT_DEBUG"):
             raise
         print(f"facekit: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("facekit: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except Exception as err:  # Click's (vendored by Typer): matched by class name, not by a private import
+        kinds = {c.__name__ for c in type(err).__mro__}
+        if "Abort" in kinds:  # Click turns Ctrl-C into Abort
+            return _interrupted()
+        if "NoArgsIsHelpError" in kinds:  # help was printed
+            return 2
+        if "UsageError" in kinds:
+            print(f"facekit: error: {_usage_message(err, args)}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _interrupted() -> int:
+    print("\nfacekit: interrupted; rerun the same command to resume", file=sys.stderr)
+    return 130
+
+
+def _usage_message(err: Exception, args: list[str]) -> str:
+    """One line; a missing required option names every required option not given, not only the first."""
+    ctx = getattr(err, "ctx", None)
+    hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    if type(err).__name__ == "MissingParameter" and ctx is not None:
+        missing = [p for p in ctx.command.params if p.required and getattr(p, "param_type_name", "") == "option"
+                   and not any(a == o or a.startswith(o + "=") for a in args for o in p.opts)]
+        if missing and getattr(err, "param", None) in missing:
+            names = ", ".join(max(p.opts, key=len) for p in missing)
+            return f"missing option{'s' if len(missing) > 1 else ''} {names}{hint}"
+    message = " ".join(err.format_message().split())
+    return message[0].lower() + message[1:] + hint if message else f"usage error{hint}"
 
 
 def entry() -> None:
