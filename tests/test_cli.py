@@ -99,3 +99,9 @@ def test_extract_on_the_embedded_sample(tmp_path, capsys):
     assert "videos by status: ok 1" in text
     assert (out / "sequences_preview.png").stat().st_size > 1000
     assert (out / "extract_config.json").exists()
+
+
+def test_generated_folders_are_ignored_and_pytest_keeps_no_temporaries():
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert {"/out/", "/runs/", "/reports/", "/.facekit-cache/"} <= set(ignored)
+    assert 'tmp_path_retention_policy = "failed"' in (ROOT / "pyproject.toml").read_text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -184,3 +186,28 @@ def test_a_worker_that_dies_costs_its_video_not_the_run(clips, tmp_path, monkeyp
     assert v.loc["group", "status"] == "error" and "worker process died" in v.loc["group", "error"]
     assert set(v.index[v["status"] == "ok"]) == {"one", "three_shots"}
     assert summary.status == {"ok": 2, "error": 1}
+
+
+def test_extract_default_recipe_is_generated_from_the_code():
+    """recipes/extract_default.yaml says it holds the defaults: it is exactly what the code generates, and it
+    parses back to the default settings."""
+    from facekit.cli.extract import load_settings
+    from facekit.pipeline.config import ExtractConfig, default_recipe_text
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "extract_default.yaml"
+    assert path.read_text() == default_recipe_text(), "regenerate: python -m facekit.pipeline.config > " + str(path)
+    assert ExtractConfig.from_dict(load_settings(path)) == ExtractConfig()
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("extract:\n  filters:\n    min_scroe: 0.9\n", "extract.filters: unknown setting 'min_scroe' (known: min_score"),
+    ("extract:\n  tracker:\n    max_gap: soon\n", "extract.tracker.max_gap: expected int, got 'soon'"),
+    ("extract:\n  detect_evry: 3\n", "extract: unknown setting 'detect_evry'"),
+])
+def test_config_typos_at_any_depth_are_one_line(tmp_path, capsys, yaml_text, message):
+    from facekit.cli.main import main
+
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    assert main(["extract-sequences", "-c", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(tmp_path / "c.yaml") in err[0], err

@@ -76,10 +76,7 @@ def extract_sequences_cmd(
     settings["filters"] = {**settings.get("filters", {}), **{k: v for k, v in filt.items() if v is not None}}
     if max_gap is not None:
         settings["tracker"] = {**settings.get("tracker", {}), "max_gap": max_gap}
-    try:
-        cfg = ExtractConfig.from_dict(settings)
-    except TypeError as err:
-        raise InputError(f"{config or 'settings'}: {err}") from None
+    cfg = ExtractConfig.from_dict(settings, f"{config}: extract" if config else "extract settings")
     dev = resolve_device(device)
     sources = list(inputs) if inputs else [sample_video()]
     summary = extract_sequences(sources, out, cfg, shard=parse_shard(shard), workers=workers, device=str(dev),
