@@ -216,3 +216,29 @@ def test_deterministic_flag(toy, tmp_path):
     assert json.loads((tmp_path / "n" / "summary.json").read_text())["deterministic"] is False
     d, n = _state(tmp_path / "d"), _state(tmp_path / "n")
     assert all(torch.equal(d[k], n[k]) for k in d)
+
+
+def test_a_new_run_needs_a_recipe_and_set_typos_blame_set(toy, tmp_path, capsys):
+    assert main(["train", "seqface", "--set", "optim.steps=1", "-o", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "a new run needs a recipe: -r recipes/seqface_" in err and "seqface_small_real.yaml" in err
+    assert not (tmp_path / "a").exists()  # the paper-scale defaults never start
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "--set", "optim.lrr=1", "-o", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.startswith("facekit: error: --set.optim: unknown setting 'lrr'")
+
+
+def test_cpu_cost_estimate_after_the_first_steps(monkeypatch):
+    """300,000 steps at 2 s each on a CPU: one note with ~167 hours and the small recipe; a GPU or a short run: none."""
+    from facekit.train import run as run_mod
+
+    clock = iter(range(0, 1000, 10))  # perf_counter is read after step 1 and after step 6: 10 s for 5 steps
+    monkeypatch.setattr(run_mod.time, "perf_counter", lambda: float(next(clock)))
+    est = run_mod.CostEstimate(torch.device("cpu"), 0, 300_000, "recipes/seqface_small_real.yaml", after=5)
+    notes = [est.note(step) for step in range(1, 20)]
+    lines = [n for n in notes if n]
+    assert len(lines) == 1 and notes[5] == lines[0]
+    assert "2.00 s a step" in lines[0] and "299,994 steps take about 167 hours" in lines[0]
+    assert "-r recipes/seqface_small_real.yaml" in lines[0]
+    assert run_mod.CostEstimate(torch.device("cpu"), 0, 30, "x").note(1) is None
+    gpu = run_mod.CostEstimate(torch.device("cuda"), 0, 300_000, "x")
+    assert all(gpu.note(s) is None for s in range(1, 20))

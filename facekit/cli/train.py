@@ -12,7 +12,10 @@ from facekit.errors import InputError
 train_app = typer.Typer(help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
 
 
-RECIPE = typer.Option(None, "--recipe", "-r", help="YAML recipe (see recipes/).")
+RECIPE = typer.Option(None, "--recipe", "-r", help="YAML recipe: recipes/seqface_*.yaml or recipes/aggregator_*.yaml "
+                      "(required for a new run; --set changes single settings).")
+EXAMPLES = {"seqface": "facekit train seqface -r recipes/seqface_small_real.yaml --out runs/small",
+            "aggregator": "facekit train aggregator -r recipes/aggregator_small_real.yaml --out runs/agg"}
 SET = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable).")
 OUT = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trainer>-<UTC time>).")
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
@@ -29,6 +32,9 @@ def _train(name: str, recipe: Optional[Path], set_: Optional[List[str]], out: Op
     from facekit.device import resolve_device
     from facekit.train.run import deterministic_algorithms, prepare_run
 
+    if recipe is None and not resume:
+        raise InputError(f"a new run needs a recipe: -r {_recipe_list(name)} (--set changes single settings); "
+                         f"e.g. {EXAMPLES[name]}")
     if name == "seqface":
         from facekit.train.seqface import train_seqface as trainer
         from facekit.train.seqface_config import SeqFaceConfig as config
@@ -43,11 +49,22 @@ def _train(name: str, recipe: Optional[Path], set_: Optional[List[str]], out: Op
             typer.echo(line)
 
 
+def _recipe_list(name: str) -> str:
+    """The recipes of trainer ``name`` in ./recipes (or the source checkout's), as one string."""
+    for folder in (Path("recipes"), Path(__file__).resolve().parents[2] / "recipes"):
+        found = sorted(folder.glob(f"{name}_*.yaml"))
+        if found:
+            return " | ".join(str(p) for p in found)
+    return f"recipes/{name}_*.yaml"
+
+
 @train_app.command("seqface")
 def seqface_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = SET, out: Optional[Path] = OUT,
                 resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET,
                 deterministic: bool = DETERMINISTIC) -> None:
     """Train a SeqFace model (LSR chief loss + DSA) on an identity manifest and a sequence manifest.
+
+    Example: facekit train seqface -r recipes/seqface_small_real.yaml --out runs/small
 
     Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
     _train("seqface", recipe, set_, out, resume, device, quiet, deterministic)
@@ -58,6 +75,8 @@ def aggregator_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = 
                    resume: bool = RESUME, device: str = DEVICE, quiet: bool = QUIET,
                    deterministic: bool = DETERMINISTIC) -> None:
     """Train the Face Aggregation Network (GAN with a frozen feature extractor) on an extract-frames manifest.
+
+    Example: facekit train aggregator -r recipes/aggregator_small_real.yaml --out runs/agg
 
     Runs unchanged under torchrun --nproc_per_node=K (DistributedDataParallel; optim.batch_size is global)."""
     _train("aggregator", recipe, set_, out, resume, device, quiet, deterministic)

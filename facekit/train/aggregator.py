@@ -36,7 +36,7 @@ from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets
 from facekit.recipes import to_dict
-from facekit.train.run import RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
+from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 
 CKPT_FORMAT = "facekit-aggregator-run-v1"
@@ -105,6 +105,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     log = RunLog(run_dir, start, enabled=dist_info.main)
     if dist_info.main:
         print(data.summary())
+    cost = CostEstimate(device, start, cfg.optim.steps, "recipes/aggregator_small_real.yaml", dist_info.main)
     bar = tqdm(total=cfg.optim.steps, initial=start, unit="step", desc="train aggregator",
                disable=not (progress and dist_info.main), dynamic_ncols=True)
     window: dict[str, list[float]] = {}
@@ -161,6 +162,8 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             window.setdefault(k, []).append(float(v.detach()))
         seen += b * dist_info.world
         bar.update(1)
+        if (line := cost.note(step)) is not None:
+            bar.write(line)
         if dist_info.main and (step % cfg.grid_every == 0 or step == start + 1):
             save_grid(set_bn3hw[:6], agg_b3hw[:6], pos_b3hw[:6], run_dir / "grids" / f"step_{step:08d}.png")
         if step % cfg.log_every == 0 or step == cfg.optim.steps:

@@ -59,7 +59,9 @@ def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: lis
             raise InputError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
         source = recipe
     where = str(source or "settings")
-    cfg = build(cfg_cls, read_recipe(source, overrides), where)
+    cfg = build(cfg_cls, read_recipe(source), where)  # the file's own mistakes are the file's
+    if overrides:
+        cfg = build(cfg_cls, read_recipe(source, overrides), "--set")  # a typo in --set is blamed on --set
     if hasattr(cfg, "check"):
         cfg.check(where)
     if main_rank:
@@ -145,3 +147,29 @@ def deterministic_algorithms(enabled: bool):
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
+
+
+class CostEstimate:
+    """After the first steps of a run on a CPU, the time the whole run would take; when that is over a day, one
+    line saying so and pointing at the small recipe (a paper-scale recipe is weeks of CPU)."""
+
+    def __init__(self, device: torch.device, start: int, steps: int, small_recipe: str, enabled: bool = True,
+                 after: int = 5) -> None:
+        self.on = enabled and device.type == "cpu" and steps - start > 10 * after
+        self.start, self.steps, self.small, self.after = start, steps, small_recipe, after
+        self.t0 = 0.0
+
+    def note(self, step: int) -> str | None:
+        """Call after each step; returns the line once (or None)."""
+        if not self.on:
+            return None
+        if step == self.start + 1:  # the first step pays for start-up: timed from its end
+            self.t0 = time.perf_counter()
+        elif step == self.start + 1 + self.after:
+            self.on = False
+            per_step = (time.perf_counter() - self.t0) / self.after
+            hours = per_step * (self.steps - step) / 3600
+            if hours > 24:
+                return (f"note: {per_step:.2f} s a step on this CPU: the remaining {self.steps - step:,} steps take "
+                        f"about {hours:,.0f} hours; for a run that fits a CPU try -r {self.small}")
+        return None

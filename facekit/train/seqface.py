@@ -26,7 +26,7 @@ from facekit.models.checkpoint import save_backbone
 from facekit.train import distributed
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.recipes import to_dict
-from facekit.train.run import RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
+from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 from facekit.train.seqface_config import SeqFaceConfig
 from facekit.train.verify import load_pair_set, verify
@@ -110,6 +110,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     log = RunLog(run_dir, start, enabled=dist_info.main)
     if dist_info.main:
         print(data.summary())
+    cost = CostEstimate(device, start, cfg.optim.steps, "recipes/seqface_small_real.yaml", dist_info.main)
     bar = tqdm(total=cfg.optim.steps, initial=start, unit="step", desc="train seqface",
                disable=not (progress and dist_info.main), dynamic_ncols=True)
     window: dict[str, list[float]] = {}
@@ -151,6 +152,8 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             window.setdefault(k, []).append(v)
         seen += len(labels_b) * dist_info.world
         bar.update(1)
+        if (line := cost.note(step)) is not None:
+            bar.write(line)
         if step % cfg.log_every == 0 or step == cfg.optim.steps:
             final = {k: distributed.all_mean(float(np.nanmean(v)) if not np.all(np.isnan(v)) else 0.0, dist_info)
                      for k, v in window.items()}
