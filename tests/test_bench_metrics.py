@@ -212,3 +212,19 @@ def test_pair_scores_in_chunks():
     f = rng.normal(size=(50, 8)).astype(np.float32)
     a, b = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
     np.testing.assert_allclose(pair_scores(f, a, b, chunk=77), (f[a] * f[b]).sum(1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_bytes, density", [(4 * 400 * 7, 8.0), (64 << 20, 8.0), (64 << 20, 0.0)])
+def test_pair_scores_blocks_equal_a_brute_force_loop(block_bytes, density):
+    """Block scoring (several a-groups, one group) and the gathered path (density 0 forces it) against a float64
+    loop over the pairs, with repeated, unsorted pairs and templates that appear on both sides."""
+    from facekit.bench.metrics import pair_scores
+
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(500, 32)).astype(np.float32)
+    a = np.concatenate([rng.integers(0, 120, 5000), [7, 7, 499]])
+    b = np.concatenate([rng.integers(100, 500, 5000), [400, 400, 7]])
+    want = np.array([np.dot(f[i].astype(np.float64), f[j].astype(np.float64)) for i, j in zip(a, b)])
+    got = pair_scores(f, a, b, block_bytes=block_bytes, max_density_ratio=density)
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5
+    assert len(pair_scores(f, a[:0], b[:0])) == 0

@@ -168,11 +168,48 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
 
 
-def pair_scores(feats: np.ndarray, index_a: np.ndarray, index_b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    """Dot products feats[a_i] . feats[b_i] for millions of pairs, ``chunk`` pairs at a time (never a
-    pairs x d array): the IJB-C 1:1 list is 15.7 M pairs."""
+def pair_scores(feats: np.ndarray, index_a: np.ndarray, index_b: np.ndarray, block_bytes: int = 64 << 20,
+                max_density_ratio: float = 8.0) -> np.ndarray:
+    """Dot products feats[a_i] . feats[b_i] for millions of pairs (the IJB-C 1:1 list: 15.7 M pairs of 3,531
+    enrolment x 19,593 probe templates).
+
+    Gathering two rows per pair reads 2 d floats per pair (64 GB for IJB-C at d = 512) from a matrix that does not
+    fit in cache. Instead, when the pairs cover at least 1 / ``max_density_ratio`` of the (distinct a) x
+    (distinct b) block, the similarity block is computed by matrix products over groups of a-templates (each
+    group's scores at most ``block_bytes``) and the listed pairs are picked from it; sparser lists are gathered in
+    chunks. Never a pairs x d array."""
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    index_a, index_b = np.asarray(index_a, np.int64), np.asarray(index_b, np.int64)
     out = np.empty(len(index_a), dtype=np.float32)
-    for s in range(0, len(index_a), chunk):
-        a, b = index_a[s:s + chunk], index_b[s:s + chunk]
-        out[s:s + chunk] = np.einsum("ij,ij->i", feats[a], feats[b])
+    if len(index_a) == 0:
+        return out
+    rank_a, ua = _ranks(index_a, len(feats))
+    rank_b, ub = _ranks(index_b, len(feats))
+    if len(ua) * len(ub) > max_density_ratio * len(index_a):
+        chunk = 65_536
+        for s in range(0, len(index_a), chunk):
+            a, b = index_a[s:s + chunk], index_b[s:s + chunk]
+            out[s:s + chunk] = np.einsum("ij,ij->i", feats[a], feats[b])
+        return out
+    fb_t = np.ascontiguousarray(feats[ub].T)  # (d, |ub|)
+    rows = max(1, block_bytes // (4 * len(ub)))
+    group = (rank_a // rows).astype(np.int32)
+    order = np.argsort(group, kind="stable")  # pairs grouped by their a-template block
+    bounds = np.searchsorted(group[order], np.arange(int(group.max()) + 2))
+    for g in range(len(bounds) - 1):
+        sel = order[bounds[g]:bounds[g + 1]]
+        if len(sel) == 0:
+            continue
+        first = g * rows
+        block = feats[ua[first:first + rows]] @ fb_t  # (rows, |ub|) similarities
+        out[sel] = block[rank_a[sel] - first, rank_b[sel]]
     return out
+
+
+def _ranks(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each entry among the distinct values, the distinct values in order), in O(n) without sorting."""
+    present = np.zeros(n, dtype=bool)
+    present[index] = True
+    distinct = np.flatnonzero(present)
+    rank_of = np.cumsum(present, dtype=np.int64) - 1
+    return rank_of[index], distinct
