@@ -207,19 +207,10 @@ def test_open_set_a_tie_with_a_non_mate_is_not_a_hit():
     assert res.tpir_at_fpir[1.0] == 0.5 and res.tpir_hits[1.0] == 1 and res.rank_hits.tolist() == [1, 2]
 
 
-def test_pair_scores_in_chunks():
-    rng = np.random.default_rng(4)
-    f = rng.normal(size=(50, 8)).astype(np.float32)
-    a, b = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
-    np.testing.assert_allclose(pair_scores(f, a, b, chunk=77), (f[a] * f[b]).sum(1), rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("block_bytes, density", [(4 * 400 * 7, 8.0), (64 << 20, 8.0), (64 << 20, 0.0)])
 def test_pair_scores_blocks_equal_a_brute_force_loop(block_bytes, density):
     """Block scoring (several a-groups, one group) and the gathered path (density 0 forces it) against a float64
     loop over the pairs, with repeated, unsorted pairs and templates that appear on both sides."""
-    from facekit.bench.metrics import pair_scores
-
     rng = np.random.default_rng(1)
     f = rng.normal(size=(500, 32)).astype(np.float32)
     a = np.concatenate([rng.integers(0, 120, 5000), [7, 7, 499]])
