@@ -417,3 +417,28 @@ def test_ijb_on_overlapping_features_equals_sklearn_and_brute_force(tmp_path):
     assert idn["mean"]["rank1"] == pytest.approx((h1a / ma + h1b / mb) / 2)
     assert idn["pooled"]["rank1"] == pytest.approx((h1a + h1b) / (ma + mb))
     assert idn["pooled"]["tpir_fpir_0.1"] == pytest.approx((ta + tb) / (ma + mb))
+
+
+def test_feature_progress_advances_per_item_not_per_batch(monkeypatch):
+    """A batch of 64 aggregated sets is 640 image reads and 64 fusions: the bar moves after each set."""
+    from types import SimpleNamespace
+
+    from facekit.bench import features as fmod
+
+    updates = []
+
+    class Bar:
+        def __init__(self, total, **kwargs):
+            updates.append(("total", total))
+
+        def update(self, n):
+            updates.append(n)
+
+        def close(self):
+            updates.append("closed")
+
+    monkeypatch.setattr(fmod, "tqdm", Bar)
+    ext = SimpleNamespace(embed=lambda x: np.zeros((len(x), 2), np.float32))
+    feats, n = fmod.compute_features([f"k{i}" for i in range(5)], lambda k: np.zeros((4, 4, 3), np.uint8), ext,
+                                     None, batch=64, desc="sets")
+    assert n == 5 and feats.shape == (5, 2) and updates == [("total", 5), 1, 1, 1, 1, 1, "closed"]

@@ -121,14 +121,21 @@ def compute_features(keys: Sequence[str], load: Loader, extractor, cache: Featur
     known = cache.features if cache is not None else {}
     todo = list(dict.fromkeys(k for k in keys if k not in known))
     fresh: dict[str, np.ndarray] = {}
+    # the bar counts items as they are loaded (a set for the aggregator: N images and a fusion), not batches
+    bar = tqdm(total=len(todo), desc=desc, unit="item", disable=not (todo and desc), dynamic_ncols=True)
     try:
-        for s in tqdm(range(0, len(todo), batch), desc=desc, unit="batch", disable=not (todo and desc)):
+        for s in range(0, len(todo), batch):
             chunk = todo[s:s + batch]
-            feats = extractor.embed(np.stack([load(k) for k in chunk]))
+            crops = []
+            for k in chunk:
+                crops.append(load(k))
+                bar.update(1)
+            feats = extractor.embed(np.stack(crops))
             if cache is not None:
                 cache.add(chunk, feats)
             fresh.update(zip(chunk, feats))
     finally:
+        bar.close()
         if cache is not None:
             cache.flush()
     table = {**known, **fresh}
