@@ -211,3 +211,29 @@ def test_config_typos_at_any_depth_are_one_line(tmp_path, capsys, yaml_text, mes
     assert main(["extract-sequences", "-c", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and str(tmp_path / "c.yaml") in err[0], err
+
+
+def test_no_input_and_all_failed_exit_non_zero_with_reasons(tmp_path):
+    """An empty folder: one line, exit 2. Only corrupt videos: the summary lists each with its reason, then one
+    error line, exit 2; decord's own log lines (written by its C++ code to fd 2) never reach the terminal."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    for i in range(7):
+        (tmp_path / "bad" / f"c{i}.mp4").write_bytes(np.random.default_rng(i).bytes(4000))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "facekit", "extract-sequences", *a, "-q"],  # noqa: E731
+                                    capture_output=True, text=True)
+    res = run(str(tmp_path / "empty"), "-o", str(tmp_path / "o1"))
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"facekit: error: {tmp_path / 'empty'}: no videos found (extensions: .avi, .flv, .gif, .m4v, .mkv, .mov, "
+        ".mp4, .mpeg, .mpg, .webm, .wmv)"]
+    res = run(str(tmp_path / "bad"), "-o", str(tmp_path / "o2"))
+    assert res.returncode == 2
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("facekit: error: all 7 videos failed (first: "), res.stderr
+    out = res.stdout.splitlines()
+    assert "failed: 7" in out and sum(ln.startswith(f"  {tmp_path}") for ln in out) == 5  # the first five
+    assert "  ... and 2 more (status = 'error' in the videos manifest)" in out
+    assert all(": cannot open as video: " in ln for ln in out if ln.startswith(f"  {tmp_path}"))

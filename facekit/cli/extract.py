@@ -83,6 +83,7 @@ def extract_sequences_cmd(
                                 flush_every=flush_every, progress=not quiet)
     for line in summary.lines():
         typer.echo(line)
+    summary.check()
     if summary.faces:
         grid = sequence_grid(read_manifest(out, "faces", columns=["sequence_id", "crop_path"]), out,
                              out / "sequences_preview.png")
@@ -119,6 +120,7 @@ def extract_frames_cmd(
                              device=str(resolve_device(device)), flush_every=flush_every, progress=not quiet)
     for line in summary.lines():
         typer.echo(line)
+    summary.check()
     if summary.frames:
         grid = sequence_grid(read_manifest(out, "frames", columns=["utterance_id", "crop_path"]), out,
                              out / "frames_preview.png", group="utterance_id")

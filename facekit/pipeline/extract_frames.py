@@ -59,12 +59,23 @@ class FramesSummary:
     status: Counter = field(default_factory=Counter)
     frames: int = 0
     seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of every clip in error
+    failed_now: int = 0
 
     def lines(self) -> list[str]:
+        from facekit.pipeline.extract_sequences import failure_lines
+
         return [f"shard {self.shard[0]}/{self.shard[1]}: {self.total} utterances ({self.done_before} done before), "
                 f"{self.seconds:.1f} s",
                 "utterances by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
-                f"frames kept: {self.frames}", f"manifests: {self.out / 'manifests'}"]
+                f"frames kept: {self.frames}", *failure_lines(self.failures), f"manifests: {self.out / 'manifests'}"]
+
+    def check(self) -> None:
+        """Raise when every clip of this run failed (the summary above lists why)."""
+        processed = self.total - self.done_before
+        if processed and self.failed_now == processed:
+            path, reason = self.failures[0]
+            raise InputError(f"all {processed} clips failed (first: {path}: {reason})")
 
 
 def read_meta(path: Path) -> dict[str, dict]:
@@ -206,6 +217,7 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
                        split=info.get("split", row["split"]) or row["split"])
             parts.add("utterances", [row])
             parts.add("frames", rows)
+            summary.failed_now += row["status"] == "error"
             bar.update(1)
             if parts.pending >= flush_every:
                 parts.flush()
@@ -222,7 +234,10 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
     write_lineage(out, "extract-frames", {"root": str(root), "meta": str(meta) if meta else None, **asdict(cfg)})
     files = sorted(table_dir(out, "utterances").glob(f"{tag}-*.parquet"))
     if files:
-        utts = pd.concat([read_manifest(f, "utterances", columns=["status", "frames_kept"]) for f in files])
+        utts = pd.concat([read_manifest(f, "utterances", columns=["path", "status", "error", "frames_kept"])
+                          for f in files])
         summary.status = Counter(utts["status"].tolist())
         summary.frames = int(utts["frames_kept"].sum())
+        bad = utts[utts["status"] == "error"]
+        summary.failures = list(zip(bad["path"].astype(str), bad["error"].fillna("").astype(str)))
     return summary

@@ -52,6 +52,8 @@ class RunSummary:
     dropped: Counter = field(default_factory=Counter)
     frames: int = 0
     seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of every video in error
+    failed_now: int = 0  # videos of this run in error
 
     def lines(self) -> list[str]:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -63,8 +65,25 @@ class RunSummary:
             f"{fps:.1f} frames/s)",
             f"videos by status: {status}",
             f"kept: {self.sequences} sequences, {self.faces} faces; dropped faces: {drops}",
+            *failure_lines(self.failures),
             f"manifests: {self.out / 'manifests'}",
         ]
+
+    def check(self) -> None:
+        """Raise when every video of this run failed (the summary above lists why)."""
+        if self.videos_processed and self.failed_now == self.videos_processed:
+            path, reason = self.failures[0]
+            raise InputError(f"all {self.videos_processed} videos failed (first: {path}: {reason})")
+
+
+def failure_lines(failures: list[tuple[str, str]], first: int = 5) -> list[str]:
+    """The summary's list of failed inputs: the first few with their reasons, then a count."""
+    if not failures:
+        return []
+    lines = [f"failed: {len(failures)}"] + [f"  {path}: {reason}" for path, reason in failures[:first]]
+    if len(failures) > first:
+        lines.append(f"  ... and {len(failures) - first} more (status = 'error' in the videos manifest)")
+    return lines
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -187,7 +206,11 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     from facekit.pipeline.video_sequences import process_video
 
     out = Path(out)
-    jobs = [j for j in discover_videos(inputs) if in_shard(j.video_id, shard)]
+    found = discover_videos(inputs)
+    if not found:
+        raise InputError(f"{', '.join(map(str, inputs))}: no videos found (extensions: "
+                         f"{', '.join(sorted(VIDEO_EXTENSIONS))})")
+    jobs = [j for j in found if in_shard(j.video_id, shard)]
     out.mkdir(parents=True, exist_ok=True)
     _check_config(out, cfg)
     shard_tag = f"s{shard[0]:05d}of{shard[1]:05d}"
@@ -209,6 +232,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
             parts.add("faces", res.faces)
             summary.frames += res.video["num_frames"]
             summary.faces += len(res.faces)
+            summary.failed_now += res.video["status"] == "error"
             bar.update(1)
             bar.set_postfix(faces=summary.faces, refresh=False)
             if parts.pending >= flush_every:
@@ -236,3 +260,5 @@ def _fill_totals(summary: RunSummary, out: Path, shard_tag: str) -> None:
     summary.sequences = int(videos["num_sequences"].sum())
     summary.faces = int(videos["num_faces"].sum())
     summary.dropped = Counter({r: int(videos[f"dropped_{r}"].sum()) for r in DROP_REASONS})
+    bad = videos[videos["status"] == "error"]
+    summary.failures = list(zip(bad["path"].astype(str), bad["error"].fillna("").astype(str)))

@@ -9,6 +9,10 @@ what is asked for; its frames are bit-identical to decord's (both are FFmpeg).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +35,23 @@ class VideoInfo:
 
 
 VFR_TOLERANCE = 0.05
+
+
+@contextlib.contextmanager
+def native_stderr_captured(box: list[str]):
+    """Route file descriptor 2 to a temporary file while the block runs (decord's and FFmpeg's C++ loggers write
+    lines such as ``ERROR opening ...`` straight to it); ``box`` receives what was written, for the reason."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box.append(tmp.read().decode("utf-8", "replace"))
 
 
 def _short(err: Exception) -> str:
@@ -73,15 +94,17 @@ class VideoStream:
             raise VideoError("file not found")
         if self.path.stat().st_size == 0:
             raise VideoError("zero-byte file")
+        logged: list[str] = []
         try:
-            reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
-            n = len(reader)
-            if n == 0:
-                raise VideoError("no frames")
-            first = reader[0].shape
-            stamps = reader.get_frame_timestamp(range(n))[:, 0].astype(np.float64)
-            fps = float(reader.get_avg_fps())
-            del reader  # stops decord's read-ahead thread (see the module docstring)
+            with native_stderr_captured(logged):
+                reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
+                n = len(reader)
+                if n == 0:
+                    raise VideoError("no frames")
+                first = reader[0].shape
+                stamps = reader.get_frame_timestamp(range(n))[:, 0].astype(np.float64)
+                fps = float(reader.get_avg_fps())
+                del reader  # stops decord's read-ahead thread (see the module docstring)
         except VideoError:
             raise
         except Exception as err:  # decord raises DECORDError / RuntimeError with ffmpeg's text
