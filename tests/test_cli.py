@@ -105,3 +105,9 @@ def test_generated_folders_are_ignored_and_pytest_keeps_no_temporaries():
     ignored = (ROOT / ".gitignore").read_text().split()
     assert {"/out/", "/runs/", "/reports/", "/.facekit-cache/"} <= set(ignored)
     assert 'tmp_path_retention_policy = "failed"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_top_level_help_has_examples(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Examples" in out and "facekit train seqface -r recipes/seqface_small_real.yaml" in out

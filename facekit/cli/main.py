@@ -17,8 +17,19 @@ from facekit.cli.manifest import manifest_app
 from facekit.cli.train import export_cmd, train_app
 from facekit.errors import FacekitError
 
+EXAMPLES = """Examples:
+
+  facekit extract-sequences --out out/sequences        (no input: the embedded sample clip)
+
+  facekit manifest query "SELECT count(*) FROM faces" --root out/sequences
+
+  facekit train seqface -r recipes/seqface_small_real.yaml --out runs/small
+
+  facekit bench ytf --root YTF/aligned_images_DB --splits YTF/splits.txt --N 10 --navg 4 --model dlib-torch:default
+"""
+
 app = typer.Typer(name="facekit", help="Video face recognition research toolkit.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, epilog=EXAMPLES)
 
 
 def _version(value: bool) -> None:
