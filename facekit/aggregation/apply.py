@@ -62,7 +62,8 @@ def save_aggregator(path: Path, net: FaceAggregator, widths: tuple[int, ...], st
     blob = {"format": AGGREGATOR_FORMAT, "widths": list(widths), "stem": stem, "image_size": image_size,
             "extractor": extractor, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     if template is not None:
-        blob["template"] = {"name": template.name, "size": template.size, "points": [list(p) for p in template.points_5x2]}
+        blob["template"] = {"name": template.name, "size": template.size,
+                            "points": [list(p) for p in template.points_5x2]}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
 

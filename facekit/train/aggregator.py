@@ -196,10 +196,11 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     for h in (heldout, (heldout or {}).get("blurred")):
         if h:
             c, g = h["aggregated_closer_than"], h["genuine"]
-            details.append(f"held-out{' blur ' + str(h['blur_kernel']) if h['blur_kernel'] else ''} ({h['sets']} sets, "
-                           f"{h['genuine_pairs']} genuine pairs): squared distance to the person's other videos: "
-                           + ", ".join(f"{k.replace('_', ' ')} {g[k]:.4f}" for k in METHODS)
-                           + "; aggregated closer than: " + ", ".join(f"{k.replace('_', ' ')} {v:.1%}" for k, v in c.items()))
+            name = lambda k: k.replace("_", " ")  # noqa: E731
+            blur = f" blur {h['blur_kernel']}" if h["blur_kernel"] else ""
+            details.append(f"held-out{blur} ({h['sets']} sets, {h['genuine_pairs']} genuine pairs): squared distance "
+                           "to the person's other videos: " + ", ".join(f"{name(k)} {g[k]:.4f}" for k in METHODS)
+                           + "; aggregated closer than: " + ", ".join(f"{name(k)} {v:.1%}" for k, v in c.items()))
     details.append(f"aggregator: {run_dir / 'aggregator.pt'}  (facekit aggregate --model ...)")
     return RunResult(run_dir, step, final, time.time() - t_start, details, heldout)
 
