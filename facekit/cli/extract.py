@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from facekit.errors import InputError
-
-
-def sample_video() -> Path:
-    """The embedded sample clip shipped with facekit (see facekit/assets/README.md)."""
-    return Path(str(resources.files("facekit") / "assets" / "sample.mp4"))
+from facekit.video import sample_video
 
 
 def load_settings(path: Path | None) -> dict:

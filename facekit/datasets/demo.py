@@ -102,7 +102,7 @@ def _pick(rows: np.ndarray, k: int) -> np.ndarray:
 def build_demo(out: Path, clip: Path | None = None, device: str = "cpu") -> dict:
     """Write the demo data under ``out`` (built in a temporary sibling folder, renamed when complete) and return
     its description (also ``out/demo.json``). Refuses an existing ``out``."""
-    from facekit.cli.extract import sample_video
+    from facekit.video import sample_video
 
     out = Path(out)
     if out.exists():
