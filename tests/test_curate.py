@@ -113,8 +113,9 @@ def test_real_duplicate_johns_files(tmp_path):
 
     rep = json.loads((out / "curation_report.json").read_text())
     assert rep["removed"] == {"exact_duplicate": 1}
-    (row,) = rep["details"]
-    assert row["identity"] == "John_Shimkus"
+    (row,) = [d for d in rep["decisions"] if d["decision"] != "kept"]
+    assert row["identity"] == "John_Shimkus" and row["decision"] == "removed: exact_duplicate"
+    assert len(rep["decisions"]) == rep["kept"] + 1  # every face has its decision, kept ones too
     a = (shared("dlib/examples/johns") / "John_Shimkus")
     from facekit.embed.extractors import file_fingerprint
 
@@ -138,8 +139,14 @@ def test_real_overlap_removes_the_person_in_the_identity_set(tmp_path):
     assert kept == {"2#0"}
     import json
 
-    (row,) = json.loads((out / "curation_report.json").read_text())["details"]
-    assert row["sequence_id"] == "elon-musk-smoke#0" and row["matched"] == "J_img18"
+    rep = json.loads((out / "curation_report.json").read_text())
+    by_seq = {d["sequence_id"]: d for d in rep["decisions"]}  # every sequence, kept and removed, with its score
+    assert set(by_seq) == {"elon-musk-smoke#0", "2#0"}
+    assert by_seq["elon-musk-smoke#0"]["matched"] == "J_img18" and by_seq["elon-musk-smoke#0"]["decision"] == \
+        f"removed: in {ids.name}" and by_seq["elon-musk-smoke#0"]["cosine"] >= 0.55
+    assert by_seq["2#0"]["decision"] == "kept" and by_seq["2#0"]["cosine"] < 0.55
+    md = (out / "curation_report.md").read_text()
+    assert "| threshold | 0.55 |" in md and "| model | dlib_torch-" in md and "| 2#0 | kept |" in md
     faces = read_manifest(out, "faces")
     assert set(faces["sequence_id"]) == kept and (out / faces["crop_path"].iloc[0]).is_file()
 

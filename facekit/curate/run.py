@@ -59,15 +59,21 @@ def _write_root(src: Path, out: Path, kind: str, keep_rows: pd.DataFrame, comman
 
 def _report(out: Path, step: str, settings: dict, removed: dict[str, int], kept: int, unit_name: str,
             details: pd.DataFrame | None) -> None:
+    """curation_report.json: settings, counts and every decision (kept and removed) with its score;
+    curation_report.md: the same with the settings (threshold, model) named, removed decisions first."""
     write_json(out / "curation_report.json", {"step": step, "settings": settings, "kept": kept, "removed": removed,
-                                              "details": [] if details is None else details.to_dict("records")})
-    lines = [f"# curate {step}", "", f"kept {kept} {unit_name}", "", "| removed because | count |", "|---|---|"]
+                                              "decisions": [] if details is None else details.to_dict("records")})
+    lines = [f"# curate {step}", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {', '.join(map(str, v)) if isinstance(v, list) else v} |" for k, v in settings.items()]
+    lines += ["", f"kept {kept} {unit_name}", "", "| removed because | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in removed.items()]
     if details is not None and len(details):
-        lines += ["", "## removed", "", "| " + " | ".join(details.columns) + " |",
+        shown = details.sort_values("decision", key=lambda d: d == "kept", kind="stable").head(500)
+        more = f" (the first {len(shown)} of {len(details)}; all in curation_report.json)" if len(details) > 500 else ""
+        lines += ["", f"## every decision, removed first{more}", "", "| " + " | ".join(details.columns) + " |",
                   "|" + "---|" * len(details.columns)]
         lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
-                  for row in details.head(200).itertuples(index=False)]
+                  for row in shown.itertuples(index=False)]
     with atomic_path(out / "curation_report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
@@ -110,28 +116,33 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     mean = np.concatenate(ref_centres_all).mean(0) if refs else steps.group_centres(feats, sample[group].to_numpy())[1].mean(0)
     uniq, centres = steps.group_centres(steps.centred(feats, mean), sample[group].to_numpy())
     reason = pd.Series("", index=uniq, dtype=object)
-    details = []
+    # every decision, kept or removed, with its best match: the closest reference identity over all references
+    details = pd.DataFrame({group: uniq, "decision": "kept", "matched": "", "in": "", "cosine": np.nan})
     for ref, ref_rows, ref_feats in refs:
         ref_ids, ref_centres = steps.group_centres(steps.centred(ref_feats, mean), ref_rows["identity"].to_numpy())
         best, score = steps.overlap(centres, ref_centres, threshold)
         hit = (score >= threshold) & (reason.to_numpy() == "")
         reason[hit] = f"in {ref.name}"
-        details += [{group: g, "matched": ref_ids[b], "in": ref.name, "cosine": float(sc)}
-                    for g, b, sc in zip(uniq[hit], best[hit], score[hit])]
+        closer = ~(score <= details["cosine"].to_numpy())  # NaN (no match yet) counts as farther
+        details.loc[closer, "matched"] = ref_ids[best[closer]]
+        details.loc[closer, "in"] = ref.name
+        details.loc[closer, "cosine"] = score[closer]
     for name_file in names:
         if kind != "identities":
             raise InputError(f"--names {name_file}: name lists apply to identity roots (sequences have no names)")
         listed = steps.read_name_list(name_file)
         hit = np.array([steps.normalise_name(g) in listed for g in uniq]) & (reason.to_numpy() == "")
         reason[hit] = f"on {name_file.name}"
-        details += [{group: g, "matched": g, "in": name_file.name, "cosine": float("nan")} for g in uniq[hit]]
+        details.loc[hit, "matched"] = uniq[hit]
+        details.loc[hit, "in"] = name_file.name
+    details["decision"] = ["kept" if r == "" else f"removed: {r}" for r in reason]
     removed_groups = set(reason[reason != ""].index)
     keep = rows[~rows[group].isin(removed_groups)]
     counts = reason[reason != ""].value_counts().to_dict()
     settings = {"identities": [str(p) for p in identities], "names": [str(p) for p in names], "threshold": threshold,
                 "centre_faces": centre_faces, "model": f"{extractor.name}-{extractor.fingerprint}"}
     _write_root(root, out, kind, keep, "curate overlap", settings)
-    _report(out, "overlap", settings, counts, keep[group].nunique(), kind, pd.DataFrame(details))
+    _report(out, "overlap", settings, counts, keep[group].nunique(), kind, details)
     _grid(rows[rows[group].isin(removed_groups)], root, out / "removed_overlap.png", group)
     return Curated(out, keep[group].nunique(), counts, kind)
 
@@ -171,10 +182,13 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
                 "min_group_faces": min_group_faces, "model": f"{extractor.name}-{extractor.fingerprint}"}
     _write_root(root, out, kind, keep, "curate clean", settings)
     crops = rows["crop_path"].to_numpy()
-    details = rows.assign(reason=why, cosine_to_group=cos,
-                          duplicate_of=[crops[t] if t >= 0 else "" for t in twin])[why != ""]
-    details = details[[group, "crop_path", "reason", "duplicate_of", "cosine_to_group"]]
-    _report(out, "clean", settings, counts, len(keep), "faces", details)
+    decision = np.array(["kept" if w == "" else f"removed: {w}" for w in why], dtype=object)
+    decision[rows.index.get_indexer(small.index)] = "removed: small_group"
+    details = rows.assign(decision=decision, cosine_to_group=cos,
+                          duplicate_of=[crops[t] if t >= 0 else "" for t in twin], reason=why)
+    details = details[[group, "crop_path", "decision", "duplicate_of", "cosine_to_group", "reason"]]
+    _report(out, "clean", settings, counts, len(keep), "faces", details.drop(columns="reason"))
+    details = details[why != ""]
     # grid: one row per removed face, the face it duplicates beside it
     shown = [(f"{r[group]} {r['reason']} #{i}", p) for i, (_, r) in enumerate(details.iterrows())
              for p in ([r["crop_path"], r["duplicate_of"]] if r["duplicate_of"] else [r["crop_path"]])]
