@@ -54,6 +54,10 @@ def test_unknown_option_is_a_usage_error():
     (["bench", "ytf", "--splits", "s.txt"], "facekit: error: missing option --root (see: facekit bench ytf --help)"),
     (["bench", "ytf", "--root", "r", "--splits", "s", "--N", "x"], "facekit: error: invalid value for '--N'"),
     (["frobnicate"], "facekit: error: no such command 'frobnicate'"),
+    (["extract-sequences", "--workers", "-1"], "facekit: error: invalid value for '--workers' / '-j': Input should be "
+                                               "greater than or equal to 0"),
+    (["extract-frames", "r", "-o", "o", "--frames", "0"], "facekit: error: invalid value for '--frames' / '-k'"),
+    (["bench", "ytf", "--root", "r", "--splits", "s", "--navg", "0"], "facekit: error: invalid value for '--navg'"),
 ])
 def test_usage_errors_are_one_facekit_line(args, line, capsys):
     assert main(args) == 2

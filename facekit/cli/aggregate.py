@@ -52,8 +52,8 @@ def aggregate_cmd(
     extractor: Optional[str] = typer.Option(None, "--extractor", help="Feature extractor spec for the features "
                                                                      "(default: the one the aggregator was trained with)."),
     no_features: bool = typer.Option(False, "--no-features", help="Write the images only."),
-    max_set: int = typer.Option(64, "--max-set", help="Subsample larger sets evenly to this many faces."),
-    batch: int = typer.Option(8, "--batch", help="Sets per forward pass."),
+    max_set: int = typer.Option(64, "--max-set", min=1, help="Subsample larger sets evenly to this many faces."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Sets per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

@@ -28,7 +28,7 @@ def _extractor(model: str, device: str):
 
 def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifests/ (sequences, identities, frames)."),
               table: str = typer.Option("faces", "--table", help="faces, identities or frames."),
-              model: str = MODEL, batch: int = typer.Option(64, "--batch", help="Crops per forward pass."),
+              model: str = MODEL, batch: int = typer.Option(64, "--batch", min=1, help="Crops per forward pass."),
               device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Embed every crop of a manifest; cached in ROOT/embeddings/<model>-<fingerprint>/ (reruns skip what is done)."""
     from facekit.curate.embeddings import embed_crops, manifest_crops
@@ -69,7 +69,7 @@ def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identitie
                                                                    "their sequence/identity is below this."),
               near_duplicate: float = typer.Option(0.995, "--near-duplicate", help="Cosine at which two faces of "
                                                                                    "a group are duplicates."),
-              min_faces: int = typer.Option(1, "--min-faces", help="Drop groups left with fewer faces."),
+              min_faces: int = typer.Option(1, "--min-faces", min=1, help="Drop groups left with fewer faces."),
               model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Drop exact and near duplicates and outlier faces inside each sequence / identity."""
     from facekit.curate.run import curate_clean

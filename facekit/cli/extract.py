@@ -24,24 +24,24 @@ def extract_sequences_cmd(
         None, help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
     out: Path = typer.Option(Path("out/sequences"), "--out", "-o", help="Output root: crops/ and manifests/."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml)."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: in this process)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: in this process)."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Run MTCNN every k-th frame, track between."),
-    min_face_size: Optional[float] = typer.Option(None, "--min-face-size", help="Smallest face the detector looks for, px."),
-    detect_max_side: Optional[int] = typer.Option(None, "--detect-max-side", help="Shrink frames to this side for detection (0: never)."),
+    detect_every: Optional[int] = typer.Option(None, "--detect-every", min=1, help="Run MTCNN every k-th frame, track between."),
+    min_face_size: Optional[float] = typer.Option(None, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
+    detect_max_side: Optional[int] = typer.Option(None, "--detect-max-side", min=0, help="Shrink frames to this side for detection (0: never)."),
     template: Optional[str] = typer.Option(None, "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Aligned crop side, px (default: the template's)."),
-    min_sequence_length: Optional[int] = typer.Option(None, "--min-seq-len", help="Drop sequences with fewer kept faces."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px (default: the template's)."),
+    min_sequence_length: Optional[int] = typer.Option(None, "--min-seq-len", min=1, help="Drop sequences with fewer kept faces."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop faces below this detection score."),
     min_face_px: Optional[float] = typer.Option(None, "--min-face-px", help="Drop faces whose box is smaller, px."),
     min_blur: Optional[float] = typer.Option(None, "--min-blur", help="Drop faces whose Laplacian variance is lower."),
     max_abs_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Drop faces whose |yaw proxy| is larger."),
     duplicate_threshold: Optional[float] = typer.Option(None, "--dup-threshold", help="Near-duplicate distance (0..1)."),
-    max_gap: Optional[int] = typer.Option(None, "--max-gap", help="End a track after this many frames unseen."),
+    max_gap: Optional[int] = typer.Option(None, "--max-gap", min=0, help="End a track after this many frames unseen."),
     shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold", help="Shot-cut score threshold."),
     skip_vfr: bool = typer.Option(False, "--skip-vfr", help="Record variable-frame-rate videos and skip them."),
-    flush_every: int = typer.Option(8, "--flush-every", help="Videos per manifest part file (resume granularity)."),
+    flush_every: int = typer.Option(8, "--flush-every", min=1, help="Videos per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect, track, align and filter faces in videos into face sequences (crops + Parquet manifests)."""
@@ -88,15 +88,15 @@ def extract_sequences_cmd(
 def extract_frames_cmd(
     root: Path = typer.Argument(..., help="VoxCeleb2-layout root: <root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
     out: Path = typer.Option(..., "--out", "-o", help="Output root: crops/ and manifests/{utterances,frames}."),
-    frames: int = typer.Option(5, "--frames", "-k", help="Frames per utterance, evenly spaced."),
+    frames: int = typer.Option(5, "--frames", "-k", min=1, help="Frames per utterance, evenly spaced."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="VoxCeleb2 identity meta CSV (vox2_meta.csv)."),
     template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Aligned crop side, px (default: the template's)."),
-    min_face_size: float = typer.Option(40.0, "--min-face-size", help="Smallest face the detector looks for, px."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: in this process)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px (default: the template's)."),
+    min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: in this process)."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    flush_every: int = typer.Option(64, "--flush-every", help="Utterances per manifest part file (resume granularity)."),
+    flush_every: int = typer.Option(64, "--flush-every", min=1, help="Utterances per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """k frames per utterance of a VoxCeleb2-style corpus, detected and aligned (frame sets for the aggregator)."""
@@ -107,8 +107,6 @@ def extract_frames_cmd(
     from facekit.pipeline.extract_sequences import parse_shard
     from facekit.report.grids import sequence_grid
 
-    if frames < 1:
-        raise InputError(f"--frames {frames}: need at least 1")
     cfg = FramesConfig(frames_per_utterance=frames, template=template,
                        crop_size=crop_size or get_template(template).size, min_face_size=min_face_size)
     summary = extract_frames(root, out, cfg, meta=meta, shard=parse_shard(shard), workers=workers,

@@ -18,7 +18,7 @@ def query_cmd(
     sql: str = typer.Argument(..., help='SQL over the tables by name, e.g. "SELECT count(*) FROM faces".'),
     root: Path = typer.Option(Path("out/sequences"), "--root", "-r", help="Output root holding manifests/."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
-    limit: int = typer.Option(50, "--limit", help="Rows to print in table format (0: all)."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Rows to print in table format (0: all)."),
 ) -> None:
     """Run SQL over the manifests of an output root (tables: videos, sequences, faces, ...)."""
     from facekit.manifests.query import run_query
@@ -81,7 +81,7 @@ def schema_cmd(
 @manifest_app.command("split")
 def split_cmd(root: Path = typer.Argument(..., help="Output root to split (sequences, identities or frames)."),
               out: Path = typer.Option(..., "--out", "-o", help="Writes OUT/train and OUT/val."),
-              val: float = typer.Option(0.1, "--val", help="Share of the groups that go to val."),
+              val: float = typer.Option(0.1, "--val", min=0.0, max=1.0, help="Share of the groups that go to val."),
               by: Optional[str] = typer.Option(None, "--by", help="Grouping column (default: identity, or sequence_id "
                                                                    "for sequence roots)."),
               seed: int = typer.Option(0, "--seed", help="Seed of the assignment.")) -> None:
@@ -95,7 +95,7 @@ def split_cmd(root: Path = typer.Argument(..., help="Output root to split (seque
 @manifest_app.command("sample")
 def sample_cmd(root: Path = typer.Argument(..., help="Output root."),
                out: Path = typer.Option(Path("sample.png"), "--out", "-o", help="PNG to write."),
-               n: int = typer.Option(8, "-n", help="Groups (sequences, identities, videos) to show."),
+               n: int = typer.Option(8, "--num", "-n", min=1, help="Groups (sequences, identities, videos) to show."),
                seed: int = typer.Option(0, "--seed", help="Seed of the choice.")) -> None:
     """A PNG grid of N random sequences / identities / videos, one row each."""
     from facekit.manifests.ops import sample_grid
