@@ -115,3 +115,23 @@ def test_top_level_help_has_examples(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "Examples" in out and "facekit train seqface -r recipes/seqface_small_real.yaml" in out
+
+
+def test_one_device_option_everywhere():
+    """Every command that takes --device has the same default and help text (facekit/cli/options.py)."""
+    from facekit.cli.main import app
+    from typer.main import get_command
+
+    def walk(cmd, path=()):
+        subs = getattr(cmd, "commands", {})
+        if not subs:
+            yield path, cmd
+        for name, sub in subs.items():
+            yield from walk(sub, (*path, name))
+
+    seen = {}
+    for path, cmd in walk(get_command(app)):
+        for p in cmd.params:
+            if "--device" in getattr(p, "opts", []):
+                seen[" ".join(path)] = (p.default, p.help)
+    assert len(seen) >= 10 and len(set(seen.values())) == 1, seen

@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from facekit.cli.options import DEVICE
+
 from facekit.errors import InputError
 
 
@@ -54,7 +56,7 @@ def aggregate_cmd(
     no_features: bool = typer.Option(False, "--no-features", help="Write the images only."),
     max_set: int = typer.Option(64, "--max-set", min=1, help="Subsample larger sets evenly to this many faces."),
     batch: int = typer.Option(8, "--batch", min=1, help="Sets per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fuse each set of aligned faces into one face image with a trained Face Aggregation Network; write the

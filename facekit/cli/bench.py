@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from facekit.cli.options import DEVICE
 
 bench_app = typer.Typer(help="Video face benchmarks with reproducible reports.", no_args_is_help=True)
 
@@ -14,7 +15,6 @@ MODEL = typer.Option(None, "--model", help="PREFIX:PATH, e.g. iresnet50:backbone
 FEATURES = typer.Option(None, "--features", help="Precomputed per-image features (Parquet path+embedding, or .npz) instead of --model.")
 OUT = typer.Option(Path("reports"), "--out", help="Reports go to OUT/<bench>-<UTC time>/.")
 CACHE = typer.Option(Path(".facekit-cache/features"), "--cache", help="Feature cache folder (keyed by model fingerprint).")
-DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")
 AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit train aggregator` (--method aggregator).")
 ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")

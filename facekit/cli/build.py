@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from facekit.cli.options import DEVICE
+
 build_app = typer.Typer(help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
 
 
@@ -22,7 +24,7 @@ def identities_cmd(
     size: Optional[int] = typer.Option(None, "--size", min=16, help="Crop side, px (default: the template's)."),
     min_face_size: float = typer.Option(20.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (identities split by name hash)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Identity dataset (a class per person) from image folders: detect, align, write crops + manifest."""
@@ -47,7 +49,7 @@ def identities_cmd(
 def demo_cmd(
     out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder (must not exist)."),
     clip: Optional[Path] = typer.Option(None, "--clip", help="Video to make it from (default: the embedded sample)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
 ) -> None:
     """Toy data in the official layouts (identity folders, VoxCeleb2, YTF, LFW, IJB-C official and insightface)
     made from the embedded sample clip: the README's walk-through runs on it with nothing downloaded."""

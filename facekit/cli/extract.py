@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from facekit.cli.options import DEVICE
+
 from facekit.errors import InputError
 from facekit.video import sample_video
 
@@ -26,7 +28,7 @@ def extract_sequences_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml)."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: in this process)."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     detect_every: Optional[int] = typer.Option(None, "--detect-every", min=1, help="Run MTCNN every k-th frame, track between."),
     min_face_size: Optional[float] = typer.Option(None, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     detect_max_side: Optional[int] = typer.Option(None, "--detect-max-side", min=0, help="Shrink frames to this side for detection (0: never)."),
@@ -95,7 +97,7 @@ def extract_frames_cmd(
     min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: in this process)."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     flush_every: int = typer.Option(64, "--flush-every", min=1, help="Utterances per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

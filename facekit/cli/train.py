@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from facekit.cli.options import DEVICE
+
 from facekit.errors import InputError
 
 train_app = typer.Typer(help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
@@ -19,7 +21,6 @@ EXAMPLES = {"seqface": "facekit train seqface -r recipes/seqface_small_real.yaml
 SET = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable).")
 OUT = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trainer>-<UTC time>).")
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 DETERMINISTIC = typer.Option(False, "--deterministic", help="torch's deterministic algorithms: repeatable runs and "
                              "resumes on CUDA too (slower). On CPU training is bit-exact without it.")
