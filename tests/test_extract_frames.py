@@ -74,3 +74,20 @@ def test_real_talking_heads_voxceleb_fixture(tmp_path):
     # one talking head per clip: every sampled frame has its face (3 identities x 2 videos x 2 utterances x 5)
     assert len(frames) == 60 and frames["identity"].nunique() == 3 and (frames["score"] > 0.95).all()
     assert np.all(frames.groupby(["identity", "video"]).size() == 10)
+
+
+def test_failures_summary_names_its_table_and_unit():
+    import pandas as pd
+
+    from facekit.errors import InputError
+    from facekit.pipeline.failures import Failures
+
+    f = Failures("utterances", "clips")
+    f.read(pd.DataFrame({"path": [f"c{i}.mp4" for i in range(7)] + ["ok.mp4"], "status": ["error"] * 7 + ["ok"],
+                         "error": ["cannot decode: x"] * 6 + [None, None]}))
+    assert f.lines()[0] == "failed: 7" and f.lines()[1] == "  c0.mp4: cannot decode: x"
+    assert f.lines()[-1] == "  ... and 2 more (status = 'error' in the utterances manifest)"
+    f.now = 3
+    f.check(4)  # one clip of this run worked: no error
+    with pytest.raises(InputError, match=r"^all 3 clips failed \(first: c0.mp4: cannot decode: x\)$"):
+        f.check(3)

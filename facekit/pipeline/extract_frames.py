@@ -26,6 +26,7 @@ from facekit.fsutil import atomic_path
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.extract_sequences import clean_leftovers, in_shard
+from facekit.pipeline.failures import Failures
 from facekit.pipeline.workers import run_jobs
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -59,23 +60,16 @@ class FramesSummary:
     status: Counter = field(default_factory=Counter)
     frames: int = 0
     seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of every clip in error
-    failed_now: int = 0
+    failures: Failures = field(default_factory=lambda: Failures("utterances", "clips"))
 
     def lines(self) -> list[str]:
-        from facekit.pipeline.extract_sequences import failure_lines
-
         return [f"shard {self.shard[0]}/{self.shard[1]}: {self.total} utterances ({self.done_before} done before), "
                 f"{self.seconds:.1f} s",
                 "utterances by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
-                f"frames kept: {self.frames}", *failure_lines(self.failures), f"manifests: {self.out / 'manifests'}"]
+                f"frames kept: {self.frames}", *self.failures.lines(), f"manifests: {self.out / 'manifests'}"]
 
     def check(self) -> None:
-        """Raise when every clip of this run failed (the summary above lists why)."""
-        processed = self.total - self.done_before
-        if processed and self.failed_now == processed:
-            path, reason = self.failures[0]
-            raise InputError(f"all {processed} clips failed (first: {path}: {reason})")
+        self.failures.check(self.total - self.done_before)
 
 
 def read_meta(path: Path) -> dict[str, dict]:
@@ -217,7 +211,7 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
                        split=info.get("split", row["split"]) or row["split"])
             parts.add("utterances", [row])
             parts.add("frames", rows)
-            summary.failed_now += row["status"] == "error"
+            summary.failures.now += row["status"] == "error"
             bar.update(1)
             if parts.pending >= flush_every:
                 parts.flush()
@@ -238,6 +232,5 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
                           for f in files])
         summary.status = Counter(utts["status"].tolist())
         summary.frames = int(utts["frames_kept"].sum())
-        bad = utts[utts["status"] == "error"]
-        summary.failures = list(zip(bad["path"].astype(str), bad["error"].fillna("").astype(str)))
+        summary.failures.read(utts)
     return summary

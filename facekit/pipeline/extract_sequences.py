@@ -27,6 +27,7 @@ from facekit.fsutil import write_json
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
+from facekit.pipeline.failures import Failures
 from facekit.pipeline.workers import run_jobs
 from facekit.video.decode import VIDEO_EXTENSIONS
 
@@ -52,8 +53,7 @@ class RunSummary:
     dropped: Counter = field(default_factory=Counter)
     frames: int = 0
     seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of every video in error
-    failed_now: int = 0  # videos of this run in error
+    failures: Failures = field(default_factory=lambda: Failures("videos", "videos"))
 
     def lines(self) -> list[str]:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -65,25 +65,12 @@ class RunSummary:
             f"{fps:.1f} frames/s)",
             f"videos by status: {status}",
             f"kept: {self.sequences} sequences, {self.faces} faces; dropped faces: {drops}",
-            *failure_lines(self.failures),
+            *self.failures.lines(),
             f"manifests: {self.out / 'manifests'}",
         ]
 
     def check(self) -> None:
-        """Raise when every video of this run failed (the summary above lists why)."""
-        if self.videos_processed and self.failed_now == self.videos_processed:
-            path, reason = self.failures[0]
-            raise InputError(f"all {self.videos_processed} videos failed (first: {path}: {reason})")
-
-
-def failure_lines(failures: list[tuple[str, str]], first: int = 5) -> list[str]:
-    """The summary's list of failed inputs: the first few with their reasons, then a count."""
-    if not failures:
-        return []
-    lines = [f"failed: {len(failures)}"] + [f"  {path}: {reason}" for path, reason in failures[:first]]
-    if len(failures) > first:
-        lines.append(f"  ... and {len(failures) - first} more (status = 'error' in the videos manifest)")
-    return lines
+        self.failures.check(self.videos_processed)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -232,7 +219,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
             parts.add("faces", res.faces)
             summary.frames += res.video["num_frames"]
             summary.faces += len(res.faces)
-            summary.failed_now += res.video["status"] == "error"
+            summary.failures.now += res.video["status"] == "error"
             bar.update(1)
             bar.set_postfix(faces=summary.faces, refresh=False)
             if parts.pending >= flush_every:
@@ -260,5 +247,4 @@ def _fill_totals(summary: RunSummary, out: Path, shard_tag: str) -> None:
     summary.sequences = int(videos["num_sequences"].sum())
     summary.faces = int(videos["num_faces"].sum())
     summary.dropped = Counter({r: int(videos[f"dropped_{r}"].sum()) for r in DROP_REASONS})
-    bad = videos[videos["status"] == "error"]
-    summary.failures = list(zip(bad["path"].astype(str), bad["error"].fillna("").astype(str)))
+    summary.failures.read(videos)
