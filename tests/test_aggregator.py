@@ -322,7 +322,7 @@ def test_heldout_eq2_rate_worked_by_hand(tmp_path, monkeypatch):
         def forward(self, x_set):
             return x_set[:, 0]
 
-    cfg = SimpleNamespace(data=SimpleNamespace(set_size=2))
+    cfg = SimpleNamespace(data=SimpleNamespace(set_size=2), seed=0, heldout_blur=0)
     res = agg_mod.evaluate_heldout(FirstFace(), feats, data, cfg, torch.device("cpu"), tmp_path)
     d = lambda a, b: 2 - 2 * math.cos(math.radians(a - b))  # noqa: E731  squared distance of unit vectors
     genuine = [  # (aggregated, mean over input frames)

@@ -193,10 +193,10 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
     details = []
+    name = lambda k: k.replace("_", " ")  # noqa: E731
     for h in (heldout, (heldout or {}).get("blurred")):
         if h:
             c, g = h["aggregated_closer_than"], h["genuine"]
-            name = lambda k: k.replace("_", " ")  # noqa: E731
             blur = f" blur {h['blur_kernel']}" if h["blur_kernel"] else ""
             details.append(f"held-out{blur} ({h['sets']} sets, {h['genuine_pairs']} genuine pairs): squared distance "
                            "to the person's other videos: " + ", ".join(f"{name(k)} {g[k]:.4f}" for k in METHODS)
@@ -255,11 +255,9 @@ def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, 
     images = {int(v): torch.stack([ds.image(int(f), None) for f in data.video_frames[v]]).to(device)
               for v in data.heldout_videos}
     unit_feats = {v: F.normalize(feats(x), dim=1) for v, x in images.items()}
-    scores = getattr(data, "scores", None)
-    blur = int(getattr(cfg, "heldout_blur", 0))
-    result = _heldout_condition(G, feats, data, cfg, images, unit_feats, scores, 0, run_dir / "heldout.png")
-    if blur > 1:
-        result["blurred"] = _heldout_condition(G, feats, data, cfg, images, unit_feats, scores, blur,
+    result = _heldout_condition(G, feats, data, cfg, images, unit_feats, 0, run_dir / "heldout.png")
+    if cfg.heldout_blur > 1:
+        result["blurred"] = _heldout_condition(G, feats, data, cfg, images, unit_feats, cfg.heldout_blur,
                                                run_dir / "heldout_blurred.png")
     G.train()
     from facekit.fsutil import write_json
@@ -268,7 +266,7 @@ def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, 
     return result
 
 
-def _heldout_condition(G, feats, data, cfg, images: dict, unit_feats: dict, scores, blur: int, grid: Path) -> dict:
+def _heldout_condition(G, feats, data, cfg, images: dict, unit_feats: dict, blur: int, grid: Path) -> dict:
     from facekit.bench.ytf import blurred_positions
     from facekit.transforms.blur import motion_blur
 
@@ -279,7 +277,7 @@ def _heldout_condition(G, feats, data, cfg, images: dict, unit_feats: dict, scor
     grid_sets, grid_aggs = [], []
     held_ids = set(data.identity_of_video[data.heldout_videos].tolist())
     for v in map(int, data.heldout_videos):
-        rng = np.random.default_rng([int(getattr(cfg, "seed", 0)), v, blur])
+        rng = np.random.default_rng([cfg.seed, v, blur])
         x_set = images[v][:n_set]
         f_in = unit_feats[v][:n_set]
         if blur > 1:
@@ -290,7 +288,7 @@ def _heldout_condition(G, feats, data, cfg, images: dict, unit_feats: dict, scor
             f_in = F.normalize(feats(x_set), dim=1)
         agg = G(x_set[None])
         members = data.video_frames[v][:n_set]
-        best = int(np.argmax(scores[members])) if scores is not None else 0
+        best = int(np.argmax(data.scores[members]))
         f = {"aggregated": F.normalize(feats(agg), dim=1),
              "average_feature": F.normalize(f_in.mean(0, keepdim=True), dim=1),
              "random_frame": f_in[int(rng.integers(len(f_in)))][None],

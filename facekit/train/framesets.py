@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from facekit.bench.report import fingerprint_files
 from facekit.align.templates import Template, get_template
+from facekit.bench.report import fingerprint_files
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
 from facekit.manifests.lineage import crop_template
@@ -36,7 +36,7 @@ class FrameSets:
     train_videos: np.ndarray  # videos whose sets are drawn in training
     heldout_videos: np.ndarray  # videos of the held-out identities
     fingerprint: str
-    scores: np.ndarray | None = None  # (frames,) detection score of each frame
+    scores: np.ndarray  # (frames,) detection score of each frame
 
     def summary(self) -> str:
         return (f"frame sets: {len(self.identities)} identities, {len(self.video_frames)} videos, "
