@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from facekit.cli.options import DEVICE
+from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
 
 build_app = typer.Typer(help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
 
@@ -24,19 +24,23 @@ def identities_cmd(
     size: Optional[int] = typer.Option(None, "--size", min=16, help="Crop side, px (default: the template's)."),
     min_face_size: float = typer.Option(20.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (identities split by name hash)."),
+    workers: int = WORKERS,
     device: str = DEVICE,
+    engine: str = ENGINE,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    gpus_per_worker: float = GPUS_PER_WORKER,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Identity dataset (a class per person) from image folders: detect, align, write crops + manifest."""
     from facekit.datasets.identities import build_identities
-    from facekit.device import resolve_device
     from facekit.manifests.io import read_manifest
     from facekit.pipeline.extract_sequences import parse_shard
     from facekit.report.grids import sequence_grid
 
+    runner = make_engine(engine, workers, ray_address, gpus_per_worker)
     summary = build_identities(root, out, labels=labels, template=template, size=size, aligned=aligned,
                                min_face_size=min_face_size, shard=parse_shard(shard),
-                               device=str(resolve_device(device)), progress=not quiet)
+                               device=worker_device(runner, device), progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
     faces = read_manifest(out, "identities", columns=["identity", "status", "crop_path"])

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from facekit.cli.options import DEVICE
+from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine
 
 curate_app = typer.Typer(help="Curate sequence and identity datasets (each step writes a new root + report).",
                          no_args_is_help=True)
@@ -30,15 +30,24 @@ def _extractor(model: str, device: str):
 def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifests/ (sequences, identities, frames)."),
               table: str = typer.Option("faces", "--table", help="faces, identities or frames."),
               model: str = MODEL, batch: int = typer.Option(64, "--batch", min=1, help="Crops per forward pass."),
-              device: str = DEVICE, quiet: bool = QUIET) -> None:
-    """Embed every crop of a manifest; cached in ROOT/embeddings/<model>-<fingerprint>/ (reruns skip what is done)."""
+              device: str = DEVICE, engine: str = ENGINE, workers: int = WORKERS,
+              ray_address: Optional[str] = RAY_ADDRESS, gpus_per_worker: float = GPUS_PER_WORKER,
+              quiet: bool = QUIET) -> None:
+    """Embed every crop of a manifest; cached in ROOT/embeddings/<model>-<fingerprint>/ (reruns skip what is done).
+    With --engine ray, batches of crops are embedded on the cluster's actors."""
     from facekit.curate.embeddings import embed_crops, manifest_crops
+    from facekit.embed.extractors import default_embedder
 
-    ext = _extractor(model, device)
+    runner = make_engine(engine, workers, ray_address, gpus_per_worker)
+    spec = default_embedder() if model == "auto" else model
+    ext = _extractor(spec, "cpu" if runner.name == "ray" else device)  # on Ray the driver only reads its name
     rows = manifest_crops(root, table)
-    feats = embed_crops(root, rows["crop_path"].tolist(), ext, batch=batch, progress=not quiet)
+    feats = embed_crops(root, rows["crop_path"].tolist(), ext, batch=batch, progress=not quiet, engine=runner,
+                        spec=spec, device=device)
     typer.echo(f"{len(rows)} crops of {table} embedded with {ext.name} ({feats.shape[1]}-d) -> "
                f"{root / 'embeddings' / f'{ext.name}-{ext.fingerprint}'}")
+    for line in runner.summary_lines():
+        typer.echo(line)
 
 
 @curate_app.command("overlap")

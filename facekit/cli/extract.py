@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from facekit.cli.options import DEVICE
+from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
 
 from facekit.errors import InputError
 from facekit.video import sample_video
@@ -26,9 +26,12 @@ def extract_sequences_cmd(
         None, help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
     out: Path = typer.Option(Path("out/sequences"), "--out", "-o", help="Output root: crops/ and manifests/."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml)."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: in this process)."),
+    workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
     device: str = DEVICE,
+    engine: str = ENGINE,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    gpus_per_worker: float = GPUS_PER_WORKER,
     detect_every: Optional[int] = typer.Option(None, "--detect-every", min=1, help="Run MTCNN every k-th frame, track between."),
     min_face_size: Optional[float] = typer.Option(None, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     detect_max_side: Optional[int] = typer.Option(None, "--detect-max-side", min=0, help="Shrink frames to this side for detection (0: never)."),
@@ -47,7 +50,6 @@ def extract_sequences_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect, track, align and filter faces in videos into face sequences (crops + Parquet manifests)."""
-    from facekit.device import resolve_device
     from facekit.pipeline.config import ExtractConfig
     from facekit.pipeline.extract_sequences import extract_sequences, parse_shard
     from facekit.report.grids import sequence_grid
@@ -74,10 +76,10 @@ def extract_sequences_cmd(
     if max_gap is not None:
         settings["tracker"] = {**settings.get("tracker", {}), "max_gap": max_gap}
     cfg = ExtractConfig.from_dict(settings, f"{config}: extract" if config else "extract settings")
-    dev = resolve_device(device)
+    runner = make_engine(engine, workers, ray_address, gpus_per_worker)
     sources = list(inputs) if inputs else [sample_video()]
-    summary = extract_sequences(sources, out, cfg, shard=parse_shard(shard), workers=workers, device=str(dev),
-                                flush_every=flush_every, progress=not quiet)
+    summary = extract_sequences(sources, out, cfg, shard=parse_shard(shard), device=worker_device(runner, device),
+                                flush_every=flush_every, progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
     summary.check()
@@ -95,15 +97,17 @@ def extract_frames_cmd(
     template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
     crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px (default: the template's)."),
     min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: in this process)."),
+    workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),
     device: str = DEVICE,
+    engine: str = ENGINE,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    gpus_per_worker: float = GPUS_PER_WORKER,
     flush_every: int = typer.Option(64, "--flush-every", min=1, help="Utterances per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """k frames per utterance of a VoxCeleb2-style corpus, detected and aligned (frame sets for the aggregator)."""
     from facekit.align.templates import get_template
-    from facekit.device import resolve_device
     from facekit.manifests.io import read_manifest
     from facekit.pipeline.extract_frames import FramesConfig, extract_frames
     from facekit.pipeline.extract_sequences import parse_shard
@@ -111,8 +115,9 @@ def extract_frames_cmd(
 
     cfg = FramesConfig(frames_per_utterance=frames, template=template,
                        crop_size=crop_size or get_template(template).size, min_face_size=min_face_size)
-    summary = extract_frames(root, out, cfg, meta=meta, shard=parse_shard(shard), workers=workers,
-                             device=str(resolve_device(device)), flush_every=flush_every, progress=not quiet)
+    runner = make_engine(engine, workers, ray_address, gpus_per_worker)
+    summary = extract_frames(root, out, cfg, meta=meta, shard=parse_shard(shard), device=worker_device(runner, device),
+                             flush_every=flush_every, progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
     summary.check()

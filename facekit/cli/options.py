@@ -6,3 +6,29 @@ import typer
 
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N; under "
                       "torchrun each rank takes its own GPU.")
+
+WORKERS = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (local engine; 0: in this process) or "
+                       "Ray actors (ray engine; 0: one per CPU of the cluster).")
+ENGINE = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster: pip install "
+                      "'facekit[ray]'; see the README).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster address (host:port, ray://host:port or auto). "
+                           "Default: RAY_ADDRESS, else a local Ray started for the run.")
+GPUS_PER_WORKER = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray actor reserves (fractions "
+                               "share a GPU); ray engine only.")
+
+
+def make_engine(engine: str, workers: int, ray_address: str | None, gpus_per_worker: float):
+    """The :class:`~facekit.pipeline.engine.Engine` the options name."""
+    from facekit.pipeline.engine import Engine
+
+    return Engine(engine, workers, ray_address, gpus_per_worker)
+
+
+def worker_device(engine, device: str) -> str:
+    """The device the workers are given: resolved here for the local engine (a bad name fails at once), as
+    written for Ray (an actor resolves ``auto`` to the GPUs Ray gave it, which this driver may not have)."""
+    if engine.name == "ray":
+        return device
+    from facekit.device import resolve_device
+
+    return str(resolve_device(device))

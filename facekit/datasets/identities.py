@@ -6,7 +6,9 @@
   crops (resized to the template size) for datasets that ship aligned faces;
 - unreadable images are recorded (`error`) and skipped, images without a face are recorded (`no_face`);
 - sharding by identity hash (``--shard i/n``); resume: identities are processed in fixed chunks, each written as
-  one atomic part file, and a rerun skips chunks whose part exists.
+  one atomic part file, and a rerun skips chunks whose part exists;
+- images run on an :class:`~facekit.pipeline.engine.Engine` (this process, ``--workers`` processes, or Ray);
+  the driver writes the parts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import table_dir, write_part
 from facekit.manifests.schemas import IDENTITIES
+from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import in_shard
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -43,12 +46,21 @@ class IdentityBuildSummary:
     chunks_done_before: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    engine: Engine = field(default_factory=Engine)
 
     def lines(self) -> list[str]:
         return [f"identities: {self.identities}, images: {self.images} -> {self.ok} faces kept, "
                 f"{self.no_face} without a face, {self.error} unreadable ({self.chunks_done_before} chunks resumed)",
-                *(f"  skipped {e}" for e in self.errors[:10]),
+                *(f"  skipped {e}" for e in self.errors[:10]), *self.engine.summary_lines(),
                 f"manifest: {table_dir(self.out, 'identities')}  ({self.seconds:.1f} s)"]
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    path: Path
+    job_id: str  # the path relative to the root: the manifest's source_path
+    identity: str
+    class_index: int
 
 
 def discover_identities(root: Path, labels: Path | None = None) -> dict[str, list[Path]]:
@@ -90,37 +102,61 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def build_identities(root: Path, out: Path, labels: Path | None = None, template: str = "seqface", size: int | None = None,
-                     aligned: bool = False, min_face_size: float = 20.0, shard: tuple[int, int] = (0, 1),
-                     chunk: int = 256, device: str = "cpu", progress: bool = True) -> IdentityBuildSummary:
-    t0 = time.time()
-    tpl = get_template(template, size)
-    people = discover_identities(root, labels)
-    class_of = {name: i for i, name in enumerate(sorted(people))}
-    mine = [name for name in sorted(people) if in_shard(name, shard)]
-    summary = IdentityBuildSummary(out, identities=len(mine))
-    tag = f"s{shard[0]:05d}of{shard[1]:05d}"
+_WORKER: dict = {}
+
+
+def _init(out: Path, template: str, size: int | None, aligned: bool, min_face_size: float,
+          device: str) -> None:
+    from facekit.device import resolve_device
+
+    device = str(resolve_device(device))  # on the worker: a Ray actor sees only its own GPUs
     detector = None
     if not aligned:
         from facekit.detect import MTCNN
 
         detector = MTCNN(device=device, min_face_size=min_face_size, max_side=1280)
-    bar = tqdm(total=sum(len(people[n]) for n in mine), unit="img", desc="build identities", disable=not progress,
-               dynamic_ncols=True)
-    for c in range(0, len(mine), chunk):
-        part = f"{tag}-{c // chunk:06d}"
-        names = mine[c:c + chunk]
-        if (table_dir(out, "identities") / f"{part}.parquet").exists():
-            summary.chunks_done_before += 1
-            bar.update(sum(len(people[n]) for n in names))
-            continue
-        rows = []
-        for name in names:
-            for path in people[name]:
-                rows.append(_one_image(path, root, out, name, class_of[name], tpl, detector, device))
+    _WORKER.update(out=out, tpl=get_template(template, size), detector=detector, device=device)
+
+
+def _run(job: ImageJob) -> dict:
+    w = _WORKER
+    return _one_image(job.path, job.job_id, w["out"], job.identity, job.class_index, w["tpl"], w["detector"],
+                      w["device"])
+
+
+def _crashed(job: ImageJob, reason: str) -> dict:
+    return {**_empty_row(job.job_id, job.identity, job.class_index), "status": "error", "error": reason}
+
+
+def build_identities(root: Path, out: Path, labels: Path | None = None, template: str = "seqface", size: int | None = None,
+                     aligned: bool = False, min_face_size: float = 20.0, shard: tuple[int, int] = (0, 1),
+                     chunk: int = 256, device: str = "cpu", progress: bool = True,
+                     engine: Engine | None = None) -> IdentityBuildSummary:
+    t0 = time.time()
+    engine = engine or Engine()
+    tpl = get_template(template, size)
+    people = discover_identities(root, labels)
+    class_of = {name: i for i, name in enumerate(sorted(people))}
+    mine = [name for name in sorted(people) if in_shard(name, shard)]
+    summary = IdentityBuildSummary(out, identities=len(mine), engine=engine)
+    tag = f"s{shard[0]:05d}of{shard[1]:05d}"
+    chunks = [(f"{tag}-{c // chunk:06d}", mine[c:c + chunk]) for c in range(0, len(mine), chunk)]
+    todo = [(part, names) for part, names in chunks if not (table_dir(out, "identities") / f"{part}.parquet").exists()]
+    summary.chunks_done_before = len(chunks) - len(todo)
+    jobs = [ImageJob(path, path.relative_to(root).as_posix(), name, class_of[name])
+            for _, names in todo for name in names for path in people[name]]
+    results = engine.map(jobs, _run, _init, (out, template, size, aligned, min_face_size, device), _crashed)
+    bar = tqdm(total=len(jobs), unit="img", desc="build identities", disable=not progress, dynamic_ncols=True)
+    try:
+        for part, names in todo:  # results come in job order: chunk by chunk
+            rows = []
+            for _ in range(sum(len(people[n]) for n in names)):
+                rows.append(next(results))
                 bar.update(1)
-        write_part(out, IDENTITIES, part, rows)
-    bar.close()
+            write_part(out, IDENTITIES, part, rows)
+    finally:
+        bar.close()
+        results.close()
     from facekit.manifests.io import read_manifest
 
     df = read_manifest(out, "identities", columns=["status", "error", "source_path"])
@@ -137,10 +173,13 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     return summary
 
 
-def _one_image(path: Path, root: Path, out: Path, name: str, class_index: int, tpl, detector, device) -> dict:
-    rel = path.relative_to(root).as_posix()
-    row = dict(identity=name, class_index=class_index, source_path=rel, status="ok", error=None, num_faces=0,
-               score=None, face_px=None, blur=None, crop_path=None)
+def _empty_row(rel: str, name: str, class_index: int) -> dict:
+    return dict(identity=name, class_index=class_index, source_path=rel, status="ok", error=None, num_faces=0,
+                score=None, face_px=None, blur=None, crop_path=None)
+
+
+def _one_image(path: Path, rel: str, out: Path, name: str, class_index: int, tpl, detector, device) -> dict:
+    row = _empty_row(rel, name, class_index)
     try:
         image = _read_rgb(path)
     except (UnidentifiedImageError, OSError, ValueError) as err:

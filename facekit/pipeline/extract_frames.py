@@ -25,9 +25,9 @@ from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import FRAMES, UTTERANCES
+from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import clean_leftovers, in_shard
 from facekit.pipeline.failures import Failures
-from facekit.pipeline.workers import run_jobs
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -61,12 +61,14 @@ class FramesSummary:
     frames: int = 0
     seconds: float = 0.0
     failures: Failures = field(default_factory=lambda: Failures("utterances", "clips"))
+    engine: Engine = field(default_factory=Engine)
 
     def lines(self) -> list[str]:
         return [f"shard {self.shard[0]}/{self.shard[1]}: {self.total} utterances ({self.done_before} done before), "
                 f"{self.seconds:.1f} s",
                 "utterances by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
-                f"frames kept: {self.frames}", *self.failures.lines(), f"manifests: {self.out / 'manifests'}"]
+                f"frames kept: {self.frames}", *self.failures.lines(), *self.engine.summary_lines(),
+                f"manifests: {self.out / 'manifests'}"]
 
     def check(self) -> None:
         self.failures.check(self.total - self.done_before)
@@ -172,10 +174,9 @@ def _detector(cfg: FramesConfig, device: str):
 
 
 def _init(cfg: FramesConfig, device: str, out: str) -> None:
-    import torch
+    from facekit.device import resolve_device
 
-    torch.set_num_threads(1)
-    _WORKER.update(cfg=cfg, out=Path(out), detector=_detector(cfg, device))
+    _WORKER.update(cfg=cfg, out=Path(out), detector=_detector(cfg, str(resolve_device(device))))
 
 
 def _crashed(u: Utterance, reason: str) -> tuple[dict, list[dict]]:
@@ -188,21 +189,18 @@ def _run(u: Utterance):
 
 def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), meta: Path | None = None,
                    shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu", flush_every: int = 64,
-                   progress: bool = True) -> FramesSummary:
+                   progress: bool = True, engine: Engine | None = None) -> FramesSummary:
     meta_of = read_meta(meta) if meta is not None else {}
     jobs = [u for u in discover_utterances(root) if in_shard(u.utterance_id, shard)]
     tag = f"s{shard[0]:05d}of{shard[1]:05d}"
     done = clean_leftovers(out, tag, commit="utterances", others=("frames",), key="utterance_id")
     todo = [u for u in jobs if u.utterance_id not in done]
-    summary = FramesSummary(out, shard, len(jobs), len(jobs) - len(todo))
+    engine = engine or Engine("local", workers)
+    summary = FramesSummary(out, shard, len(jobs), len(jobs) - len(todo), engine=engine)
     parts = PartWriter(out, tag, [FRAMES, UTTERANCES])  # utterances last: the commit
     t0 = time.perf_counter()
 
-    if workers > 0 and len(todo) > 1:
-        results = run_jobs(todo, _run, workers, _init, (cfg, device, str(out)), _crashed)
-    else:
-        det = _detector(cfg, device)
-        results = (process_utterance(u, out, cfg, det) for u in todo)
+    results = engine.map(todo, _run, _init, (cfg, device, str(out)), _crashed)
     bar = tqdm(total=len(todo), unit="utt", desc="extract-frames", disable=not progress, dynamic_ncols=True)
     try:
         for row, rows in results:

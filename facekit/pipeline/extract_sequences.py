@@ -27,8 +27,8 @@ from facekit.fsutil import write_json
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
+from facekit.pipeline.engine import Engine
 from facekit.pipeline.failures import Failures
-from facekit.pipeline.workers import run_jobs
 from facekit.video.decode import VIDEO_EXTENSIONS
 
 RUN_CONFIG = "extract_config.json"
@@ -54,6 +54,7 @@ class RunSummary:
     frames: int = 0
     seconds: float = 0.0
     failures: Failures = field(default_factory=lambda: Failures("videos", "videos"))
+    engine: Engine = field(default_factory=Engine)
 
     def lines(self) -> list[str]:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -66,6 +67,7 @@ class RunSummary:
             f"videos by status: {status}",
             f"kept: {self.sequences} sequences, {self.faces} faces; dropped faces: {drops}",
             *self.failures.lines(),
+            *self.engine.summary_lines(),
             f"manifests: {self.out / 'manifests'}",
         ]
 
@@ -168,10 +170,9 @@ def _make_detector(cfg: ExtractConfig, device: str):
 
 
 def _worker_init(cfg: ExtractConfig, device: str, out: str) -> None:
-    import torch
+    from facekit.device import resolve_device
 
-    torch.set_num_threads(1)
-    _WORKER.update(cfg=cfg, out=Path(out), detector=_make_detector(cfg, device))
+    _WORKER.update(cfg=cfg, out=Path(out), detector=_make_detector(cfg, str(resolve_device(device))))
 
 
 def _crashed(job: VideoJob, reason: str):
@@ -188,9 +189,9 @@ def _worker_run(job: VideoJob):
 
 def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = ExtractConfig(),
                       shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu",
-                      flush_every: int = 8, progress: bool = True) -> RunSummary:
-    """Run (or resume) extraction of every video of ``inputs`` that falls in ``shard`` into ``out``."""
-    from facekit.pipeline.video_sequences import process_video
+                      flush_every: int = 8, progress: bool = True, engine: Engine | None = None) -> RunSummary:
+    """Run (or resume) extraction of every video of ``inputs`` that falls in ``shard`` into ``out``, on
+    ``engine`` (default: the local engine with ``workers`` processes)."""
 
     out = Path(out)
     found = discover_videos(inputs)
@@ -203,15 +204,12 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     shard_tag = f"s{shard[0]:05d}of{shard[1]:05d}"
     done = clean_leftovers(out, shard_tag)
     todo = [j for j in jobs if j.video_id not in done]
-    summary = RunSummary(out, shard, len(jobs), len(jobs) - len(todo), len(todo))
+    engine = engine or Engine("local", workers)
+    summary = RunSummary(out, shard, len(jobs), len(jobs) - len(todo), len(todo), engine=engine)
     parts = PartWriter(out, shard_tag, [FACES, SEQUENCES, VIDEOS])  # videos last: the commit
     start = time.perf_counter()
+    results = engine.map(todo, _worker_run, _worker_init, (cfg, device, str(out)), _crashed)
     bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
-    if workers and workers > 0 and len(todo) > 1:
-        results = run_jobs(todo, _worker_run, workers, _worker_init, (cfg, device, str(out)), _crashed)
-    else:
-        detector = _make_detector(cfg, device)
-        results = (process_video(j.path, j.video_id, out, cfg, detector) for j in todo)
     try:
         for res in results:
             parts.add("videos", [res.video])

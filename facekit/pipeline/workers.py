@@ -7,8 +7,8 @@ come back in job order, and when the pool breaks the job being waited on is reru
 if it kills that one too, ``crashed(job, reason)`` makes its result (an error row), and the other pending jobs
 are resubmitted to a new pool. One bad file costs a pool restart, never the run.
 
-``FACEKIT_CRASH_JOB=<id>`` makes the worker handling the job whose ``id`` attribute (``video_id``,
-``utterance_id``) matches abort, to test this path.
+``FACEKIT_CRASH_JOB=<id>`` makes the worker handling the job whose id (``job_id``, ``video_id`` or
+``utterance_id`` attribute) matches abort, to test this path (on the Ray engine too).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 
 def _job_id(job: Any) -> str:
-    return str(getattr(job, "video_id", None) or getattr(job, "utterance_id", None) or "")
+    return str(getattr(job, "job_id", None) or getattr(job, "video_id", None) or getattr(job, "utterance_id", None) or "")
 
 
 def guarded(fn: Callable, job: Any) -> Any:
