@@ -24,13 +24,13 @@ def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
 
 def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union",
         groups: np.ndarray | None = None) -> np.ndarray:
-    """Greedy non-maximum suppression; returns kept indices, best score first (within each group).
-
-    ``method`` "union" divides the overlap by the union (IoU), "min" by the smaller box (MTCNN's O-Net step).
-    ``groups`` (n,) keeps boxes of different groups (images of a batch) from suppressing each other; each group
-    is suppressed on its own, so the cost grows with the boxes of one image, not of the batch.
+    """Non-maximum suppression as the ``mtcnn`` package does it (``smart_nms_from_bboxes``): boxes sorted by score,
+    box i is dropped when **any** higher-scored box overlaps it by more than ``threshold`` (dropped or not; plain
+    greedy NMS only counts kept ones). Overlap of continuous areas (no +1), divided by the union or, for "min",
+    the smaller box. ``groups`` (n,): boxes of different groups (images of a batch) never suppress each other.
+    Returns the kept indices, best score first within each group.
     """
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores)
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
@@ -42,21 +42,22 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, threshold: float, method: st
     return np.concatenate(kept)
 
 
-def _nms_one(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str) -> np.ndarray:
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1, 0)
-        h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1, 0)
-        inter = w * h
-        denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
-        order = rest[inter / denom <= threshold]
-    return np.asarray(keep, dtype=np.int64)
+def _nms_one(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str, block: int = 1024) -> np.ndarray:
+    order = np.argsort(scores)[::-1]  # the reference's order, ties included (numpy's default sort, reversed)
+    b = boxes[order]
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    keep = np.ones(len(b), dtype=bool)
+    for s in range(0, len(b), block):  # rows in blocks: memory O(block x n), not O(n^2)
+        rows = b[s:s + block, None, :]
+        inter = (np.clip(np.minimum(rows[..., 2], b[None, :, 2]) - np.maximum(rows[..., 0], b[None, :, 0]), 0, None)
+                 * np.clip(np.minimum(rows[..., 3], b[None, :, 3]) - np.maximum(rows[..., 1], b[None, :, 1]), 0, None))
+        a = area[s:s + block, None]
+        denom = np.minimum(a, area[None]) if method == "min" else a + area[None] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            over = inter / denom > threshold
+        higher = np.arange(len(b))[None, :] < np.arange(s, s + len(rows))[:, None]
+        keep[s:s + block] = ~(over & higher).any(axis=1)
+    return order[keep].astype(np.int64)
 
 
 def to_square(boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -78,14 +79,42 @@ def apply_regression(boxes_xyxy: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return b + np.asarray(reg, dtype=np.float64) * np.stack([w, h, w, h], axis=1)
 
 
-def resize_area(images_bchw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """Shrink like ``mode="area"`` but fast on CPU: an integer average pool, then antialiased bilinear."""
-    h, w = images_bchw.shape[-2:]
-    k = int(min(h / size_hw[0], w / size_hw[1]))
-    x = F.avg_pool2d(images_bchw, k, ceil_mode=True) if k >= 2 else images_bchw
-    if tuple(x.shape[-2:]) == tuple(size_hw):
-        return x
-    return F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False, antialias=True)
+class AreaResizer:
+    """Exact area resizing of one image batch to any size (``tf.image.resize(method=AREA)``, the reference's
+    pyramid): output pixel y averages the input over [y * s, (y + 1) * s) with s = H / h, partial pixels weighted
+    by their overlap. Computed from running sums (an integral image), built once for the batch and shared by
+    every pyramid level, so a level costs its own pixels plus one pass over the rows it reads."""
+
+    def __init__(self, images_bchw: torch.Tensor) -> None:
+        self.images = images_bchw.float()
+        self.rows = _running_sum(self.images, 2)  # (B, C, H + 1, W)
+
+    def resize(self, h: int, w: int) -> torch.Tensor:
+        x = _area_axis(self.images, self.rows, h, 2)  # (B, C, h, W)
+        return _area_axis(x, _running_sum(x, 3), w, 3)
+
+
+def _running_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sums of the first i entries along ``dim``, i = 0..n (n + 1 entries)."""
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))
+    return torch.cat([zero, torch.cumsum(x, dim)], dim)
+
+
+def _area_axis(x: torch.Tensor, sums: torch.Tensor, out: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    s = n / out
+    dev = x.device
+    t0 = torch.arange(out, device=dev, dtype=torch.float64) * s
+    t1 = torch.clamp((torch.arange(out, device=dev, dtype=torch.float64) + 1) * s, max=n)
+
+    def integral(t: torch.Tensor) -> torch.Tensor:  # sum of x over [0, t)
+        i = torch.clamp(torch.floor(t).long(), max=n - 1)
+        frac = (t - i).to(x.dtype)
+        shape = [1] * x.dim()
+        shape[dim] = out
+        return sums.index_select(dim, i) + frac.view(shape) * x.index_select(dim, i)
+
+    return (integral(t1) - integral(t0)) * (1.0 / s)
 
 
 class ImagePyramid:
@@ -159,13 +188,25 @@ def _grid_sample_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tenso
     return out.view(b, c, slots, gh, gw).permute(0, 2, 1, 3, 4)[idx, slot]
 
 
-def box_crop_affine(boxes_xyxy: np.ndarray, out_size: int) -> torch.Tensor:
-    """Affine maps (n,2,3) that crop each box (MTCNN inclusive convention) and resize it to out_size^2."""
-    b = torch.as_tensor(np.asarray(boxes_xyxy, dtype=np.float32))
-    sx = (b[:, 2] - b[:, 0] + 1) / out_size
-    sy = (b[:, 3] - b[:, 1] + 1) / out_size
-    a = torch.zeros(b.shape[0], 2, 3)
-    # output pixel centre x_o maps to x1 + (x_o + 0.5) * sx - 0.5
-    a[:, 0, 0], a[:, 0, 2] = sx, b[:, 0] + 0.5 * sx - 0.5
-    a[:, 1, 1], a[:, 1, 2] = sy, b[:, 1] + 0.5 * sy - 0.5
-    return a
+def crop_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, boxes_xyxy: np.ndarray, size: int,
+                 frame_hw: tuple[int, int] | None = None, offset_xy: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """``tf.image.crop_and_resize`` of each box to size x size, with the boxes given to it as the reference does
+    (``mtcnn.utils.images.extract_patches``: coordinates divided by the image's H and W): patch pixel i samples
+    the image at ``y1 (H - 1) / H + i (y2 - y1) (H - 1) / H / (size - 1)`` (x likewise), bilinearly; samples
+    outside the image are 127.5 (the reference crops normalised images with extrapolation value 0). ``frame_hw``/``offset_xy``: ``images_bchw`` is the region of a larger frame that
+    starts at ``offset_xy``; boxes and H, W are the frame's. Returns (n, C, size, size) float."""
+    h, w = frame_hw or tuple(images_bchw.shape[-2:])
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    fy, fx = (h - 1) / h, (w - 1) / w
+    y0, x0 = b[:, 1] * fy, b[:, 0] * fx
+    sy, sx = (b[:, 3] - b[:, 1]) * fy / (size - 1), (b[:, 2] - b[:, 0]) * fx / (size - 1)
+    a = np.zeros((len(b), 2, 3))
+    a[:, 0, 0], a[:, 0, 2] = sx, x0 - offset_xy[0]
+    a[:, 1, 1], a[:, 1, 2] = sy, y0 - offset_xy[1]
+    patches = warp_patches(images_bchw, image_index, torch.from_numpy(a), (size, size), antialias=False)
+    steps = np.arange(size)
+    ys, xs = y0[:, None] + steps * sy[:, None], x0[:, None] + steps * sx[:, None]
+    inside_y = torch.from_numpy((ys >= 0) & (ys <= h - 1)).to(patches.device)
+    inside_x = torch.from_numpy((xs >= 0) & (xs <= w - 1)).to(patches.device)
+    inside = inside_y[:, None, :, None] & inside_x[:, None, None, :]
+    return patches.masked_fill(~inside, 127.5)

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facekit.detect.boxes import (ImagePyramid, apply_regression, box_crop_affine, nms, resize_area, to_square,
-                                  warp_patches)
+from facekit.detect.boxes import AreaResizer, apply_regression, crop_patches, nms, to_square
 from facekit.detect.mtcnn_nets import load_mtcnn_nets
 
 
@@ -35,14 +34,15 @@ class Detections:
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float = 0.709) -> list[float]:
-    """Scales at which a 12 px P-Net window covers faces from ``min_face_size`` px up to the image size."""
+    """The reference's pyramid (``mtcnn.utils.images.build_scale_pyramid``): ``round(log(s / 12) / -log(factor)
+    - 1)`` scales ``m * factor**k`` with ``m = 12 / min_face_size`` and s the shorter side; levels whose shorter
+    side truncates below 12 px (where P-Net has no output) are left out."""
+    side = min(height, width)
+    if side < 12:
+        return []
+    count = int(np.round(-(np.log(side / 12) / np.log(factor) + 1)))
     m = 12.0 / min_face_size
-    side = min(height, width) * m
-    scales = []
-    while side >= 12:
-        scales.append(m * factor ** len(scales))
-        side *= factor
-    return scales
+    return [m * factor ** k for k in range(count) if int(side * m * factor ** k) >= 12]
 
 
 def shrink_uint8(frames_bhwc: torch.Tensor, k: int) -> torch.Tensor:
@@ -70,11 +70,24 @@ def _normalise(images_bchw: torch.Tensor) -> torch.Tensor:
 class MTCNN:
     """Batched MTCNN. ``detect`` takes a uint8 RGB batch (B, H, W, 3) and returns one ``Detections`` per image.
 
-    ``max_side``: frames whose longer side exceeds it are shrunk for detection by the smallest integer factor that
-    brings them to at most ``max_side`` (coordinates are mapped back to the original frame);
-    ``pixel_budget`` bounds the pixels of one P-Net forward (memory), ``patch_batch`` the 24 px crops of one R-Net
-    call (O-Net gets as many pixels: a quarter as many 48 px crops), so memory does not depend on how many faces
-    a frame has.
+    At full resolution (``max_side`` None, or frames within it) this is the ``mtcnn`` package's pipeline (the
+    reference implementation of these weights, ipazc/mtcnn 1.0) step for step; tests/test_mtcnn_reference.py holds
+    it to that package's own outputs. Per stage, as the reference does it:
+
+    - P-Net on every pyramid level, each level an exact area resize of the image (``AreaResizer``); a window
+      (x, y) of the output map is the box ``[2x + 1, 2y + 1, 2x + 12, 2y + 12]`` moved by the regression times
+      11 (in level pixels), divided by the scale; NMS 0.5 per level, 0.7 over all levels; boxes squared;
+    - R-Net and O-Net on 24 / 48 px patches sampled like ``tf.image.crop_and_resize`` (``crop_patches``); boxes
+      moved by the regression in widths ``x2 - x1 + 1``; O-Net landmarks placed in the box it was given; NMS 0.7
+      (R-Net: union, squared after; O-Net: over the smaller box);
+    - thresholds are strict (score > t); NMS is the reference's: a box goes when any higher-scored box overlaps it
+      by more than the threshold (``nms``); boxes are clipped to the image at the end (landmarks are not).
+
+    ``max_side``: frames whose longer side exceeds it run P-Net and R-Net shrunk by the smallest integer factor
+    that brings them to at most ``max_side``; O-Net then runs on the full-resolution frame (a speed trick; its
+    cost in landmark error is measured in the README). ``pixel_budget`` bounds the pixels of one P-Net forward
+    (memory), ``patch_batch`` the 24 px crops of one R-Net call (O-Net gets as many pixels: a quarter as many
+    48 px crops), so memory does not depend on how many faces a frame has.
     """
 
     def __init__(self, device: torch.device | str = "cpu", min_face_size: float = 20.0,
@@ -91,16 +104,17 @@ class MTCNN:
         self.pixel_budget = pixel_budget
         self.patch_batch = patch_batch
 
-    def _prepare(self, frames_bhwc: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, float]:
-        """uint8 (B, H, W, 3) -> float (B, 3, h, w) on the device, shrunk by an integer factor to ``max_side``."""
+    def _prepare(self, frames_bhwc: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, int]:
+        """uint8 (B, H, W, 3) -> float (B, 3, h, w) on the device, shrunk by an integer factor k to ``max_side``;
+        returns (images, k)."""
         if isinstance(frames_bhwc, np.ndarray) and not frames_bhwc.flags.writeable:
             frames_bhwc = frames_bhwc.copy()
         frames = torch.as_tensor(frames_bhwc).to(self.device)
         h, w = frames.shape[1:3]
         if self.max_side and max(h, w) > self.max_side:
             k = math.ceil(max(h, w) / self.max_side)  # an integer average pool: exact area resize, and fast
-            return shrink_uint8(frames, k), 1.0 / k
-        return frames.permute(0, 3, 1, 2).float(), 1.0
+            return shrink_uint8(frames, k), k
+        return frames.permute(0, 3, 1, 2).float(), 1
 
     @torch.inference_mode()
     def detect(self, frames_bhwc: np.ndarray | torch.Tensor) -> list[Detections]:
@@ -110,131 +124,116 @@ class MTCNN:
         b = len(frames_bhwc)
         if b == 0:
             return []
-        images, shrink = self._prepare(frames_bhwc)
-        min_face = max(12.0, self.min_face_size * shrink)
-
+        images, k = self._prepare(frames_bhwc)
+        min_face = max(12.0, self.min_face_size / k)
         idx, boxes = self._stage_pnet(images, min_face)
-        pyramid = ImagePyramid(images)  # shared by the R-Net and O-Net crops
-        idx, boxes, _ = self._stage_refine(pyramid, idx, boxes, self.rnet, 24, self.thresholds[1])
-        idx, boxes, scores, marks = self._stage_output(pyramid, idx, boxes)
-
+        idx, boxes = self._stage_rnet(images, idx, boxes)
+        del images
         out = []
         for i in range(b):
-            sel = idx == i
-            d = Detections((boxes[sel, :4] / shrink).astype(np.float32), scores[sel].astype(np.float32),
-                           (marks[sel] / shrink).astype(np.float32))
-            if shrink < 1 and len(d):
-                # found on the shrunk frame; boxes and landmarks come from O-Net on the full-resolution crops
-                r = self.refine(np.asarray(frames_bhwc[i]), d.boxes_xyxy)
-                ok = r.scores >= self.thresholds[2]
-                d = Detections(r.boxes_xyxy[ok], r.scores[ok], r.landmarks_5x2[ok])
+            frame = np.asarray(frames_bhwc[i])
+            d = self._stage_onet(frame, boxes[idx == i] * k)  # shrunk -> frame pixels: edges scale by k
+            h, w = frame.shape[:2]
+            d.boxes_xyxy[:, 0::2] = np.clip(d.boxes_xyxy[:, 0::2], 0, w - 1)  # the reference's fit_to_image
+            d.boxes_xyxy[:, 1::2] = np.clip(d.boxes_xyxy[:, 1::2], 0, h - 1)
             out.append(d)
         return out
 
     # -- stage 1 ---------------------------------------------------------------------------------------------------
     def _stage_pnet(self, images: torch.Tensor, min_face: float) -> tuple[np.ndarray, np.ndarray]:
+        """Proposals: (image index (n,), squared boxes (n, 4)) in the pixels of ``images``."""
         b, _, h, w = images.shape
-        all_idx, all_boxes, all_scores = [], [], []
         scales = pyramid_scales(h, w, min_face, self.scale_factor)
-        per_call = max(1, self.pixel_budget // (math.ceil(h * scales[0]) * math.ceil(w * scales[0]))) if scales else b
+        if not scales:
+            return np.zeros(0, np.int64), np.zeros((0, 4))
+        all_idx, all_boxes, all_scores = [], [], []
+        per_call = max(1, self.pixel_budget // (int(h * scales[0]) * int(w * scales[0])))
         for start in range(0, b, per_call):
-            level = images[start:start + per_call]
+            area = AreaResizer(_normalise(images[start:start + per_call]))
             for scale in scales:
-                hs, ws = math.ceil(h * scale), math.ceil(w * scale)
-                level = resize_area(level, (hs, ws))  # each scale from the previous one: the cost is geometric
-                reg, prob = self.pnet(_normalise(level))
-                hit = prob >= self.thresholds[0]
-                bi, yy, xx = hit.nonzero(as_tuple=True)
+                reg, prob = self.pnet(area.resize(int(h * scale), int(w * scale)).contiguous(
+                    memory_format=torch.channels_last))
+                bi, yy, xx = (prob > self.thresholds[0]).nonzero(as_tuple=True)
                 if bi.numel() == 0:
                     continue
-                score = prob[bi, yy, xx].cpu().numpy()
-                offs = reg[bi, :, yy, xx].cpu().numpy()
-                grid = torch.stack([xx, yy], 1).cpu().numpy().astype(np.float64)
-                q1 = np.floor((2 * grid + 1) / scale)
-                q2 = np.floor((2 * grid + 12) / scale)
-                bx = np.concatenate([q1, q2, offs], axis=1)
+                score = prob[bi, yy, xx].double().cpu().numpy()
+                offs = reg[bi, :, yy, xx].double().cpu().numpy() * 11.0  # the window's width as the reference
+                corner = 2.0 * torch.stack([xx, yy, xx, yy], 1).cpu().numpy() + [1, 1, 12, 12]
+                bx = (corner + offs) / scale
                 img = bi.cpu().numpy() + start
-                keep = nms(bx[:, :4], score, 0.5, groups=img)
-                all_idx.append(img[keep]); all_boxes.append(bx[keep]); all_scores.append(score[keep])
+                keep = nms(bx, score, 0.5, groups=img)
+                all_idx.append(img[keep]), all_boxes.append(bx[keep]), all_scores.append(score[keep])
         if not all_idx:
-            return np.zeros(0, np.int64), np.zeros((0, 5))
+            return np.zeros(0, np.int64), np.zeros((0, 4))
         idx, bx, score = np.concatenate(all_idx), np.concatenate(all_boxes), np.concatenate(all_scores)
-        keep = nms(bx[:, :4], score, 0.7, groups=idx)
-        idx, bx, score = idx[keep], bx[keep], score[keep]
-        boxes = to_square(apply_regression(bx[:, :4], bx[:, 4:8]))
-        return idx, np.concatenate([boxes, score[:, None]], axis=1)
+        keep = nms(bx, score, 0.7, groups=idx)
+        return idx[keep], to_square(bx[keep])
 
     # -- stages 2 and 3 --------------------------------------------------------------------------------------------
-    def _run_patches(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray, net, size: int):
-        """Crop every box to size x size and run ``net`` in chunks; returns the net's outputs as numpy arrays.
+    def _run_patches(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray, net, size: int,
+                     frame_hw: tuple[int, int] | None = None, offset_xy: tuple[int, int] = (0, 0)):
+        """Crop every box to size x size (``crop_patches``) and run ``net`` in chunks; the net's outputs as numpy.
         Chunks are padded to a power of two patches (at least 8): the nets then see a handful of batch shapes,
         so oneDNN's per-shape primitive cache stays small instead of growing with every new face count."""
         outs = []
         per_call = max(1, self.patch_batch * 24 * 24 // (size * size))  # equal pixels per call for R- and O-Net
         for s in range(0, len(idx), per_call):
-            bx = np.floor(boxes[s:s + per_call, :4])
-            n = len(bx)
-            patches = warp_patches(images, torch.from_numpy(idx[s:s + per_call]),
-                                   box_crop_affine(bx, size), (size, size))
+            n = len(idx[s:s + per_call])
+            patches = crop_patches(images, torch.from_numpy(idx[s:s + per_call]), boxes[s:s + per_call], size,
+                                   frame_hw, offset_xy)
             padded = min(max(8, 1 << (n - 1).bit_length()), max(per_call, n))
             if padded > n:
                 patches = torch.cat([patches, patches.new_zeros((padded - n, *patches.shape[1:]))])
             res = net(_normalise(patches))
-            outs.append([r[:n].float().cpu().numpy() for r in res])
+            outs.append([r[:n].double().cpu().numpy() for r in res])
         return [np.concatenate(parts) for parts in zip(*outs)]
 
-    def _stage_refine(self, images, idx, boxes, net, size, threshold):
+    def _stage_rnet(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(idx) == 0:
-            return idx, boxes, None
-        reg, score = self._run_patches(images, idx, boxes, net, size)
-        keep = score >= threshold
-        idx, boxes, reg, score = idx[keep], np.floor(boxes[keep, :4]), reg[keep], score[keep]
+            return idx, boxes
+        reg, score = self._run_patches(images, idx, boxes, self.rnet, 24)
+        boxes = apply_regression(boxes, reg)
+        keep = score > self.thresholds[1]
+        idx, boxes, score = idx[keep], boxes[keep], score[keep]
         k = nms(boxes, score, 0.7, groups=idx)
-        idx, boxes, reg, score = idx[k], boxes[k], reg[k], score[k]
-        boxes = to_square(apply_regression(boxes, reg))
-        return idx, np.concatenate([boxes, score[:, None]], axis=1), score
+        return idx[k], to_square(boxes[k])
 
-    def _stage_output(self, images, idx, boxes):
-        if len(idx) == 0:
-            return idx, np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
-        reg, marks, score = self._run_patches(images, idx, boxes, self.onet, 48)
-        keep = score >= self.thresholds[2]
-        idx = idx[keep]
-        boxes, score, lm = self._onet_decode(boxes[keep, :4], reg[keep], marks[keep], score[keep])
-        k = nms(boxes, score, 0.7, method="min", groups=idx)
-        return idx[k], boxes[k], score[k], lm[k]
+    def _stage_onet(self, frame_hwc: np.ndarray, boxes: np.ndarray) -> Detections:
+        """O-Net on the proposals of one frame, thresholded and suppressed (NMS over the smaller box)."""
+        d = self.refine(frame_hwc, boxes, square=False)
+        keep = np.flatnonzero(d.scores > self.thresholds[2])
+        k = keep[nms(d.boxes_xyxy[keep].astype(np.float64), d.scores[keep], 0.7, method="min")]
+        return Detections(d.boxes_xyxy[k], d.scores[k], d.landmarks_5x2[k])
 
     @staticmethod
-    def _onet_decode(boxes, reg, marks, score):
-        """O-Net outputs -> (boxes, scores, landmarks (n,5,2)) in the detection image's pixels."""
-        boxes = np.floor(boxes)
+    def _onet_decode(boxes: np.ndarray, reg: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """O-Net outputs -> (boxes (n, 4), landmarks (n, 5, 2)); landmarks are placed in the box O-Net was given
+        (``x1 - 1 + w * m`` with w = x2 - x1 + 1, as the reference), the box is moved by the regression."""
         w = boxes[:, 2:3] - boxes[:, 0:1] + 1
         h = boxes[:, 3:4] - boxes[:, 1:2] + 1
         lm = np.stack([w * marks[:, 0:5] + boxes[:, 0:1] - 1, h * marks[:, 5:10] + boxes[:, 1:2] - 1], axis=2)
-        return apply_regression(boxes, reg), score, lm
+        return apply_regression(boxes, reg), lm
 
     @torch.inference_mode()
-    def refine(self, frame_hwc: np.ndarray, boxes_xyxy: np.ndarray) -> Detections:
+    def refine(self, frame_hwc: np.ndarray, boxes_xyxy: np.ndarray, square: bool = True) -> Detections:
         """O-Net alone on given boxes of one frame (e.g. where a tracker expects faces): one result per box, in
         order, with its face probability; no thresholding or NMS. This is MTCNN's last stage, which regresses
-        the box and landmarks from a rough square crop, so a face that moved a little is found again."""
+        the box and landmarks from a rough square crop, so a face that moved a little is found again.
+        ``square``: make the boxes square first (O-Net's input; detect's proposals are square already)."""
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return Detections.empty()
-        # only the region around the boxes is converted and sampled: a tracked face costs a crop, not a frame
-        sq = to_square(boxes)
-        side = (sq[:, 2] - sq[:, 0]).max()
+        sq = to_square(boxes) if square else boxes
+        # only the region the patches sample is converted: a tracked face costs a crop, not a frame
         h, w = frame_hwc.shape[:2]
-        x0, y0 = (max(0, int(np.floor(v - side))) for v in (sq[:, 0].min(), sq[:, 1].min()))
-        x1, y1 = min(w, int(np.ceil(sq[:, 2].max() + side))), min(h, int(np.ceil(sq[:, 3].max() + side)))
+        x0, y0 = (max(0, int(np.floor(v)) - 1) for v in (sq[:, 0].min(), sq[:, 1].min()))
+        x1, y1 = min(w, int(np.ceil(sq[:, 2].max())) + 2), min(h, int(np.ceil(sq[:, 3].max())) + 2)
         if x1 <= x0 or y1 <= y0:  # every box is off the frame
             return Detections(boxes.astype(np.float32), np.zeros(len(boxes), np.float32),
                               np.zeros((len(boxes), 5, 2), np.float32))
-        images, shrink = self._prepare(frame_hwc[None, y0:y1, x0:x1])
-        offset = np.array([x0, y0, x0, y0], dtype=np.float64)
-        squares = to_square((boxes - offset) * shrink)
-        reg, marks, score = self._run_patches(ImagePyramid(images), np.zeros(len(boxes), np.int64), squares,
-                                              self.onet, 48)
-        out_boxes, score, lm = self._onet_decode(squares, reg, marks, score)
-        return Detections((out_boxes / shrink + offset).astype(np.float32), score.astype(np.float32),
-                          (lm / shrink + offset[:2]).astype(np.float32))
+        region = torch.as_tensor(np.ascontiguousarray(frame_hwc[y0:y1, x0:x1])).to(self.device)
+        region = region.permute(2, 0, 1)[None].float()
+        reg, marks, score = self._run_patches(region, np.zeros(len(sq), np.int64), sq, self.onet, 48, (h, w),
+                                              (x0, y0))
+        out_boxes, lm = self._onet_decode(sq, reg, marks)
+        return Detections(out_boxes.astype(np.float32), score.astype(np.float32), lm.astype(np.float32))
