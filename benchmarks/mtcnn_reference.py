@@ -1,29 +1,35 @@
 """Reference MTCNN outputs from the `mtcnn` package itself (ipazc/mtcnn 1.0, TensorFlow), kept as the fixture
 `tests/data/mtcnn_reference.json` that facekit's detector is tested against (tests/test_mtcnn_reference.py).
 
-It needs TensorFlow, which facekit does not: run it in an environment of its own (it imports nothing of facekit):
+It needs TensorFlow, which facekit does not: run it in an environment of its own. Of facekit it imports only two
+numpy module, the landmark-error code, so both sides compute it the same way:
 
-    python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu "mtcnn==1.0.0" lz4 pillow
+    python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu "mtcnn==1.0.0" lz4 pillow "av==18.1.0"
     /tmp/tfenv/bin/python benchmarks/mtcnn_reference.py             # writes tests/data/mtcnn_reference.json
 
-Images: every unaligned photo of ../shared/data (aligned chips and the deepface identity set left out), read with
+Images: frames 0, 30 and 60 of facekit's embedded sample clip (so a checkout without ../shared/data still has a
+case), and every unaligned photo of ../shared/data (aligned chips and the deepface identity set left out), read with
 Pillow as RGB uint8 and given to `MTCNN().detect_faces` as arrays (the same pixels facekit reads), with the
 package's defaults: min_face_size 20, thresholds 0.6 / 0.7 / 0.8, scale factor 0.709, boxes fitted to the image.
 Also prints the reference's landmark error on dlib's 43 hand-annotated faces (the derivation is in
-`landmark_error` below; tests/test_mtcnn_reference.py computes facekit's the same way).
+`facekit.bench.landmarks`; tests/test_mtcnn_reference.py computes facekit's the same way).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from facekit.bench.landmarks import landmark_errors, read_dlib_faces  # noqa: E402  (numpy only)
+
+SAMPLE = ROOT / "facekit" / "assets" / "sample.mp4"
+SAMPLE_FRAMES = (0, 30, 60)
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "tests" / "data" / "mtcnn_reference.json"
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -42,51 +48,17 @@ def read_rgb(rel: str) -> np.ndarray:
 
 
 def dlib_ground_truth() -> list[dict]:
-    """dlib's 43 annotated faces: box and the 5 MTCNN points from the 68 (eye centre = mean of its 6 points,
-    nose tip = 30, mouth corners = 48 and 54), image-left first as MTCNN orders them."""
-    faces = []
-    for xml in DLIB_XML:
-        for image in ET.parse(DATA / xml).getroot().iter("image"):
-            for box in image.iter("box"):
-                pts = {int(p.get("name")): (float(p.get("x")), float(p.get("y"))) for p in box.iter("part")}
-                p = np.array([pts[i] for i in range(68)])
-                five = np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
-                t, l, w, h = (float(box.get(k)) for k in ("top", "left", "width", "height"))
-                faces.append({"image": f"dlib/examples/faces/{image.get('file')}", "box": [l, t, l + w, t + h],
-                              "landmarks": five.tolist()})
-    return faces
+    return [f for xml in DLIB_XML for f in read_dlib_faces(DATA / xml, prefix="dlib/examples/faces/")]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of xyxy boxes (continuous areas)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+def sample_frames() -> dict[str, np.ndarray]:
+    """Frames 0, 30 and 60 of facekit's embedded sample clip (one per shot), decoded as facekit's reader does
+    (PyAV, ``to_ndarray(format="rgb24")``): the pixels tests/test_mtcnn_reference.py decodes in any checkout."""
+    import av
 
-
-def landmark_error(truth: list[dict], found: dict[str, list[dict]]) -> tuple[float, int, list[float]]:
-    """Mean over annotated faces of the mean distance of the 5 points / inter-ocular distance (eye centres).
-    Each annotated face takes the detection of its image with the highest box IoU (at least 0.3; each detection
-    used once, greedily by IoU); a face with none is missed. Returns (mean error, faces found, per-face errors)."""
-    errors, used = [], set()
-    pairs = []
-    for i, face in enumerate(truth):
-        dets = found.get(face["image"], [])
-        if dets:
-            ious = iou(np.array([face["box"]]), np.array([d["box"] for d in dets]))[0]
-            pairs += [(float(v), i, j) for j, v in enumerate(ious) if v >= 0.3]
-    match: dict[int, dict] = {}
-    for v, i, j in sorted(pairs, reverse=True):
-        if i not in match and (truth[i]["image"], j) not in used:
-            match[i] = found[truth[i]["image"]][j]
-            used.add((truth[i]["image"], j))
-    for i, face in enumerate(truth):
-        if i in match:
-            gt, pred = np.array(face["landmarks"]), np.array(match[i]["landmarks"])
-            errors.append(float(np.linalg.norm(pred - gt, axis=1).mean() / np.linalg.norm(gt[0] - gt[1])))
-    return float(np.mean(errors)) if errors else float("nan"), len(errors), errors
+    with av.open(str(SAMPLE)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+    return {f"sample.mp4#{i}": frames[i] for i in SAMPLE_FRAMES}
 
 
 def main() -> None:
@@ -99,15 +71,18 @@ def main() -> None:
     detector = MTCNN()
     results: dict[str, list[dict]] = {}
     shapes = {}
-    for rel in photos():
-        image = read_rgb(rel)
+    images = {**sample_frames(), **{rel: None for rel in photos()}}
+    for rel, image in images.items():
+        image = read_rgb(rel) if image is None else image
         shapes[rel] = list(image.shape[:2])
         rows = detector.detect_faces(image, box_format="xyxy", output_type="numpy")
         results[rel] = [{"box": [float(v) for v in r[1:5]], "score": float(r[5]),
                          "landmarks": [[float(r[6 + k]), float(r[11 + k])] for k in range(5)]} for r in rows]
         print(f"{rel}: {len(rows)} faces", flush=True)
     truth = dlib_ground_truth()
-    err, n, per_face = landmark_error(truth, results)
+    per_face = landmark_errors(truth, results)
+    found = [e for e in per_face if e is not None]
+    err, n = float(np.mean(found)), len(found)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({
         "made_by": "benchmarks/mtcnn_reference.py",
