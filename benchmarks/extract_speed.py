@@ -1,6 +1,6 @@
 """End-to-end speed and memory of ``extract-sequences`` against an unbatched full-resolution baseline.
 
-    python benchmarks/extract_speed.py [VIDEO] [--memory]
+    python benchmarks/extract_speed.py [VIDEO] [--memory] [--memory-1080p]
 
 Both runs happen in this process on the same video:
 - baseline: the same MTCNN (same weights, thresholds, min face size), run on every frame, one frame per call,
@@ -12,7 +12,8 @@ Each run is timed twice and the faster time kept (the machine's noise is ~10%).
 Sequence recall: sequences of both runs are pooled; a sequence "matches" another when their frame ranges overlap
 by IoU >= 0.5 and their boxes on common frames by mean IoU >= 0.5. A run's recall is the share of pooled
 distinct sequences it found. ``--memory`` also runs 10 s and 60 s synthetic clips in child processes and prints
-their peak RSS (memory must not grow with video length), and a 180 s clip to show where it levels off.
+their peak RSS (memory must not grow with video length), and a 180 s clip to show where it levels off;
+``--memory-1080p`` does the same for 13 s and 60 s of 1080p (the walking video looped).
 Default VIDEO: ../shared/data/facenet-pytorch/examples/video.mp4 (1920x1080), else the embedded sample clip.
 """
 
@@ -107,6 +108,23 @@ def synthetic_clip(seconds: int, folder: Path) -> Path:
     return write_video(folder / f"synthetic_{seconds}s.mp4", clip[: seconds * 25], fps=25)
 
 
+def looped_1080p(seconds: int, folder: Path) -> Path:
+    """The 1080p walking video (4.2 s) played forwards and backwards until ``seconds`` at 25 fps, streamed to the
+    encoder (a 60 s 1080p clip would be 9 GB of frames in memory)."""
+    from facekit.video.decode import VideoStream
+    from facekit.video.synth import write_video
+
+    stream = VideoStream(DEFAULT)
+    order = list(range(stream.info.num_frames)) + list(range(stream.info.num_frames - 2, 0, -1))
+
+    def frames():
+        cache = np.concatenate([f for _, f, _ in stream.batches(16)])  # 105 frames, 650 MB: this process only
+        for i in range(seconds * 25):
+            yield cache[order[i % len(order)]]
+
+    return write_video(folder / f"walking_{seconds}s_1080p.mp4", frames(), fps=25)
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     video = Path(args[0]) if args else (DEFAULT if DEFAULT.exists() else sample_video())
@@ -128,6 +146,10 @@ def main() -> None:
             for seconds in (10, 60, 180):
                 clip = synthetic_clip(seconds, Path(tmp))
                 result[f"peak_rss_mb_{seconds}s_clip"] = round(peak_rss_child(clip), 1)
+        if "--memory-1080p" in sys.argv:
+            for seconds in (13, 60):
+                clip = looped_1080p(seconds, Path(tmp))
+                result[f"peak_rss_mb_{seconds}s_1080p_clip"] = round(peak_rss_child(clip), 1)
     print(json.dumps(result, indent=2))
 
 

@@ -16,7 +16,6 @@ from tests.test_ray_engine import LOCAL, _assert_same, _tables  # noqa: E402
 
 def test_local_ray_frames_identities_and_embeddings_equal_the_local_engine(tmp_path, face_photos):
     """extract-frames, build identities and embed on a Ray started for the run (no address)."""
-    from PIL import Image
 
     from facekit.cli.extract import sample_video
     from facekit.curate.embeddings import embed_crops

@@ -9,7 +9,6 @@ import typer
 
 from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
 
-from facekit.errors import InputError
 from facekit.video import sample_video
 
 
