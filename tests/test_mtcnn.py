@@ -91,3 +91,14 @@ def test_recall_precision_on_dlib_hand_labels(detector):
     assert tp + fn == 43
     assert tp / (tp + fn) >= 0.95
     assert tp / (tp + fp) >= 0.95
+
+
+def test_pyramid_reaches_the_largest_faces_at_a_small_min_face(sample_frames):
+    """The mtcnn package counts its levels from the image side alone; at min face 16 its pyramid would stop before
+    the level where the embedded clip's third-shot face (about 200 px) fits P-Net's 12 px window. facekit goes on
+    to the last 12 px level, so the face is found at min face 16 as at 20."""
+    from facekit.detect.mtcnn import MTCNN
+
+    for min_face in (16, 20):
+        assert len(MTCNN(min_face_size=min_face).detect(sample_frames[60])[0]) == 1
+    assert pyramid_scales(270, 480, 16)[-1] * 270 >= 12 > pyramid_scales(270, 480, 16)[-1] * 0.709 * 270

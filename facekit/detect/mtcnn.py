@@ -34,15 +34,19 @@ class Detections:
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float = 0.709) -> list[float]:
-    """The reference's pyramid (``mtcnn.utils.images.build_scale_pyramid``): ``round(log(s / 12) / -log(factor)
-    - 1)`` scales ``m * factor**k`` with ``m = 12 / min_face_size`` and s the shorter side; levels whose shorter
-    side truncates below 12 px (where P-Net has no output) are left out."""
+    """Scales ``m * factor**k`` (``m = 12 / min_face_size``) for every level whose shorter side, truncated as the
+    reference resizes, is at least 12 px (P-Net's window).
+
+    The ``mtcnn`` package (``build_scale_pyramid``) counts ``round(log(s / 12) / -log(factor) - 1)`` levels from
+    the shorter side s alone, ignoring m: at its default min face 20 that is the same pyramid (levels it adds are
+    under 12 px and give P-Net no output), but with a smaller min face it stops early and misses the largest faces
+    (the embedded clip's third shot at min face 16). facekit deliberately goes on to the last 12 px level."""
     side = min(height, width)
-    if side < 12:
-        return []
-    count = int(np.round(-(np.log(side / 12) / np.log(factor) + 1)))
     m = 12.0 / min_face_size
-    return [m * factor ** k for k in range(count) if int(side * m * factor ** k) >= 12]
+    scales = []
+    while int(side * m * factor ** len(scales)) >= 12:
+        scales.append(m * factor ** len(scales))
+    return scales
 
 
 def shrink_uint8(frames_bhwc: torch.Tensor, k: int) -> torch.Tensor:
