@@ -29,7 +29,8 @@ def test_weights_load_into_every_layer():
 def test_pyramid_is_the_reference_pyramid():
     """360x640, min face 40, worked out by hand with the mtcnn package's formula: round(ln(360 / 12) / -ln(0.709)
     - 1) = round(8.89) = 9 scales 0.3 * 0.709^k; the levels k = 7, 8 are under 12 px (360 * 0.3 * 0.709^7 = 9.7)
-    and give P-Net no output, so 7 remain."""
+    and give P-Net no output, so 7 remain; facekit's rule (every level down to the last 12 px one: 360 * 0.3 *
+    0.709^6 = 13.7) gives the same 7."""
     assert pyramid_scales(360, 640, 40) == pytest.approx([0.3 * 0.709 ** k for k in range(7)])
     assert pyramid_scales(11, 640, 20) == []
 

@@ -193,8 +193,9 @@ def crop_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, boxes_xyx
     """``tf.image.crop_and_resize`` of each box to size x size, with the boxes given to it as the reference does
     (``mtcnn.utils.images.extract_patches``: coordinates divided by the image's H and W): patch pixel i samples
     the image at ``y1 (H - 1) / H + i (y2 - y1) (H - 1) / H / (size - 1)`` (x likewise), bilinearly; samples
-    outside the image are 127.5 (the reference crops normalised images with extrapolation value 0). ``frame_hw``/``offset_xy``: ``images_bchw`` is the region of a larger frame that
-    starts at ``offset_xy``; boxes and H, W are the frame's. Returns (n, C, size, size) float."""
+    outside the image are 127.5 (the reference crops normalised images with extrapolation value 0).
+    ``frame_hw``/``offset_xy``: ``images_bchw`` is the region of a larger frame that starts at ``offset_xy``;
+    boxes and H, W are the frame's. Returns (n, C, size, size) float."""
     h, w = frame_hw or tuple(images_bchw.shape[-2:])
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     fy, fx = (h - 1) / h, (w - 1) / w

@@ -206,7 +206,7 @@ class MTCNN:
         """O-Net on the proposals of one frame, thresholded and suppressed (NMS over the smaller box)."""
         d = self.refine(frame_hwc, boxes, square=False)
         keep = np.flatnonzero(d.scores > self.thresholds[2])
-        k = keep[nms(d.boxes_xyxy[keep].astype(np.float64), d.scores[keep], 0.7, method="min")]
+        k = keep[nms(d.boxes_xyxy[keep], d.scores[keep], 0.7, method="min")]
         return Detections(d.boxes_xyxy[k], d.scores[k], d.landmarks_5x2[k])
 
     @staticmethod
