@@ -61,6 +61,38 @@ def test_ytf_with_features_file_known_answer(tmp_path, capsys):
     assert "accuracy_mean | 1.0000 | 1.0000" in capsys.readouterr().out
 
 
+
+def test_reports_on_demo_data_say_so_and_print_no_paper_numbers(tmp_path, capsys):
+    """A protocol file that is byte for byte one listed in a ``demo.json`` above it (what ``build demo`` writes)
+    marks the report as demo data: a banner in report.md, ``demo_data`` in report.json, a line on the terminal,
+    and no published numbers beside facekit's. A protocol file that differs from the listed one is real data."""
+    import hashlib
+
+    root, splits, names = _ytf_fixture(tmp_path)
+    feats = tmp_path / "feats.parquet"
+    pd.DataFrame([(str(p.relative_to(root)), np.random.default_rng(0).normal(size=4).tolist())
+                  for p in sorted(root.rglob("*.jpg"))], columns=["path", "embedding"]).to_parquet(feats)
+    digest = hashlib.sha256(splits.read_bytes()).hexdigest()[:16]
+
+    def run(listed: str | None) -> tuple[dict, str, str]:
+        if listed is not None:
+            (tmp_path / "demo.json").write_text(json.dumps({"protocol_files": {"splits.txt": listed}}))
+        out = tmp_path / f"reports-{listed}"
+        assert main(["bench", "ytf", "--root", str(root), "--splits", str(splits), "--N", "5", "--navg", "2",
+                     "--features", str(feats), "--out", str(out), "--subset"]) == 0
+        (rep,) = out.iterdir()
+        return json.loads((rep / "report.json").read_text()), (rep / "report.md").read_text(), capsys.readouterr().out
+
+    report, md, printed = run(None)
+    assert report["demo_data"] is False and "paper Table 1 (avg)" in md and "96.4" in md
+    assert "demo data" not in md + printed
+    report, md, printed = run(digest)
+    assert report["demo_data"] is True and "paper" not in md and "96.4" not in md
+    assert md.startswith("# YTF verification") and "**demo data: numbers mean nothing.**" in md
+    assert "demo data: numbers mean nothing" in printed
+    report, md, _ = run("0" * 16)  # the demo listed another splits.txt
+    assert report["demo_data"] is False and "paper Table 1 (avg)" in md
+
 def test_ytf_with_a_model_caches_features(tmp_path):
     root, splits, _ = _ytf_fixture(tmp_path, frames=6)
     torch.manual_seed(0)
@@ -79,6 +111,34 @@ def test_ytf_with_a_model_caches_features(tmp_path):
     assert runs[2]["metrics"]["features_computed"] == 0  # all cached
     assert runs[2]["metrics"]["accuracy_per_fold"] == runs[0]["metrics"]["accuracy_per_fold"]
 
+
+
+def test_feature_cache_is_keyed_by_the_image_files(tmp_path):
+    """Another folder with the same relative names (IJB-B's and IJB-C's ``img/1.jpg``, insightface's ``1.jpg``)
+    and a frame rewritten in place are embedded afresh, not served another image's cached feature."""
+    import os
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(iresnet("iresnet18", num_features=32).eval().state_dict(), ckpt)
+    roots = [_ytf_fixture(tmp_path / name, frames=6)[:2] for name in ("a", "b")]
+
+    def run(root, splits) -> dict:
+        out = tmp_path / "reports"
+        before = set(out.iterdir()) if out.exists() else set()
+        assert main(["bench", "ytf", "--root", str(root), "--splits", str(splits), "--N", "2", "--navg", "2",
+                     "--model", f"iresnet18:{ckpt}", "--aligned", "--cache", str(tmp_path / "cache"),
+                     "--out", str(out), "--subset", "--device", "cpu", "-q"]) == 0
+        (new,) = set(out.iterdir()) - before
+        return json.loads((new / "report.json").read_text())["metrics"]
+
+    assert run(*roots[0])["features_computed"] == 32
+    assert run(*roots[1])["features_computed"] == 32  # same names, other folder
+    assert run(*roots[0])["features_computed"] == 0
+    frame = roots[0][0] / "Person_0" / "0" / "aligned_detect_0.0.jpg"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(frame)
+    os.utime(frame, ns=(10**18, 10**18))
+    assert run(*roots[0])["features_computed"] == 1
 
 def test_model_loading_is_strict(tmp_path):
     net = iresnet("iresnet18", num_features=16)
@@ -188,15 +248,15 @@ def test_ijb_aggregator_media_features():
     keys = ["a", "b", "c", "d"]
 
     class Source:
-        def get_sets(self, sets, load, desc):
+        def get_sets(self, sets, load, desc, file_of):
             assert sets == [["a", "b"]]
             return np.array([[7.0, 7.0]])
 
-        def get(self, keys, load, desc):
+        def get(self, keys, load, desc, file_of):
             assert keys == ["c", "d"]  # template 2's media 10 is a separate (single-image) media
             return np.array([[1.0, 0.0], [0.0, 1.0]])
 
-    out = _aggregate_media(faces, keys, Source(), None, "IJBC")
+    out = _aggregate_media(faces, keys, Source(), None, "IJBC", str)
     assert out.tolist() == [[7, 7], [7, 7], [1, 0], [0, 1]]
 
 

@@ -61,14 +61,22 @@ def new_report_dir(root: Path, bench: str) -> Path:
     return out
 
 
+DEMO_BANNER = ("> **demo data: numbers mean nothing.** These protocol files are those of `facekit build demo` (two "
+               "halves of one zoom per person, people shared with the demo's training data): the run shows that the "
+               "commands work end to end, not how good a model is. Published numbers are not printed beside them.\n\n")
+
+
 def write_report(out: Path, bench: str, metrics: dict, config: dict, fingerprints: dict, timings: dict,
-                 markdown: str) -> None:
-    report = {"bench": bench, "metrics": metrics, "config": config, "fingerprints": fingerprints,
-              "timings_sec": timings, "versions": versions(), "git_revision": git_revision(),
-              "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                 markdown: str, demo_data: bool = False) -> None:
+    """``report.json`` and ``report.md``; ``demo_data`` (the protocol files are the demo's) is recorded in the JSON
+    and opens the Markdown with ``DEMO_BANNER``."""
+    report = {"bench": bench, "demo_data": demo_data, "metrics": metrics, "config": config,
+              "fingerprints": fingerprints, "timings_sec": timings, "versions": versions(),
+              "git_revision": git_revision(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_json(out / "report.json", report)
+    title, _, rest = markdown.partition("\n\n")
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(markdown)
+        tmp.write_text(f"{title}\n\n{DEMO_BANNER}{rest}" if demo_data else markdown)
 
 
 def md_table(header: list[str], rows: list[list]) -> str:

@@ -40,8 +40,12 @@ def _source(model: Optional[str], features: Optional[Path], cache: Path, device:
 
 
 def _done(out: Path, lines: list[str]) -> None:
+    import json
+
     for line in lines:
         typer.echo(line)
+    if json.loads((out / "report.json").read_text()).get("demo_data"):
+        typer.echo("demo data: numbers mean nothing (the protocol files are those of `facekit build demo`)")
     typer.echo(f"report: {out / 'report.md'}")
 
 

@@ -8,6 +8,7 @@ Images are RGB uint8 arrays (H, W, 3).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -20,10 +21,21 @@ from facekit.bench.ijb import GALLERY_FILES, MATCH_FILES, PROBE_FILES, REQUIRED
 IJBRow = tuple[int, int, str, int, float, float, float, float]
 
 
-def save_image(path: Path, image: np.ndarray, quality: int = 95) -> Path:
+JPEG_QUALITY = 95
+
+
+def save_image(path: Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path, quality=quality)
     return path
+
+
+def as_stored(image: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
+    """The pixels a reader gets back from ``save_image`` of ``image`` as a .jpg."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="JPEG", quality=quality)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def write_people(root: Path, people: Mapping[str, Sequence[np.ndarray]]) -> Path:
