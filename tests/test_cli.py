@@ -135,3 +135,47 @@ def test_one_device_option_everywhere():
             if "--device" in getattr(p, "opts", []):
                 seen[" ".join(path)] = (p.default, p.help)
     assert len(seen) >= 10 and len(set(seen.values())) == 1, seen
+
+
+def _leaf_commands():
+    from facekit.cli.main import app
+    from typer.main import get_command
+
+    def walk(cmd, path=()):
+        subs = getattr(cmd, "commands", {})
+        if not subs:
+            yield " ".join(path), cmd
+        for name, sub in subs.items():
+            yield from walk(sub, (*path, name))
+
+    return list(walk(get_command(app)))
+
+
+# options whose absence means "not given" (an optional input), not a setting with a value
+OPTIONAL_INPUTS = {"--model", "--features", "--aggregator", "--labels", "--meta", "--manifest", "--root", "--pairs",
+                   "--bin", "--identities", "--names", "--recipe", "--set"}
+
+
+def test_every_option_shows_its_default_and_every_output_has_one():
+    """One --out policy: every command that writes has a default output (shown in --help), and every setting shows
+    its default, including the extract settings that a recipe may set (read from ExtractConfig)."""
+    from facekit.pipeline.config import ExtractConfig
+
+    outs, hidden = {}, []
+    for path, cmd in _leaf_commands():
+        for p in cmd.params:
+            if p.param_type_name != "option" or getattr(p, "is_flag", False):
+                continue
+            documented = p.default is not None or "\\[default:" in (p.help or "")
+            if "--out" in p.opts:
+                outs[path] = documented and not p.required
+            elif not p.required and not documented and not OPTIONAL_INPUTS & set(p.opts):
+                hidden.append(f"{path} {p.opts[0]}")
+    assert not hidden, hidden
+    assert len(outs) >= 14 and all(outs.values()), outs
+    helps = {p.opts[0]: p.help for path, cmd in _leaf_commands() if path == "extract-sequences" for p in cmd.params}
+    cfg = ExtractConfig()
+    assert f"default: {cfg.detect_every}," in helps["--detect-every"]
+    assert f"default: {cfg.filters.min_blur}," in helps["--min-blur"]
+    assert f"default: {cfg.tracker.max_gap}," in helps["--max-gap"]
+

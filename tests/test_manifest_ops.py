@@ -45,3 +45,24 @@ def test_split_is_deterministic_by_group_and_merge_restores(tmp_path, capsys):
     assert "roots must not overlap" in capsys.readouterr().err
     assert main(["manifest", "sample", str(root), "-n", "3", "-o", str(tmp_path / "g.png")]) == 0
     assert Image.open(tmp_path / "g.png").size[1] == 3 * 72
+
+
+def test_a_derived_root_never_overwrites_an_input_or_another_root(tmp_path, capsys):
+    """split / merge / curate write a new root (one part per table); an --out that is one of the inputs, or that
+    holds manifests written another way (an extraction or identity build), is a one-line error, and nothing is
+    written; a derived root may be rewritten by the same kind of command."""
+    _ids(tmp_path / "in", n=6)
+    root = tmp_path / "ids"
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(root), "--aligned", "-q"]) == 0
+    before = sorted(p.name for p in root.rglob("*.parquet"))
+    assert main(["manifest", "split", str(root), "-o", str(tmp_path / "s"), "--val", "0.5"]) == 0
+    halves = [str(tmp_path / "s" / "train"), str(tmp_path / "s" / "val")]
+    for out, why in ((halves[0], "is an input root"), (root, "already holds other manifests")):
+        capsys.readouterr()
+        assert main(["manifest", "merge", *halves, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"--out {out}" in err and why in err, err
+    assert sorted(p.name for p in root.rglob("*.parquet")) == before
+    assert main(["manifest", "merge", *halves, "-o", str(tmp_path / "m")]) == 0
+    assert main(["manifest", "merge", *halves, "-o", str(tmp_path / "m")]) == 0  # a derived root is replaced
+    assert len(read_manifest(tmp_path / "m", "identities")) == 12

@@ -51,8 +51,8 @@ def aggregate_cmd(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Take the sets from a manifest root instead."),
     table: str = typer.Option("frames", "--table", help="Manifest table with crop_path (frames, faces, identities)."),
     group: str = typer.Option("identity,video", "--group", help="Column(s) defining a set, comma separated."),
-    extractor: Optional[str] = typer.Option(None, "--extractor", help="Feature extractor spec for the features "
-                                                                     "(default: the one the aggregator was trained with)."),
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="Feature extractor spec for the features. "
+                                                                     "\\[default: the one the aggregator was trained with]"),
     no_features: bool = typer.Option(False, "--no-features", help="Write the images only."),
     max_set: int = typer.Option(64, "--max-set", min=1, help="Subsample larger sets evenly to this many faces."),
     batch: int = typer.Option(8, "--batch", min=1, help="Sets per forward pass."),

@@ -97,7 +97,7 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
 @bench_app.command("ijb")
 def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protocol CSVs (or the insightface IJBC/IJBB folder)."),
             dataset: str = typer.Option("IJBC", "--dataset", help="IJBB or IJBC."),
-            images: Optional[Path] = typer.Option(None, "--images", help="Folder the FILENAMEs are relative to (default --root)."),
+            images: Optional[Path] = typer.Option(None, "--images", help="Folder the FILENAMEs are relative to. \\[default: --root]"),
             layout: str = typer.Option("official", "--layout", help="official (CSV protocols) or insightface (meta/*.txt; 1:N when the official 1:N CSVs are in meta/ too)."),
             tar_rule: str = typer.Option("strict", "--tar-rule", help="strict (best TAR with FAR <= target) or nearest (insightface)."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,

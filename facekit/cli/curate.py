@@ -52,7 +52,7 @@ def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifes
 
 @curate_app.command("overlap")
 def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identities root) to curate."),
-                out: Path = typer.Option(..., "--out", "-o", help="New root for the curated manifests."),
+                out: Path = typer.Option(Path("out/curated-overlap"), "--out", "-o", help="New root for the curated manifests."),
                 identities: Optional[List[Path]] = typer.Option(None, "--identities", help="Identity root(s) whose "
                                                                 "people must not appear (repeatable)."),
                 names: Optional[List[Path]] = typer.Option(None, "--names", help="Person name list(s) of test sets "
@@ -74,7 +74,7 @@ def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identi
 
 @curate_app.command("clean")
 def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identities root."),
-              out: Path = typer.Option(..., "--out", "-o", help="New root for the curated manifests."),
+              out: Path = typer.Option(Path("out/curated-clean"), "--out", "-o", help="New root for the curated manifests."),
               outlier: float = typer.Option(0.2, "--outlier", help="Drop faces whose centred cosine to the rest of "
                                                                    "their sequence/identity is below this."),
               near_duplicate: float = typer.Option(0.995, "--near-duplicate", help="Cosine at which two faces of "

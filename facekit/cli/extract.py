@@ -20,30 +20,42 @@ def load_settings(path: Path | None) -> dict:
     return data.get("extract", data)
 
 
+def _setting(key: str, flag: str, text: str, **kw):
+    """An option that overrides one extract setting: None unless given (a -c recipe's value then applies), its
+    help showing the setting's default from ``ExtractConfig`` (plain dataclasses: no numpy at start-up)."""
+    from facekit.pipeline.config import ExtractConfig
+
+    value = ExtractConfig()
+    for part in key.split("."):
+        value = getattr(value, part)
+    shown = "none" if value is None else value
+    return typer.Option(None, flag, help=f"{text} \\[default: {shown}, or the -c recipe's]", **kw)
+
+
 def extract_sequences_cmd(
     inputs: Optional[List[Path]] = typer.Argument(
         None, help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
     out: Path = typer.Option(Path("out/sequences"), "--out", "-o", help="Output root: crops/ and manifests/."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml). \\[default: none: the defaults shown below]"),
     workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
     device: str = DEVICE,
     engine: str = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
     gpus_per_worker: float = GPUS_PER_WORKER,
-    detect_every: Optional[int] = typer.Option(None, "--detect-every", min=1, help="Run MTCNN every k-th frame, track between."),
-    min_face_size: Optional[float] = typer.Option(None, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
-    detect_max_side: Optional[int] = typer.Option(None, "--detect-max-side", min=0, help="Shrink frames to this side for detection (0: never)."),
-    template: Optional[str] = typer.Option(None, "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px (default: the template's)."),
-    min_sequence_length: Optional[int] = typer.Option(None, "--min-seq-len", min=1, help="Drop sequences with fewer kept faces."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop faces below this detection score."),
-    min_face_px: Optional[float] = typer.Option(None, "--min-face-px", help="Drop faces whose box is smaller, px."),
-    min_blur: Optional[float] = typer.Option(None, "--min-blur", help="Drop faces whose Laplacian variance is lower."),
-    max_abs_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Drop faces whose |yaw proxy| is larger."),
-    duplicate_threshold: Optional[float] = typer.Option(None, "--dup-threshold", help="Near-duplicate distance (0..1)."),
-    max_gap: Optional[int] = typer.Option(None, "--max-gap", min=0, help="End a track after this many frames unseen."),
-    shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold", help="Shot-cut score threshold."),
+    detect_every: Optional[int] = _setting("detect_every", "--detect-every", "Run MTCNN every k-th frame, track between.", min=1),
+    min_face_size: Optional[float] = _setting("min_face_size", "--min-face-size", "Smallest face the detector looks for, px.", min=1.0),
+    detect_max_side: Optional[int] = _setting("detect_max_side", "--detect-max-side", "Shrink frames to this side for detection (0: never).", min=0),
+    template: Optional[str] = _setting("template", "--template", "Alignment template: arcface (112), seqface (144) or dlib (150)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. \\[default: the template's]"),
+    min_sequence_length: Optional[int] = _setting("filters.min_sequence_length", "--min-seq-len", "Drop sequences with fewer kept faces.", min=1),
+    min_score: Optional[float] = _setting("filters.min_score", "--min-score", "Drop faces below this detection score."),
+    min_face_px: Optional[float] = _setting("filters.min_face_px", "--min-face-px", "Drop faces whose box is smaller, px."),
+    min_blur: Optional[float] = _setting("filters.min_blur", "--min-blur", "Drop faces whose Laplacian variance is lower."),
+    max_abs_yaw: Optional[float] = _setting("filters.max_abs_yaw", "--max-yaw", "Drop faces whose |yaw proxy| is larger."),
+    duplicate_threshold: Optional[float] = _setting("filters.duplicate_threshold", "--dup-threshold", "Near-duplicate distance (0..1)."),
+    max_gap: Optional[int] = _setting("tracker.max_gap", "--max-gap", "End a track after this many frames unseen.", min=0),
+    shot_threshold: Optional[float] = _setting("shot_threshold", "--shot-threshold", "Shot-cut score threshold."),
     skip_vfr: bool = typer.Option(False, "--skip-vfr", help="Record variable-frame-rate videos and skip them."),
     flush_every: int = typer.Option(8, "--flush-every", min=1, help="Videos per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -90,11 +102,11 @@ def extract_sequences_cmd(
 
 def extract_frames_cmd(
     root: Path = typer.Argument(..., help="VoxCeleb2-layout root: <root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output root: crops/ and manifests/{utterances,frames}."),
+    out: Path = typer.Option(Path("out/frames"), "--out", "-o", help="Output root: crops/ and manifests/{utterances,frames}."),
     frames: int = typer.Option(5, "--frames", "-k", min=1, help="Frames per utterance, evenly spaced."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="VoxCeleb2 identity meta CSV (vox2_meta.csv)."),
     template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px (default: the template's)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. \\[default: the template's]"),
     min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),

@@ -80,10 +80,10 @@ def schema_cmd(
 
 @manifest_app.command("split")
 def split_cmd(root: Path = typer.Argument(..., help="Output root to split (sequences, identities or frames)."),
-              out: Path = typer.Option(..., "--out", "-o", help="Writes OUT/train and OUT/val."),
+              out: Path = typer.Option(Path("out/split"), "--out", "-o", help="Writes OUT/train and OUT/val."),
               val: float = typer.Option(0.1, "--val", min=0.0, max=1.0, help="Share of the groups that go to val."),
-              by: Optional[str] = typer.Option(None, "--by", help="Grouping column (default: identity, or sequence_id "
-                                                                   "for sequence roots)."),
+              by: Optional[str] = typer.Option(None, "--by", help="Grouping column. \\[default: identity, or "
+                                                                   "sequence_id for sequence roots]"),
               seed: int = typer.Option(0, "--seed", help="Seed of the assignment.")) -> None:
     """Deterministic train/val split by group (a group never changes side when the data grows)."""
     from facekit.manifests.ops import split
@@ -94,7 +94,7 @@ def split_cmd(root: Path = typer.Argument(..., help="Output root to split (seque
 
 @manifest_app.command("sample")
 def sample_cmd(root: Path = typer.Argument(..., help="Output root."),
-               out: Path = typer.Option(Path("sample.png"), "--out", "-o", help="PNG to write."),
+               out: Path = typer.Option(Path("out/sample.png"), "--out", "-o", help="PNG to write."),
                n: int = typer.Option(8, "--num", "-n", min=1, help="Groups (sequences, identities, videos) to show."),
                seed: int = typer.Option(0, "--seed", help="Seed of the choice.")) -> None:
     """A PNG grid of N random sequences / identities / videos, one row each."""
@@ -106,7 +106,7 @@ def sample_cmd(root: Path = typer.Argument(..., help="Output root."),
 
 @manifest_app.command("merge")
 def merge_cmd(roots: List[Path] = typer.Argument(..., help="Roots of one kind (e.g. shards written apart)."),
-              out: Path = typer.Option(..., "--out", "-o", help="Merged root (crops stay where they are).")) -> None:
+              out: Path = typer.Option(Path("out/merged"), "--out", "-o", help="Merged root (crops stay where they are).")) -> None:
     """Merge roots into one; refuses overlapping sequences / images / utterances."""
     from facekit.manifests.ops import merge
 

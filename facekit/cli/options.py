@@ -12,7 +12,7 @@ WORKERS = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (loca
 ENGINE = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster: pip install "
                       "'facekit[ray]'; see the README).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster address (host:port, ray://host:port or auto). "
-                           "Default: RAY_ADDRESS, else a local Ray started for the run.")
+                           "\\[default: $RAY_ADDRESS, else a local Ray started for the run]")
 GPUS_PER_WORKER = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray actor reserves (fractions "
                                "share a GPU); ray engine only.")
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files, write_part
-from facekit.manifests.lineage import rebase_crops, write_derived, write_lineage
+from facekit.manifests.lineage import check_output_root, rebase_crops, write_derived, write_lineage
 from facekit.manifests.schemas import SCHEMAS
 
 # the tables of each kind of root, the crop table first, and the column naming a group (a person or a sequence)
@@ -73,6 +73,7 @@ def merge(roots: list[Path], out: Path) -> dict[str, int]:
     (kind, tables), = kinds
     key_table, key = {"sequences": ("sequences", "sequence_id"), "identities": ("identities", "source_path"),
                       "frames": ("utterances", "utterance_id")}[kind]
+    check_output_root(out, roots)
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[str, list[pd.DataFrame]] = {t: [] for t in tables}
     seen: dict[str, Path] = {}

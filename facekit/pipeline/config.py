@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from facekit.errors import InputError
-from facekit.track.tracker import TrackerConfig
+from facekit.track.config import TrackerConfig
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from facekit.detect.boxes import iou_matrix
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    min_iou: float = 0.3
-    max_center_dist: float = 0.5  # in box sides
-    landmark_weight: float = 1.0
-    max_gap: int = 10  # frames without a detection before a track ends
-    velocity_smoothing: float = 0.5
+from facekit.track.config import TrackerConfig
 
 
 @dataclass
