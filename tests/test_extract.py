@@ -92,11 +92,14 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(clips, tmp_path, monkey
     real = video_sequences.process_video
     calls = {"n": 0}
 
-    def dies_on_second(*a, **kw):
+    def dies_on_second(path, video_id, root, *a, **kw):
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # killed mid-run
-        return real(*a, **kw)
+        if calls["n"] == 2:  # killed mid-video, after writing crops of a sequence the full run never makes
+            stray = Path(root) / "crops" / video_id / "0099"
+            stray.mkdir(parents=True)
+            (stray / "000000.jpg").write_bytes(b"half a video's crop")
+            raise KeyboardInterrupt
+        return real(path, video_id, root, *a, **kw)
 
     monkeypatch.setattr(video_sequences, "process_video", dies_on_second)
     with pytest.raises(KeyboardInterrupt):
@@ -113,6 +116,9 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(clips, tmp_path, monkey
     keys = {"videos": ["video_id"], "sequences": ["sequence_id"], "faces": ["sequence_id", "frame_index"]}
     for name, k in keys.items():
         pd.testing.assert_frame_equal(_sorted(full[name], k), _sorted(resumed[name], k))
+    # every crop file on disk is one the faces manifest names: none of the cut-short attempt is left
+    on_disk = {str(p.relative_to(tmp_path / "resumed")) for p in (tmp_path / "resumed" / "crops").rglob("*.jpg")}
+    assert on_disk == set(resumed["faces"]["crop_path"])
     # a rerun of a finished run does nothing
     again = _run(inputs, tmp_path / "resumed")
     assert again.videos_processed == 0 and again.faces == summary.faces
@@ -181,9 +187,13 @@ def test_workers_give_the_same_result(clips, tmp_path):
 def test_a_worker_that_dies_costs_its_video_not_the_run(clips, tmp_path, monkeypatch):
     """A native crash in a worker (simulated by aborting it) records that video as an error; the others finish."""
     monkeypatch.setenv("FACEKIT_CRASH_JOB", "group")
+    half = tmp_path / "out" / "crops" / "group" / "0000"  # what the dying worker had written of its video
+    half.mkdir(parents=True)
+    (half / "000000.jpg").write_bytes(b"crop")
     summary = _run([clips], tmp_path / "out", workers=2)
     v = read_manifest(tmp_path / "out", "videos").set_index("video_id")
     assert v.loc["group", "status"] == "error" and "worker process died" in v.loc["group", "error"]
+    assert not (tmp_path / "out" / "crops" / "group").exists()  # an error row has no crops
     assert set(v.index[v["status"] == "ok"]) == {"one", "three_shots"}
     assert summary.status == {"ok": 2, "error": 1}
 

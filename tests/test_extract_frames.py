@@ -51,10 +51,29 @@ def test_extract_frames_layout_meta_resume(vox, tmp_path, capsys):
         assert set(g["frame_index"]) <= set(sample_indices(int(utts.loc[uid, "num_frames"]), 4).tolist())
     assert main(args) == 0
     assert "5 done before" in capsys.readouterr().out
+    other_k = [a if a != "4" else "3" for a in args]  # resuming with other settings would mix two kinds of rows
+    assert main(other_k) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "made with other settings" in err and "frames_config.json" in err
     # two shards cover the same utterances
     for i in range(2):
         assert main(args[:2] + ["-o", str(tmp_path / "sh"), "--shard", f"{i}/2"] + args[4:]) == 0
     assert sorted(read_manifest(tmp_path / "sh", "utterances")["utterance_id"]) == sorted(utts.index)
+
+
+def test_a_worker_that_dies_leaves_no_crops_of_its_utterance(vox, tmp_path, monkeypatch):
+    dead = "id00000/v0/00001"
+    monkeypatch.setenv("FACEKIT_CRASH_JOB", dead)
+    out = tmp_path / "frames"
+    half = out / "crops" / f"{dead}_000001.jpg"  # what the dying worker had written
+    half.parent.mkdir(parents=True)
+    half.write_bytes(b"crop")
+    assert main(["extract-frames", str(vox), "-o", str(out), "-k", "2", "-q", "--device", "cpu", "--workers", "2",
+                 "--min-face-size", "20"]) == 0
+    utts = read_manifest(out, "utterances").set_index("utterance_id")
+    assert utts.loc[dead, "status"] == "error" and "died" in utts.loc[dead, "error"]
+    assert not list(half.parent.glob("00001_*.jpg"))
+    assert (utts["status"] == "ok").sum() == 3
 
 
 def test_bad_layout_one_line(tmp_path, capsys):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from facekit.fsutil import atomic_path
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.engine import Engine
-from facekit.pipeline.extract_sequences import clean_leftovers, in_shard
+from facekit.pipeline.extract_sequences import check_run_config, clean_leftovers, in_shard
 from facekit.pipeline.failures import Failures
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -193,6 +193,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
     meta_of = read_meta(meta) if meta is not None else {}
     jobs = [u for u in discover_utterances(root) if in_shard(u.utterance_id, shard)]
     tag = f"s{shard[0]:05d}of{shard[1]:05d}"
+    out.mkdir(parents=True, exist_ok=True)
+    check_run_config(out, asdict(cfg), "frames_config.json")
     done = clean_leftovers(out, tag, commit="utterances", others=("frames",), key="utterance_id")
     todo = [u for u in jobs if u.utterance_id not in done]
     engine = engine or Engine("local", workers)
@@ -207,6 +209,9 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
             info = meta_of.get(row["identity"], {})
             row.update(vggface2_id=info.get("vggface2_id"), gender=info.get("gender"),
                        split=info.get("split", row["split"]) or row["split"])
+            if row["status"] == "error":  # a worker that died mid-utterance may have written crops
+                for crop in (out / "crops" / row["utterance_id"]).parent.glob(f"{Path(row['utterance_id']).name}_*.jpg"):
+                    crop.unlink()
             parts.add("utterances", [row])
             parts.add("frames", rows)
             summary.failures.now += row["status"] == "error"
@@ -219,8 +224,6 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
         if hasattr(results, "close"):
             results.close()
     summary.seconds = time.perf_counter() - t0
-    from dataclasses import asdict
-
     from facekit.manifests.lineage import write_lineage
 
     write_lineage(out, "extract-frames", {"root": str(root), "meta": str(meta) if meta else None, **asdict(cfg)})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -122,17 +123,19 @@ def discover_videos(inputs: list[Path]) -> list[VideoJob]:
     return jobs
 
 
-def _check_config(out: Path, cfg: ExtractConfig) -> None:
-    saved = out / RUN_CONFIG
+def check_run_config(out: Path, config: dict, name: str = RUN_CONFIG) -> None:
+    """The first run into ``out`` saves its settings as ``out/name``; a rerun (resume) must bring the same ones, so
+    a root never mixes outputs made two ways."""
+    saved = out / name
     if saved.exists():
         try:
             previous = json.loads(saved.read_text())["config"]
         except (ValueError, KeyError):
             raise InputError(f"{saved}: unreadable run config; remove it or use a new --out") from None
-        if previous != _jsonable(cfg.to_dict()):
+        if previous != _jsonable(config):
             raise InputError(f"{out}: made with other settings (see {saved}); use a new --out, or the same settings")
     else:
-        write_json(saved, {"facekit_version": __version__, "config": _jsonable(cfg.to_dict())})
+        write_json(saved, {"facekit_version": __version__, "config": _jsonable(config)})
 
 
 def _jsonable(obj):
@@ -200,7 +203,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
                          f"{', '.join(sorted(VIDEO_EXTENSIONS))})")
     jobs = [j for j in found if in_shard(j.video_id, shard)]
     out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, cfg)
+    check_run_config(out, cfg.to_dict())
     shard_tag = f"s{shard[0]:05d}of{shard[1]:05d}"
     done = clean_leftovers(out, shard_tag)
     todo = [j for j in jobs if j.video_id not in done]
@@ -212,6 +215,8 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
     try:
         for res in results:
+            if res.video["status"] == "error":  # a worker that died mid-video left crops: no rows, no crops
+                shutil.rmtree(out / "crops" / res.video["video_id"], ignore_errors=True)
             parts.add("videos", [res.video])
             parts.add("sequences", res.sequences)
             parts.add("faces", res.faces)
