@@ -247,3 +247,31 @@ def test_no_input_and_all_failed_exit_non_zero_with_reasons(tmp_path):
     assert "failed: 7" in out and sum(ln.startswith(f"  {tmp_path}") for ln in out) == 5  # the first five
     assert "  ... and 2 more (status = 'error' in the videos manifest)" in out
     assert all(": cannot open as video: " in ln for ln in out if ln.startswith(f"  {tmp_path}"))
+
+
+def test_a_long_video_moves_a_frame_bar(clips, tmp_path, monkeypatch):
+    """In this process (no workers) a second bar counts the frames of the video at hand, per decoded batch, with
+    the video's frame count as its total (so it shows an ETA): a one-hour video does not sit at 0/1 for an hour."""
+    from tqdm import tqdm as real_tqdm
+
+    bars = []
+
+    class Recording(real_tqdm):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **{**kw, "disable": True})
+            self.log = []
+            bars.append((kw.get("unit"), self.log))
+
+        def reset(self, total=None):
+            self.log.append(("total", total))
+            super().reset(total)
+
+        def update(self, n=1):
+            self.log.append(n)
+            super().update(n)
+
+    monkeypatch.setattr(es, "tqdm", Recording)
+    _run([clips / "one.mp4"], tmp_path, progress=True, cfg=ExtractConfig(batch_frames=8))
+    frames = read_manifest(tmp_path, "videos")["num_frames"].iloc[0]
+    (log,) = [log for unit, log in bars if unit == "frame"]
+    assert log == [("total", frames)] + [8] * (frames // 8) + ([frames % 8] if frames % 8 else [])

@@ -187,7 +187,11 @@ def _crashed(job: VideoJob, reason: str):
 def _worker_run(job: VideoJob):
     from facekit.pipeline.video_sequences import process_video
 
-    return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
+    if not _WORKER.get("frame_bar"):
+        return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
+    # in this process: a second bar counts the frames of the video at hand, so a long video shows progress
+    with tqdm(unit="frame", desc=job.video_id[-24:], leave=False, position=1, dynamic_ncols=True) as bar:
+        return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"], bar)
 
 
 def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = ExtractConfig(),
@@ -212,6 +216,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     parts = PartWriter(out, shard_tag, [FACES, SEQUENCES, VIDEOS])  # videos last: the commit
     start = time.perf_counter()
     results = engine.map(todo, _worker_run, _worker_init, (cfg, device, str(out)), _crashed)
+    _WORKER["frame_bar"] = progress  # read only when the jobs run in this process (workers have their own dict)
     bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
     try:
         for res in results:

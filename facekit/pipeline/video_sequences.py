@@ -157,7 +157,8 @@ def empty_video_row(video_id: str, path: str) -> dict:
 
 def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfig, detector: MTCNN,
                   progress=None) -> VideoResult:
-    """Extract the face sequences of one video. Never raises for a bad video: the ``videos`` row says why."""
+    """Extract the face sequences of one video. Never raises for a bad video: the ``videos`` row says why.
+    ``progress``: a tqdm bar that counts the video's frames (its total is set once the video is opened)."""
     row = empty_video_row(video_id, str(path))
     crop_dir = root / "crops" / video_id
     shutil.rmtree(crop_dir, ignore_errors=True)  # a rerun starts the video clean
@@ -170,6 +171,8 @@ def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfi
             row.update(status="skipped_vfr", error="variable frame rate (--skip-vfr)")
             return VideoResult(row, [], [])
         writer = _SequenceWriter(root, video_id, cfg, detector.device)
+        if progress is not None:
+            progress.reset(total=info.num_frames)
         shots = _run(stream, cfg, detector, writer, progress)
     except VideoError as err:
         shutil.rmtree(crop_dir, ignore_errors=True)
@@ -231,7 +234,7 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         prev = (index, frames, stamps)
         release_free_memory()
         if progress is not None:
-            progress(len(index))
+            progress.update(len(index))
     writer.close(tracker.end_all())
     return shot_index + 1
 
