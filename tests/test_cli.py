@@ -157,14 +157,18 @@ OPTIONAL_INPUTS = {"--model", "--features", "--aggregator", "--labels", "--meta"
 
 
 def test_every_option_shows_its_default_and_every_output_has_one():
-    """One --out policy: every command that writes has a default output (shown in --help), and every setting shows
-    its default, including the extract settings that a recipe may set (read from ExtractConfig)."""
+    """One --out policy: every command that writes has a default output (shown in --help); every setting shows its
+    default, including the extract settings that a recipe may set (read from ExtractConfig); every short option
+    has a long form."""
     from facekit.pipeline.config import ExtractConfig
 
     outs, hidden = {}, []
     for path, cmd in _leaf_commands():
         for p in cmd.params:
-            if p.param_type_name != "option" or getattr(p, "is_flag", False):
+            if p.param_type_name != "option":
+                continue
+            assert any(o.startswith("--") for o in p.opts), f"{path} {p.opts}: a short option without a long form"
+            if getattr(p, "is_flag", False):
                 continue
             documented = p.default is not None or "\\[default:" in (p.help or "")
             if "--out" in p.opts:

@@ -18,7 +18,8 @@ split in two halves that stand in for two videos of the person. From them:
 
 The two "videos" of a person are halves of one zoom over one photo, so every protocol here is far easier than
 the real one, and the people of the identity data are also in the test data: numbers on the demo data say the
-commands run end to end, nothing about a model.
+commands run end to end, nothing about a model. ``demo.json`` lists the digests of the protocol files, and every
+``facekit bench`` report on them says "demo data: numbers mean nothing" and prints no published numbers.
 """
 
 from __future__ import annotations
