@@ -201,7 +201,7 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         return Path(s.root) / key.partition("|")[0]
 
     def load(key: str, cropper=None) -> np.ndarray:
-        rel, _, blur = key.partition("|")
+        blur = key.partition("|")[2]
         crop = (cropper or source.cropper)(read_image(frame_file(key)))
         if blur:
             size, angle = blur.removeprefix(BLUR_KEY).split("@")

@@ -50,8 +50,6 @@ class Person:
     name: str
     frames: np.ndarray  # (n,) frame indices into the clip, increasing
     boxes: np.ndarray  # (n, 4) xyxy, frame px
-    landmarks: np.ndarray  # (n, 5, 2) frame px
-    scores: np.ndarray  # (n,)
     group: bool  # shares its shot with other people
 
     def video(self, v: int) -> np.ndarray:
@@ -79,8 +77,7 @@ def find_people(clip: Path, device: str = "cpu") -> tuple[np.ndarray, list[Perso
         f = faces[faces["sequence_id"] == sid].sort_values("frame_index")
         overlaps = ((order["first"] <= row["last"]) & (order["last"] >= row["first"])).sum() > 1
         people.append(Person(f"Person_{k}", f["frame_index"].to_numpy(), f[["box_x1", "box_y1", "box_x2", "box_y2"]]
-                             .to_numpy(np.float32), np.stack(f["landmarks_5x2"].to_numpy()).reshape(-1, 5, 2),
-                             f["score"].to_numpy(), bool(overlaps)))
+                             .to_numpy(np.float32), bool(overlaps)))
     return frames, people
 
 
@@ -119,16 +116,15 @@ def is_demo_data(files: list[Path]) -> bool:
     by ``build demo`` (found through the ``demo.json`` in a folder above it)."""
     if not files:
         return False
-    for root in list(Path(files[0]).resolve().parents)[:4]:
-        marker = root / MARKER
-        if marker.is_file():
-            try:
-                known = json.loads(marker.read_text()).get("protocol_files", {})
-            except (OSError, ValueError):
-                return False
-            return all(known.get(str(Path(f).resolve().relative_to(root))) == file_digest(f)
-                       if Path(f).resolve().is_relative_to(root) else False for f in files)
-    return False
+    paths = [Path(f).resolve() for f in files]
+    root = next((d for d in paths[0].parents[:4] if (d / MARKER).is_file()), None)
+    if root is None or not all(p.is_relative_to(root) for p in paths):
+        return False
+    try:
+        known = json.loads((root / MARKER).read_text()).get("protocol_files", {})
+    except (OSError, ValueError):
+        return False
+    return all(known.get(str(p.relative_to(root))) == file_digest(p) for p in paths)
 
 
 def _pick(rows: np.ndarray, k: int) -> np.ndarray:
