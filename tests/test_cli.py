@@ -119,21 +119,8 @@ def test_top_level_help_has_examples(capsys):
 
 def test_one_device_option_everywhere():
     """Every command that takes --device has the same default and help text (facekit/cli/options.py)."""
-    from facekit.cli.main import app
-    from typer.main import get_command
-
-    def walk(cmd, path=()):
-        subs = getattr(cmd, "commands", {})
-        if not subs:
-            yield path, cmd
-        for name, sub in subs.items():
-            yield from walk(sub, (*path, name))
-
-    seen = {}
-    for path, cmd in walk(get_command(app)):
-        for p in cmd.params:
-            if "--device" in getattr(p, "opts", []):
-                seen[" ".join(path)] = (p.default, p.help)
+    seen = {path: (p.default, p.help) for path, cmd in _leaf_commands() for p in cmd.params
+            if "--device" in getattr(p, "opts", [])}
     assert len(seen) >= 10 and len(set(seen.values())) == 1, seen
 
 
