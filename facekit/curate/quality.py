@@ -20,7 +20,9 @@ def laplacian_variance(crops_n3hw: torch.Tensor) -> np.ndarray:
         return np.zeros(0, np.float32)
     g = grey(crops_n3hw)[:, 0]  # (n, H, W); the stencil as slices (a conv2d would cache a oneDNN primitive per n)
     lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]
-    return lap.flatten(1).var(dim=1, unbiased=False).cpu().numpy().astype(np.float32)
+    # in numpy float64, row by row: torch splits a one-row reduction over its threads, so the variance of a single
+    # crop depended on the thread count (a face at the blur threshold kept with one thread, dropped with two)
+    return lap.flatten(1).cpu().numpy().astype(np.float64).var(axis=1).astype(np.float32)
 
 
 def duplicate_signature(crops_n3hw: torch.Tensor, size: int = 16) -> np.ndarray:

@@ -138,7 +138,7 @@ def warp_patches(images: torch.Tensor | ImagePyramid, image_index: torch.Tensor,
                  out_hw: tuple[int, int], antialias: bool = True) -> torch.Tensor:
     """Sample one patch per row: output pixel (x, y) reads input pixel ``A @ [x, y, 1]`` of image ``image_index``.
 
-    All patches of one image share one ``grid_sample`` call, so no per-patch copy of a frame is made.
+    All patches are gathered straight from their image, so no per-patch copy of a frame is made.
     ``antialias``: a patch that shrinks its source by s reads from the 2x average-pooled pyramid level
     floor(log2 s), so bilinear sampling never skips pixels (what ``area`` resizing gives, at pyramid cost).
     Outside the image reads zeros. Returns (n, C, out_h, out_w) float.
@@ -161,31 +161,39 @@ def warp_patches(images: torch.Tensor | ImagePyramid, image_index: torch.Tensor,
         s = 0.5 ** lv  # level pixel centre x_l = s * (x + 0.5) - 0.5
         a_l = a[sel] * s
         a_l[:, :, 2] += 0.5 * s - 0.5
-        out[sel] = _grid_sample_patches(pyramid.level(lv), idx[sel], a_l, out_hw)
+        out[sel] = _bilinear_patches(pyramid.level(lv), idx[sel], a_l, out_hw)
     return out
 
 
-def _grid_sample_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Bilinear sampling as ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)`` with the
+    pixel ``a @ [x, y, 1]``, written as exactly rounded elementwise steps in a fixed order (positions and weights
+    in float64, the four-tap sum in float32). torch's own sampler gives other last bits on each SIMD path
+    (``ATEN_CPU_CAPABILITY`` default vs avx2/avx512: a crop pixel off by one grey level), which flipped which faces
+    a dataset kept; these steps give the same bits on every path, thread count and device."""
     b, c, h_in, w_in = images.shape
     n, dev = a.shape[0], images.device
     gh, gw = out_hw
-    gy, gx = torch.meshgrid(torch.arange(gh, device=dev, dtype=torch.float32),
-                            torch.arange(gw, device=dev, dtype=torch.float32), indexing="ij")
-    src_x = a[:, 0, 0, None, None] * gx + a[:, 0, 1, None, None] * gy + a[:, 0, 2, None, None]
+    a = a.to(torch.float64)
+    gy = torch.arange(gh, device=dev, dtype=torch.float64).view(1, gh, 1)
+    gx = torch.arange(gw, device=dev, dtype=torch.float64).view(1, 1, gw)
+    src_x = a[:, 0, 0, None, None] * gx + a[:, 0, 1, None, None] * gy + a[:, 0, 2, None, None]  # (n, gh, gw)
     src_y = a[:, 1, 0, None, None] * gx + a[:, 1, 1, None, None] * gy + a[:, 1, 2, None, None]
-    grid = torch.stack([(2 * src_x + 1) / w_in - 1, (2 * src_y + 1) / h_in - 1], dim=-1)  # (n, gh, gw, 2)
-    # patches of image i go to rows [slot * gh, (slot + 1) * gh) of a tall grid for image i (no frame copies)
-    counts = torch.bincount(idx, minlength=b)
-    order = torch.argsort(idx, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slot = torch.empty_like(idx)
-    slot[order] = torch.arange(n, device=dev) - starts[idx[order]]
-    slots = int(counts.max())
-    big = torch.full((b, slots, gh, gw, 2), -2.0, device=dev)  # -2 reads zeros
-    big[idx, slot] = grid
-    out = F.grid_sample(images, big.view(b, slots * gh, gw, 2), mode="bilinear", padding_mode="zeros",
-                        align_corners=False)
-    return out.view(b, c, slots, gh, gw).permute(0, 2, 1, 3, 4)[idx, slot]
+    x0, y0 = torch.floor(src_x), torch.floor(src_y)
+    fx, fy = src_x - x0, src_y - y0
+    x0, y0 = x0.long(), y0.long()
+    pixels = images.permute(0, 2, 3, 1).reshape(b * h_in * w_in, c)  # (b*H*W, C); a view for channels-last input
+    base = idx.to(dev).view(n, 1, 1) * (h_in * w_in)
+    out = None
+    for dy, wy in ((0, 1.0 - fy), (1, fy)):
+        for dx, wx in ((0, 1.0 - fx), (1, fx)):
+            xs, ys = x0 + dx, y0 + dy
+            inside = (xs >= 0) & (xs < w_in) & (ys >= 0) & (ys < h_in)
+            weight = torch.where(inside, wy * wx, 0.0).to(images.dtype).unsqueeze(-1)  # (n, gh, gw, 1)
+            at = base + ys.clamp(0, h_in - 1) * w_in + xs.clamp(0, w_in - 1)
+            tap = pixels[at] * weight  # (n, gh, gw, C)
+            out = tap if out is None else out + tap
+    return out.permute(0, 3, 1, 2)  # (n, C, gh, gw)
 
 
 def crop_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, boxes_xyxy: np.ndarray, size: int,

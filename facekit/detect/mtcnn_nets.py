@@ -18,6 +18,31 @@ from torch import nn
 from facekit.errors import InputError
 
 
+def pointwise_conv(x_bchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution summed channel by channel in a fixed order: one elementwise multiply and add per input
+    channel, so every output value is the same whatever the thread count or batch size.
+
+    oneDNN's 1x1 kernel with only 2-4 output channels splits its sum over the input channels differently with one
+    thread than with several (P-Net's scores moved by 2e-7, enough to flip a proposal at the 0.6 threshold and,
+    through the tracker, which faces a dataset holds). Costs ~1% of P-Net (6 x 32 values per window)."""
+    w_oc = conv.weight[:, :, 0, 0]  # (O, C)
+    out = conv.bias.view(1, -1, 1, 1).expand(x_bchw.shape[0], -1, *x_bchw.shape[2:]).clone()
+    for c in range(w_oc.shape[1]):
+        out += x_bchw[:, c:c + 1] * w_oc[:, c].view(1, -1, 1, 1)
+    return out
+
+
+def face_probability(logits_b2: torch.Tensor) -> torch.Tensor:
+    """Softmax's second entry for two classes, as the reference computes it in float32: ``e1 / (e0 + e1)`` with
+    ``e = exp(l - max(l))``. Only ``exp`` runs in float64 (then rounded to float32): torch's float32 ``exp``
+    differs in the last bit between SIMD paths (Sleef vs libm), and a score next to a threshold, or two proposals
+    tied in NMS's order, then flipped. Subtraction, sum and division are exactly rounded on every path."""
+    m = torch.maximum(logits_b2[:, 0], logits_b2[:, 1])
+    e0 = torch.exp((logits_b2[:, 0] - m).double()).to(logits_b2.dtype)
+    e1 = torch.exp((logits_b2[:, 1] - m).double()).to(logits_b2.dtype)
+    return e1 / (e0 + e1)
+
+
 def _keras_flatten(x_nchw: torch.Tensor) -> torch.Tensor:
     # Keras: NHWC -> Permute((2,1,3)) -> NWHC -> flatten. In NCHW that is x.permute(0, 3, 2, 1).
     return x_nchw.permute(0, 3, 2, 1).reshape(x_nchw.shape[0], -1)
@@ -38,7 +63,7 @@ class PNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return self.bbox(x), torch.softmax(self.cls(x), dim=1)[:, 1]
+        return pointwise_conv(x, self.bbox), face_probability(pointwise_conv(x, self.cls))
 
 
 class RNet(nn.Module):
@@ -60,7 +85,7 @@ class RNet(nn.Module):
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.prelu3(self.conv3(x))
         x = self.prelu4(self.fc4(_keras_flatten(x)))
-        return self.bbox(x), torch.softmax(self.cls(x), dim=1)[:, 1]
+        return self.bbox(x), face_probability(self.cls(x))
 
 
 class ONet(nn.Module):
@@ -86,7 +111,7 @@ class ONet(nn.Module):
         x = self.pool3(self.prelu3(self.conv3(x)))
         x = self.prelu4(self.conv4(x))
         x = self.prelu5(self.fc5(_keras_flatten(x)))
-        return self.bbox(x), self.landmarks(x), torch.softmax(self.cls(x), dim=1)[:, 1]
+        return self.bbox(x), self.landmarks(x), face_probability(self.cls(x))
 
 
 def _weights_dir() -> Path:
