@@ -70,12 +70,14 @@ def aggregate_cmd(
     from facekit.device import resolve_device
     from facekit.fsutil import atomic_path
     from facekit.manifests.io import write_part
+    from facekit.manifests.owner import claim_root
     from facekit.manifests.schemas import AGGREGATES
     from facekit.train.aggregator import save_grid
     from facekit.train.images import load_crop
 
     if bool(inputs) == (manifest is not None):
         raise InputError("give either image files/folders or --manifest ROOT")
+    claim_root(out, "aggregate")
     dev = resolve_device(device)
     agg = load_aggregator(model, dev)
     sets = _sets_from_manifest(manifest, table, [g.strip() for g in group.split(",")]) if manifest else \

@@ -16,7 +16,8 @@ from facekit.embed.extractors import file_fingerprint
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.manifests.io import read_manifest, write_part
-from facekit.manifests.lineage import write_derived
+from facekit.manifests.lineage import check_output_root, write_derived
+from facekit.manifests.owner import claim_root
 from facekit.manifests.ops import root_tables
 from facekit.manifests.schemas import SEQUENCE_CLUSTERS
 
@@ -102,6 +103,8 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     set: centred-centre cosine >= ``threshold`` to an identity centre of ``identities`` roots, or (identity roots)
     folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders). Centres are means over at most
     ``centre_faces`` evenly spaced faces per sequence / identity (0: all)."""
+    check_output_root(out, [root])
+    claim_root(out, "curate overlap")
     kind, table, group = _curatable(root)
     rows = manifest_crops(root, table)
     sample = centre_sample(rows, group, centre_faces)
@@ -152,6 +155,8 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     """Drop exact duplicates (same bytes: the source image for identity roots, else the crop), near duplicates
     (cosine >= ``near_duplicate``) and outliers (cosine to the rest of the group < ``outlier_threshold``) inside
     each sequence / identity; then groups left with fewer than ``min_group_faces`` faces."""
+    check_output_root(out, [root])
+    claim_root(out, "curate clean")
     kind, table, group = _curatable(root)
     rows = manifest_crops(root, table)
     groups = rows[group].to_numpy()

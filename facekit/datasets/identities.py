@@ -28,6 +28,7 @@ from facekit.curate.quality import laplacian_variance
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import table_dir, write_part
+from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
 from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import in_shard
@@ -133,6 +134,7 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
                      chunk: int = 256, device: str = "cpu", progress: bool = True,
                      engine: Engine | None = None) -> IdentityBuildSummary:
     t0 = time.time()
+    claim_root(out, "build identities")
     engine = engine or Engine()
     tpl = get_template(template, size)
     people = discover_identities(root, labels)

@@ -22,6 +22,7 @@ from facekit.align.templates import Template, get_template
 from facekit.errors import InputError
 from facekit.fsutil import write_json
 from facekit.manifests.io import write_part
+from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import SCHEMAS
 
 LINEAGE = "lineage.json"
@@ -90,7 +91,7 @@ def write_derived(src: Path, out: Path, tables: dict[str, pd.DataFrame], command
     """Write ``tables`` (rows of ``src``'s tables) as a new root ``out``: crop paths rewritten relative to ``out``
     (the crops stay where they are), one part file per table, and lineage.json."""
     check_output_root(out, inputs or [src])
-    out.mkdir(parents=True, exist_ok=True)
+    claim_root(out, command)
     for name, df in tables.items():
         write_part(out, SCHEMAS[name], "part-000000", rebase_crops(df, src, out))
     write_lineage(out, command, settings, inputs or [src])

@@ -12,6 +12,7 @@ import pandas as pd
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files, write_part
 from facekit.manifests.lineage import check_output_root, rebase_crops, write_derived, write_lineage
+from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import SCHEMAS
 
 # the tables of each kind of root, the crop table first, and the column naming a group (a person or a sequence)
@@ -42,6 +43,10 @@ def split(root: Path, out: Path, val_fraction: float, seed: int = 0, by: str | N
     of its rows. Returns groups per split."""
     if not 0.0 < val_fraction < 1.0:
         raise InputError(f"--val {val_fraction}: must lie in (0, 1)")
+    claim_root(out, "manifest split")
+    for name in ("train", "val"):
+        check_output_root(out / name, [root])
+        claim_root(out / name, "manifest split")
     kind, tables, group = root_tables(root)
     by = by or group
     frames = {t: read_manifest(root, t) for t in tables}
@@ -74,7 +79,7 @@ def merge(roots: list[Path], out: Path) -> dict[str, int]:
     key_table, key = {"sequences": ("sequences", "sequence_id"), "identities": ("identities", "source_path"),
                       "frames": ("utterances", "utterance_id")}[kind]
     check_output_root(out, roots)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_root(out, "manifest merge")
     merged: dict[str, list[pd.DataFrame]] = {t: [] for t in tables}
     seen: dict[str, Path] = {}
     for r in roots:

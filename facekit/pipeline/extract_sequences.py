@@ -25,6 +25,7 @@ from tqdm import tqdm
 from facekit import __version__
 from facekit.errors import InputError
 from facekit.fsutil import write_json
+from facekit.manifests.owner import claim_root
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
@@ -201,6 +202,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     ``engine`` (default: the local engine with ``workers`` processes)."""
 
     out = Path(out)
+    claim_root(out, "extract-sequences")
     found = discover_videos(inputs)
     if not found:
         raise InputError(f"{', '.join(map(str, inputs))}: no videos found (extensions: "

@@ -15,6 +15,7 @@ import torch
 
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
+from facekit.manifests.owner import claim_root
 from facekit.train import distributed
 from facekit.recipes import build, read_recipe, to_dict
 
@@ -65,7 +66,7 @@ def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: lis
     if hasattr(cfg, "check"):
         cfg.check(where)
     if main_rank:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        claim_root(run_dir, f"train {name}")
         with atomic_path(saved) as tmp:
             tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return cfg, run_dir
