@@ -1,4 +1,4 @@
-"""``facekit manifest ...``: query, stats, schema, split, sample and merge of manifests."""
+"""``facekit manifest ...``: query, stats, schema, split, sample, merge and check of manifests."""
 
 from __future__ import annotations
 
@@ -112,3 +112,30 @@ def merge_cmd(roots: List[Path] = typer.Argument(..., help="Roots of one kind (e
 
     counts = merge(list(roots), out)
     typer.echo(", ".join(f"{t}: {n} rows" for t, n in counts.items()) + f" -> {out}")
+
+
+@manifest_app.command("check")
+def check_cmd(root: Path = typer.Argument(..., help="Output root to check."),
+              repair: bool = typer.Option(False, "--repair", help="Remove each damaged flush group from every table "
+                                                                  "(rerun the command that made the root to redo "
+                                                                  "exactly those inputs).")) -> None:
+    """Find unreadable, orphaned or missing part files (a disk error, a half-copied root, a killed run).
+    Exit 0 when the root is whole (or was repaired), 1 when damage is found and left."""
+    from facekit.manifests.check import check_root, repair_root
+    from facekit.manifests.owner import root_maker
+
+    damage = check_root(root)
+    for d in damage:
+        typer.echo(f"{d.part}: {d.problem}")
+    if not damage:
+        typer.echo(f"{root}: every part file reads and every flush group is whole")
+        return
+    groups = sorted({d.group for d in damage})
+    if not repair:
+        typer.echo(f"{len(damage)} damaged part files in {len(groups)} flush groups; "
+                   f"facekit manifest check {root} --repair removes those groups")
+        raise typer.Exit(1)
+    removed = repair_root(root, damage)
+    maker = root_maker(root) or "the command that made it"
+    typer.echo(f"repaired: removed {len(removed)} part files of {len(groups)} flush groups ({', '.join(groups)}); "
+               f"rerun 'facekit {maker}' with the same settings to redo their inputs")
