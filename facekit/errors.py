@@ -22,5 +22,12 @@ class ManifestError(InputError):
     """A manifest file does not match its schema (names the file and the column)."""
 
 
+class InputsFailed(FacekitError):
+    """The run finished and committed every result, but some inputs failed (listed in the summary and in the
+    manifest with ``status = 'error'``): exit 3, so a script can tell."""
+
+    exit_code = 3
+
+
 class VideoError(FacekitError):
     """A video cannot be decoded; recorded in the ``videos`` manifest and skipped, never fatal to a run."""

@@ -153,7 +153,10 @@ def test_bad_inputs_are_recorded_and_skipped(clips, tmp_path):
     assert v.loc["good", "status"] == "ok"
     for name in ("zero", "text", "truncated"):
         assert v.loc[name, "status"] == "error" and v.loc[name, "error"], name
-    assert "zero-byte" in v.loc["zero", "error"]
+    # the reason says what the file is, not the decoder's raw text
+    assert v.loc["zero", "error"] == "empty file (0 bytes)"
+    assert v.loc["text", "error"] == "not a video: a text file (19 bytes, starts 'this is not a video')"
+    assert v.loc["truncated", "error"].startswith("damaged or truncated MP4/MOV file (")
     assert v.loc["noface", "status"] == "no_faces"
     assert bool(v.loc["vfr", "vfr"]) and not bool(v.loc["good", "vfr"])
     assert summary.status["error"] == 3
@@ -245,7 +248,8 @@ def test_no_input_and_all_failed_exit_non_zero_with_reasons(tmp_path):
     out = res.stdout.splitlines()
     assert "failed: 7" in out and sum(ln.startswith(f"  {tmp_path}") for ln in out) == 5  # the first five
     assert "  ... and 2 more (status = 'error' in the videos manifest)" in out
-    assert all(": cannot open as video: " in ln for ln in out if ln.startswith(f"  {tmp_path}"))
+    assert all(": not a video: no known container signature (first bytes " in ln
+               for ln in out if ln.startswith(f"  {tmp_path}"))
 
 
 def test_a_long_video_moves_a_frame_bar(clips, tmp_path, monkeypatch):
@@ -274,3 +278,27 @@ def test_a_long_video_moves_a_frame_bar(clips, tmp_path, monkeypatch):
     frames = read_manifest(tmp_path, "videos")["num_frames"].iloc[0]
     (log,) = [log for unit, log in bars if unit == "frame"]
     assert log == [("total", frames)] + [8] * (frames // 8) + ([frames % 8] if frames % 8 else [])
+
+
+def test_failed_inputs_exit_3_after_committing_everything(clips, tmp_path, capsys):
+    """A script can tell: some inputs failed -> every result committed, the summary printed, then exit 3 with one
+    line; --allow-failures SHARE accepts up to that share; a rerun (resume) still reports the earlier failures."""
+    from facekit.cli.main import main
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "good.mp4").write_bytes((clips / "one.mp4").read_bytes())
+    (inp / "zero.mp4").write_bytes(b"")
+    (inp / "notes.mp4").write_text("shot list: take 3\n")
+    args = ["extract-sequences", str(inp), "-o", str(tmp_path / "out"), "-q", "--device", "cpu"]
+    assert main(args) == 3
+    cap = capsys.readouterr()
+    err = cap.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("facekit: error: 2 of 3 videos failed (first: ")
+    assert "--allow-failures 0.667 accepts this share" in err[0]
+    assert "failed: 2" in cap.out and "preview: " in cap.out
+    v = read_manifest(tmp_path / "out", "videos").set_index("video_id")
+    assert v.loc["good", "status"] == "ok" and v.loc["notes", "error"].startswith("not a video: a text file")
+    assert main(args) == 3  # resumed: nothing redone, the failures still count
+    assert "0 processed now" in capsys.readouterr().out
+    assert main(args + ["--allow-failures", "0.7"]) == 0

@@ -22,7 +22,8 @@ def test_aligned_folders_stable_indices_errors_and_resume(tmp_path, capsys):
     _tree(tmp_path / "in")
     (tmp_path / "in" / "bob" / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(out), "--aligned", "-q", "--size", "112"]) == 0
+    # one unreadable image: everything committed, then exit 3 (a script can tell)
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(out), "--aligned", "-q", "--size", "112"]) == 3
     df = read_manifest(out, "identities")
     assert dict(zip(df["identity"], df["class_index"])) == {"alice": 0, "bob": 1, "carol": 2}
     assert (df["status"] == "ok").sum() == 9
@@ -32,7 +33,8 @@ def test_aligned_folders_stable_indices_errors_and_resume(tmp_path, capsys):
         assert Image.open(out / rel).size == (112, 112)
     assert "1 unreadable" in capsys.readouterr().out
     # a rerun resumes (nothing redone), a shard sees a subset with the same indices
-    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(out), "--aligned", "-q"]) == 0
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(out), "--aligned", "-q",
+                 "--allow-failures", "0.1"]) == 0
     assert "1 chunks resumed" in capsys.readouterr().out
     out2 = tmp_path / "shard"
     for i in range(2):

@@ -64,7 +64,7 @@ def _assert_same(a: dict, b: dict) -> None:
 def test_two_node_cluster_writes_the_local_manifests_row_for_row(clips, cluster, tmp_path, capsys):
     es.extract_sequences([clips], tmp_path / "local", progress=False, engine=LOCAL)
     args = ["extract-sequences", str(clips), "-o", str(tmp_path / "ray"), "-q", "--device", "cpu", "--engine", "ray",
-            "--ray-address", cluster.address, "--workers", "2", "--flush-every", "2"]
+            "--ray-address", cluster.address, "--workers", "2", "--flush-every", "2", "--allow-failures", "0.2"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "ray: 2 nodes, 2 workers" in out and "error 1" in out  # both nodes ran work; broken.mp4 recorded

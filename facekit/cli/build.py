@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
+from facekit.cli.options import ALLOW_FAILURES, DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
 
 build_app = typer.Typer(help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
 
@@ -29,6 +29,7 @@ def identities_cmd(
     engine: str = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
     gpus_per_worker: float = GPUS_PER_WORKER,
+    allow_failures: float = ALLOW_FAILURES,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Identity dataset (a class per person) from image folders: detect, align, write crops + manifest."""
@@ -47,6 +48,7 @@ def identities_cmd(
     grid = sequence_grid(faces[faces["status"] == "ok"], out, out / "identities_preview.png", group="identity")
     if grid:
         typer.echo(f"preview: {grid}")
+    summary.check(allow_failures)
 
 
 @build_app.command("demo")

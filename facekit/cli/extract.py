@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
+from facekit.cli.options import ALLOW_FAILURES, DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
 
 from facekit.video import sample_video
 
@@ -57,6 +57,7 @@ def extract_sequences_cmd(
     max_gap: Optional[int] = _setting("tracker.max_gap", "--max-gap", "End a track after this many frames unseen.", min=0),
     shot_threshold: Optional[float] = _setting("shot_threshold", "--shot-threshold", "Shot-cut score threshold."),
     skip_vfr: bool = typer.Option(False, "--skip-vfr", help="Record variable-frame-rate videos and skip them."),
+    allow_failures: float = ALLOW_FAILURES,
     flush_every: int = typer.Option(8, "--flush-every", min=1, help="Videos per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -93,11 +94,11 @@ def extract_sequences_cmd(
                                 flush_every=flush_every, progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
-    summary.check()
     if summary.faces:
         grid = sequence_grid(read_manifest(out, "faces", columns=["sequence_id", "crop_path"]), out,
                              out / "sequences_preview.png")
         typer.echo(f"preview: {grid}")
+    summary.check(allow_failures)
 
 
 def extract_frames_cmd(
@@ -114,6 +115,7 @@ def extract_frames_cmd(
     engine: str = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
     gpus_per_worker: float = GPUS_PER_WORKER,
+    allow_failures: float = ALLOW_FAILURES,
     flush_every: int = typer.Option(64, "--flush-every", min=1, help="Utterances per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -131,8 +133,8 @@ def extract_frames_cmd(
                              flush_every=flush_every, progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
-    summary.check()
     if summary.frames:
         grid = sequence_grid(read_manifest(out, "frames", columns=["utterance_id", "crop_path"]), out,
                              out / "frames_preview.png", group="utterance_id")
         typer.echo(f"preview: {grid}")
+    summary.check(allow_failures)

@@ -9,6 +9,9 @@ DEVICE = typer.Option("auto", "--device", help="auto (CUDA when available, else 
 
 WORKERS = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (local engine; 0: in this process) or "
                        "Ray actors (ray engine; 0: one per CPU of the cluster).")
+ALLOW_FAILURES = typer.Option(0.0, "--allow-failures", min=0.0, max=1.0,
+                              help="Share of inputs that may fail (unreadable files) with exit 0; above it the run "
+                                   "still commits everything, then exits 3. Try 0.01 on large corpora.")
 ENGINE = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster: pip install "
                       "'facekit[ray]'; see the README).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster address (host:port, ray://host:port or auto). "

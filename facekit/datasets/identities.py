@@ -25,7 +25,7 @@ from tqdm import tqdm
 from facekit.align.similarity import align_faces
 from facekit.align.templates import get_template
 from facekit.curate.quality import laplacian_variance
-from facekit.errors import InputError
+from facekit.errors import InputError, InputsFailed
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import table_dir, write_part
 from facekit.manifests.owner import claim_root
@@ -54,6 +54,13 @@ class IdentityBuildSummary:
                 f"{self.no_face} without a face, {self.error} unreadable ({self.chunks_done_before} chunks resumed)",
                 *(f"  skipped {e}" for e in self.errors[:10]), *self.engine.summary_lines(),
                 f"manifest: {table_dir(self.out, 'identities')}  ({self.seconds:.1f} s)"]
+
+    def check(self, allowed: float = 0.0) -> None:
+        """``InputsFailed`` (exit 3) when more than ``allowed`` (a share) of the images are unreadable."""
+        if self.error and self.error > allowed * self.images:
+            raise InputsFailed(f"{self.error} of {self.images} images unreadable (first: {self.errors[0]}); every "
+                               f"other result is committed; --allow-failures {self.error / self.images:.3g} "
+                               f"accepts this share")
 
 
 @dataclass(frozen=True)

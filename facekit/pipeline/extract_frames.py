@@ -71,8 +71,9 @@ class FramesSummary:
                 f"frames kept: {self.frames}", *self.failures.lines(), *self.engine.summary_lines(),
                 f"manifests: {self.out / 'manifests'}"]
 
-    def check(self) -> None:
-        self.failures.check(self.total - self.done_before)
+    def check(self, allowed: float = 0.0) -> None:
+        """Raise when inputs failed (see ``Failures.check``); call after the summary is printed."""
+        self.failures.check(self.total - self.done_before, self.total, allowed)
 
 
 def read_meta(path: Path) -> dict[str, dict]:
@@ -134,8 +135,9 @@ def process_utterance(u: Utterance, out: Path, cfg: FramesConfig, detector) -> t
         row.update(num_frames=n, fps=float(reader.get_avg_fps()))
         del reader
     except Exception as err:
-        text = str(err).strip().splitlines()
-        return {**row, "status": "error", "error": f"cannot decode: {text[0][:160] if text else type(err).__name__}"}, []
+        from facekit.video.decode import unreadable_reason
+
+        return {**row, "status": "error", "error": unreadable_reason(Path(u.path), err)}, []
     dets = detector.detect(frames)
     keep, marks, boxes, scores = [], [], [], []
     for i, d in enumerate(dets):

@@ -73,8 +73,9 @@ class RunSummary:
             f"manifests: {self.out / 'manifests'}",
         ]
 
-    def check(self) -> None:
-        self.failures.check(self.videos_processed)
+    def check(self, allowed: float = 0.0) -> None:
+        """Raise when inputs failed (see ``Failures.check``); call after the summary is printed."""
+        self.failures.check(self.videos_processed, self.videos_total, allowed)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

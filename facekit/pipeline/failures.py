@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from facekit.errors import InputError
+from facekit.errors import InputError, InputsFailed
 
 
 @dataclass
@@ -33,8 +33,15 @@ class Failures:
             out.append(f"  ... and {len(self.listed) - first} more (status = 'error' in the {self.table} manifest)")
         return out
 
-    def check(self, processed: int) -> None:
-        """Raise when every input of this run failed (the summary lists why)."""
+    def check(self, processed: int, total: int, allowed: float = 0.0) -> None:
+        """After everything is committed: ``InputError`` (exit 2) when every input of this run failed,
+        ``InputsFailed`` (exit 3) when more than ``allowed`` (a share, 0..1) of the shard's ``total`` inputs are
+        in error, this run's and earlier runs' alike (a rerun that resumes still says so)."""
         if processed and self.now == processed:
             path, reason = self.listed[0]
             raise InputError(f"all {processed} {self.unit} failed (first: {path}: {reason})")
+        if self.listed and len(self.listed) > allowed * total:
+            path, reason = self.listed[0]
+            raise InputsFailed(f"{len(self.listed)} of {total} {self.unit} failed (first: {path}: {reason}); "
+                               f"every other result is committed; --allow-failures {len(self.listed) / total:.3g} "
+                               f"accepts this share")

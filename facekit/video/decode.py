@@ -57,6 +57,34 @@ def _short(err: Exception) -> str:
     return text[0][:200] if text else type(err).__name__
 
 
+# leading bytes of the containers FFmpeg reads (offset, bytes, name)
+_SIGNATURES = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"RIFF", "AVI"),
+               (0, b"GIF8", "GIF"), (0, b"FLV", "FLV"), (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+               (0, b"\x00\x00\x01\xb3", "MPEG video"), (0, b"\x30\x26\xb2\x75", "ASF/WMV"), (0, b"\x47", "MPEG-TS"),
+               (4, b"moov", "MP4/MOV"), (4, b"mdat", "MP4/MOV"), (4, b"free", "MP4/MOV"), (4, b"wide", "MP4/MOV"))
+
+
+def unreadable_reason(path: Path, decoder_error: Exception) -> str:
+    """Why ``path`` is not a readable video, in words: what the file holds by its first bytes (text, an image, an
+    unknown format) or, for a known container the decoder refused, that it is damaged or truncated."""
+    head = path.read_bytes()[:512] if path.is_file() else b""
+    size = path.stat().st_size if path.is_file() else 0
+    for offset, magic, name in _SIGNATURES:
+        if head[offset:offset + len(magic)] == magic:
+            detail = _short(decoder_error).replace(str(path), "").replace("Error reading ...", "").strip(" :.")
+            return f"damaged or truncated {name} file ({size} bytes){': ' + detail if detail else ''}"
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        kind = "PNG" if head[:1] == b"\x89" else "JPEG"
+        return f"not a video: an image file ({kind}) named {path.suffix}"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"not a video: a text file ({size} bytes, starts {text.strip()[:40]!r})"
+    return f"not a video: no known container signature (first bytes {head[:8].hex(' ')})"
+
+
 def _probe_with_pyav(path: Path, decord_error: Exception) -> tuple[np.ndarray, float, tuple[int, int, int]]:
     import av
 
@@ -71,7 +99,7 @@ def _probe_with_pyav(path: Path, decord_error: Exception) -> tuple[np.ndarray, f
                 stamps.append(t)
             fps = float(stream.average_rate) if stream.average_rate else 0.0
     except Exception:
-        raise VideoError(f"cannot open as video: {_short(decord_error)}") from None
+        raise VideoError(unreadable_reason(path, decord_error)) from None
     if not stamps:
         raise VideoError("no frames")
     stamps = np.asarray(stamps, np.float64) - stamps[0]
@@ -91,7 +119,7 @@ class VideoStream:
         if not self.path.is_file():
             raise VideoError("file not found")
         if self.path.stat().st_size == 0:
-            raise VideoError("zero-byte file")
+            raise VideoError("empty file (0 bytes)")
         try:
             with native_stderr_silenced():
                 reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
