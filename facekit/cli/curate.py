@@ -77,8 +77,9 @@ def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identitie
               out: Path = typer.Option(Path("out/curated-clean"), "--out", "-o", help="New root for the curated manifests."),
               outlier: float = typer.Option(0.2, "--outlier", help="Drop faces whose centred cosine to the rest of "
                                                                    "their sequence/identity is below this."),
-              near_duplicate: float = typer.Option(0.995, "--near-duplicate", help="Cosine at which two faces of "
-                                                                                   "a group are duplicates."),
+              near_duplicate: float = typer.Option(0.998, "--near-duplicate", help="Cosine to a kept earlier face "
+                                                                                   "of its group at which a face is a "
+                                                                                   "near duplicate (1.01: off)."),
               min_faces: int = typer.Option(1, "--min-faces", min=1, help="Drop groups left with fewer faces."),
               model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Drop exact and near duplicates and outlier faces inside each sequence / identity."""

@@ -28,11 +28,18 @@ class Curated:
     kept: int
     removed: dict[str, int]
     unit_name: str  # what was counted: sequences, identities, faces
+    per_group: pd.DataFrame | None = None  # clean: faces before/after per sequence or identity
 
-    def lines(self) -> list[str]:
+    def lines(self, groups: int = 5) -> list[str]:
         removed = ", ".join(f"{k} {v}" for k, v in self.removed.items()) or "nothing"
-        return [f"kept {self.kept} {self.unit_name}; removed: {removed}",
-                f"curated root: {self.out}  (report: {self.out / 'curation_report.md'})"]
+        out = [f"kept {self.kept} {self.unit_name}; removed: {removed}"]
+        if self.per_group is not None and len(self.per_group):
+            g = self.per_group
+            shown = ", ".join(f"{r.iloc[0]} {r['before']} -> {r['after']}" for _, r in g.head(groups).iterrows())
+            more = f" (the {groups} most reduced of {len(g)}; all in the report)" if len(g) > groups else ""
+            out.append(f"faces per {g.columns[0]}, before -> after: {shown}{more}")
+        out.append(f"curated root: {self.out}  (report: {self.out / 'curation_report.md'})")
+        return out
 
 
 def _curatable(root: Path) -> tuple[str, str, str]:
@@ -59,22 +66,28 @@ def _write_root(src: Path, out: Path, kind: str, keep_rows: pd.DataFrame, comman
 
 
 def _report(out: Path, step: str, settings: dict, removed: dict[str, int], kept: int, unit_name: str,
-            details: pd.DataFrame | None) -> None:
-    """curation_report.json: settings, counts and every decision (kept and removed) with its score;
-    curation_report.md: the same with the settings (threshold, model) named, removed decisions first."""
+            details: pd.DataFrame | None, per_group: pd.DataFrame | None = None) -> None:
+    """curation_report.json: settings, counts, per-group before/after and every decision (kept and removed) with
+    the score it was decided on; curation_report.md: the same with the settings (threshold, model) named,
+    removed decisions first."""
+    records = lambda df: [] if df is None else df.astype(object).where(df.notna(), None).to_dict("records")  # noqa: E731
     write_json(out / "curation_report.json", {"step": step, "settings": settings, "kept": kept, "removed": removed,
-                                              "decisions": [] if details is None else details.to_dict("records")})
+                                              "per_group": records(per_group), "decisions": records(details)})
     lines = [f"# curate {step}", "", "| setting | value |", "|---|---|"]
     lines += [f"| {k} | {', '.join(map(str, v)) if isinstance(v, list) else v} |" for k, v in settings.items()]
     lines += ["", f"kept {kept} {unit_name}", "", "| removed because | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in removed.items()]
+    if per_group is not None and len(per_group):
+        lines += ["", "## faces per group, before and after (most reduced first)", "",
+                  "| " + " | ".join(per_group.columns) + " |", "|" + "---|" * len(per_group.columns)]
+        lines += ["| " + " | ".join(map(str, row)) + " |" for row in per_group.itertuples(index=False)]
     if details is not None and len(details):
         shown = details.sort_values("decision", key=lambda d: d == "kept", kind="stable").head(500)
         more = f" (the first {len(shown)} of {len(details)}; all in curation_report.json)" if len(details) > 500 else ""
         lines += ["", f"## every decision, removed first{more}", "", "| " + " | ".join(details.columns) + " |",
                   "|" + "---|" * len(details.columns)]
-        lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
-                  for row in shown.itertuples(index=False)]
+        cell = lambda v: ("" if v != v else f"{v:.4f}") if isinstance(v, float) else str(v)  # noqa: E731
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     with atomic_path(out / "curation_report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
@@ -150,10 +163,11 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     return Curated(out, keep[group].nunique(), counts, kind)
 
 
-def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.2, near_duplicate: float = 0.995,
+def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.2, near_duplicate: float = 0.998,
                  min_group_faces: int = 1, progress: bool = True) -> Curated:
     """Drop exact duplicates (same bytes: the source image for identity roots, else the crop), near duplicates
-    (cosine >= ``near_duplicate``) and outliers (cosine to the rest of the group < ``outlier_threshold``) inside
+    (cosine >= ``near_duplicate`` to a kept earlier face of the group; 0.998 keeps 79% of the faces of 10 real
+    talking heads and all of their pose spread: benchmarks/near_duplicates.py) and outliers (cosine to the rest of the group < ``outlier_threshold``) inside
     each sequence / identity; then groups left with fewer than ``min_group_faces`` faces."""
     check_output_root(out, [root])
     claim_root(out, "curate clean")
@@ -169,7 +183,7 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
         all((Path(source_root) / p).is_file() for p in rows["source_path"]) else [root / p for p in rows["crop_path"]]
     exact_of = steps.exact_duplicates([file_fingerprint(f) for f in files], groups)
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
-    near_of = steps.near_duplicates(feats, groups, near_duplicate)  # raw cosine: copies are copies
+    near_of, near_cos = steps.near_duplicates(feats, groups, near_duplicate)  # raw cosine: copies are copies
     exact, near = exact_of >= 0, (near_of >= 0) & (exact_of < 0)
     twin = np.where(exact, exact_of, near_of)
     is_out, cos = steps.outliers(steps.centred(feats, steps.group_centres(feats, groups)[1].mean(0)), groups,
@@ -189,16 +203,31 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     crops = rows["crop_path"].to_numpy()
     decision = np.array(["kept" if w == "" else f"removed: {w}" for w in why], dtype=object)
     decision[rows.index.get_indexer(small.index)] = "removed: small_group"
-    details = rows.assign(decision=decision, cosine_to_group=cos,
-                          duplicate_of=[crops[t] if t >= 0 else "" for t in twin], reason=why)
-    details = details[[group, "crop_path", "decision", "duplicate_of", "cosine_to_group", "reason"]]
-    _report(out, "clean", settings, counts, len(keep), "faces", details.drop(columns="reason"))
+    # the value each removal was decided on, beside its threshold (exact duplicates: same bytes, no score)
+    score = np.where(near, near_cos, np.where(is_out, cos, np.nan))
+    threshold = np.where(near, near_duplicate, np.where(is_out, outlier_threshold, np.nan))
+    details = rows.assign(decision=decision, duplicate_of=[crops[t] if t >= 0 else "" for t in twin], score=score,
+                          threshold=threshold, duplicate_cosine=near_cos, cosine_to_group=cos, reason=why)
+    details = details[[group, "crop_path", "decision", "duplicate_of", "score", "threshold", "duplicate_cosine",
+                       "cosine_to_group", "reason"]]
+    per_group = _per_group(details, group)
+    _report(out, "clean", settings, counts, len(keep), "faces", details.drop(columns="reason"), per_group)
     details = details[why != ""]
     # grid: one row per removed face, the face it duplicates beside it
     shown = [(f"{r[group]} {r['reason']} #{i}", p) for i, (_, r) in enumerate(details.iterrows())
              for p in ([r["crop_path"], r["duplicate_of"]] if r["duplicate_of"] else [r["crop_path"]])]
     _grid(pd.DataFrame(shown, columns=[group, "crop_path"]), root, out / "removed_clean.png", group)
-    return Curated(out, len(keep), counts, "faces")
+    return Curated(out, len(keep), counts, "faces", per_group)
+
+
+def _per_group(details: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Faces before and after per sequence / identity, and how many each reason removed; most removed first."""
+    reasons = details["decision"].str.removeprefix("removed: ")
+    table = pd.crosstab(details[group], reasons)
+    out = pd.DataFrame({"before": table.sum(1), "after": table.get("kept", 0)})
+    out = out.join(table.drop(columns=["kept"], errors="ignore"))
+    out["removed"] = out["before"] - out["after"]
+    return out.sort_values(["removed", "before"], ascending=False, kind="stable").rename_axis(group).reset_index()
 
 
 def curate_clusters(root: Path, extractor, threshold: float = 0.6, centre_faces: int = 16,

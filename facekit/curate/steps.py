@@ -61,19 +61,28 @@ def outliers(feats: np.ndarray, groups: np.ndarray, threshold: float, min_group:
     return (cos < threshold) & (sizes[inv] >= min_group), cos
 
 
-def near_duplicates(feats: np.ndarray, groups: np.ndarray, threshold: float) -> np.ndarray:
-    """For every face, the index of an earlier face of its group with cosine >= ``threshold`` (it duplicates
-    that one; the first copy is kept), else -1."""
+def near_duplicates(feats: np.ndarray, groups: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy in order within each group: a face duplicates the most similar *kept* earlier face when their cosine
+    is >= ``threshold``, else it is kept. Returns (index of that kept face or -1, that cosine: the value compared
+    with the threshold, or the highest cosine to a kept face for kept faces, NaN for a group's first face).
+
+    Against kept faces only, so every removed face is within the threshold of a face that stays (a slow turn of
+    the head is not removed step by step, each frame as the copy of a removed one)."""
     f = l2_normalise(feats)
     twin = np.full(len(f), -1, np.int64)
+    score = np.full(len(f), np.nan)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        if len(idx) < 2:
-            continue
-        sim = np.triu(f[idx] @ f[idx].T, k=1)  # sim[i, j]: earlier i, later j
-        hit = sim.max(0) >= threshold
-        twin[idx[hit]] = idx[sim.argmax(0)[hit]]
-    return twin
+        kept = [idx[0]]
+        for i in idx[1:]:
+            sim = f[kept] @ f[i]
+            j = int(sim.argmax())
+            score[i] = sim[j]
+            if sim[j] >= threshold:
+                twin[i] = kept[j]
+            else:
+                kept.append(i)
+    return twin, score
 
 
 def exact_duplicates(digests: list[str], groups: np.ndarray) -> np.ndarray:
