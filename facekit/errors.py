@@ -29,5 +29,11 @@ class InputsFailed(FacekitError):
     exit_code = 3
 
 
+class Interrupted(FacekitError):
+    """Ctrl-C during a long run, after the finished inputs were committed: says how many are saved (exit 130)."""
+
+    exit_code = 130
+
+
 class VideoError(FacekitError):
     """A video cannot be decoded; recorded in the ``videos`` manifest and skipped, never fatal to a run."""

@@ -497,7 +497,7 @@ def test_feature_progress_advances_per_item_not_per_batch(monkeypatch):
         def close(self):
             updates.append("closed")
 
-    monkeypatch.setattr(fmod, "tqdm", Bar)
+    monkeypatch.setattr(fmod, "progress_bar", Bar)
     ext = SimpleNamespace(embed=lambda x: np.zeros((len(x), 2), np.float32))
     feats, n = fmod.compute_features([f"k{i}" for i in range(5)], lambda k: np.zeros((4, 4, 3), np.uint8), ext,
                                      None, batch=64, desc="sets")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facekit.errors import InputError
+from facekit.errors import InputError, Interrupted
 from facekit.manifests import read_manifest
 from facekit.pipeline import extract_sequences as es
 from facekit.pipeline.config import ExtractConfig, FilterConfig
@@ -102,7 +102,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(clips, tmp_path, monkey
         return real(path, video_id, root, *a, **kw)
 
     monkeypatch.setattr(video_sequences, "process_video", dies_on_second)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):  # Ctrl-C, after committing the finished videos
         _run(inputs, tmp_path / "resumed", flush_every=1)
     monkeypatch.setattr(video_sequences, "process_video", real)
     first = read_manifest(tmp_path / "resumed", "videos")
@@ -273,7 +273,7 @@ def test_a_long_video_moves_a_frame_bar(clips, tmp_path, monkeypatch):
             self.log.append(n)
             super().update(n)
 
-    monkeypatch.setattr(es, "tqdm", Recording)
+    monkeypatch.setattr(es, "progress_bar", Recording)
     _run([clips / "one.mp4"], tmp_path, progress=True, cfg=ExtractConfig(batch_frames=8))
     frames = read_manifest(tmp_path, "videos")["num_frames"].iloc[0]
     (log,) = [log for unit, log in bars if unit == "frame"]
@@ -302,3 +302,28 @@ def test_failed_inputs_exit_3_after_committing_everything(clips, tmp_path, capsy
     assert main(args) == 3  # resumed: nothing redone, the failures still count
     assert "0 processed now" in capsys.readouterr().out
     assert main(args + ["--allow-failures", "0.7"]) == 0
+
+
+def test_ctrl_c_saves_the_finished_videos_and_says_how_many(clips, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the third video runs: the two finished ones are committed (even before their flush), the
+    message says so, exit 130; the rerun does only the rest."""
+    from facekit.cli.main import main
+
+    real = es._worker_run
+
+    def stop_at_third(job):
+        if job.video_id == "three_shots":
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(es, "_worker_run", stop_at_third)
+    args = ["extract-sequences", str(clips), "-o", str(tmp_path / "out"), "-q", "--device", "cpu",
+            "--flush-every", "8", "--min-face-size", "20"]
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["facekit: interrupted: 2 of 3 videos of shard 0/1 are saved (2 in this run); rerun the same "
+                   "command to resume"]
+    assert sorted(read_manifest(tmp_path / "out", "videos")["video_id"]) == ["group", "one"]
+    monkeypatch.setattr(es, "_worker_run", real)
+    assert main(args) == 0
+    assert "2 done before, 1 processed now" in capsys.readouterr().out

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
 from facekit.align import Template, align_faces, get_template
 from facekit.errors import InputError
@@ -122,7 +122,7 @@ def compute_features(keys: Sequence[str], load: Loader, extractor, cache: Featur
     todo = list(dict.fromkeys(k for k in keys if k not in known))
     fresh: dict[str, np.ndarray] = {}
     # the bar counts items as they are loaded (a set for the aggregator: N images and a fusion), not batches
-    bar = tqdm(total=len(todo), desc=desc, unit="item", disable=not (todo and desc), dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc=desc, unit="item", disable=not (todo and desc), dynamic_ncols=True)
     try:
         for s in range(0, len(todo), batch):
             chunk = todo[s:s + batch]

@@ -64,7 +64,7 @@ def aggregate_cmd(
     import numpy as np
     import torch
     from PIL import Image
-    from tqdm import tqdm
+    from facekit.progress import progress_bar
 
     from facekit.aggregation.apply import load_aggregator, resize_all, subsample
     from facekit.device import resolve_device
@@ -92,7 +92,7 @@ def aggregate_cmd(
         feats = load_extractor(spec, dev)
     rows, previews = [], []
     names = list(sets)
-    for s in tqdm(range(0, len(names), batch), desc="aggregate", unit="batch", disable=quiet):
+    for s in progress_bar(range(0, len(names), batch), desc="aggregate", unit="batch", disable=quiet):
         chunk = names[s:s + batch]
         crops = [np.stack([load_crop(p, agg.image_size) for p in subsample(np.array(sets[k]), max_set)]) for k in chunk]
         faces = agg.fuse(crops, batch=batch, max_set=max_set)

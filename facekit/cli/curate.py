@@ -100,4 +100,4 @@ def clusters_cmd(root: Path = typer.Argument(..., help="Sequences root."),
     df, grid = curate_clusters(root, _extractor(model, device), threshold, centre_faces, progress=not quiet)
     multi = int((df["cluster_size"] > 1).sum())
     typer.echo(f"{len(df)} sequences -> {df['cluster'].nunique()} clusters; {multi} sequences share a cluster "
-               f"(report: {root / 'clusters_report.md'}" + (f", grid: {grid})" if multi else ")"))
+               f"(report: {root / 'clusters_report.md'}, grid: {grid})")

@@ -15,7 +15,7 @@ from facekit.cli.curate import curate_app, embed_cmd
 from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
 from facekit.cli.train import export_cmd, train_app
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, Interrupted
 
 EXAMPLES = """Examples:
 
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         if code == 130:  # Typer turns Ctrl-C inside a command into a silent exit 130
             return _interrupted()
         return code if isinstance(code, int) else 0
+    except Interrupted as err:
+        print(f"\nfacekit: {err}", file=sys.stderr)
+        return err.exit_code
     except FacekitError as err:
         if os.environ.get("FACEKIT_DEBUG"):
             raise

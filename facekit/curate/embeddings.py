@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
 from facekit.align import Template, align_faces, get_template
 from facekit.bench.features import FeatureCache, compute_features
@@ -97,7 +97,7 @@ def _embed_on(engine: Engine, root: Path, crop_paths: list[str], cache: FeatureC
     jobs = [EmbedJob(f"batch{s // batch}", tuple(todo[s:s + batch])) for s in range(0, len(todo), batch)]
     failed: list[str] = []
     results = engine.map(jobs, _run, _init, (spec, device, str(root), src, dst), _crashed)
-    bar = tqdm(total=len(todo), desc="embed", unit="item", disable=not (todo and progress), dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc="embed", unit="item", disable=not (todo and progress), dynamic_ncols=True)
     try:
         for job, feats in zip(jobs, results):
             if isinstance(feats, str):

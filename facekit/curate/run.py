@@ -92,11 +92,11 @@ def _report(out: Path, step: str, settings: dict, removed: dict[str, int], kept:
         tmp.write_text("\n".join(lines) + "\n")
 
 
-def _grid(rows: pd.DataFrame, root: Path, target: Path, group: str) -> None:
+def _grid(rows: pd.DataFrame, root: Path, target: Path, group: str, **kw) -> None:
     from facekit.report.grids import sequence_grid
 
     if len(rows):
-        sequence_grid(rows[[group, "crop_path"]], root, target, group=group)
+        sequence_grid(rows[[group, "crop_path"]], root, target, group=group, **kw)
 
 
 def centre_sample(rows: pd.DataFrame, group: str, k: int) -> pd.DataFrame:
@@ -214,9 +214,12 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     _report(out, "clean", settings, counts, len(keep), "faces", details.drop(columns="reason"), per_group)
     details = details[why != ""]
     # grid: one row per removed face, the face it duplicates beside it
-    shown = [(f"{r[group]} {r['reason']} #{i}", p) for i, (_, r) in enumerate(details.iterrows())
+    # grid: one row per removed face (left), the kept face it duplicates beside it; the label says why and the score
+    shown = [(f"{i:05d} {r[group]} {r['reason']}" + ("" if r["score"] != r["score"] else f" {r['score']:.4f}"), p)
+             for i, (_, r) in enumerate(details.iterrows())
              for p in ([r["crop_path"], r["duplicate_of"]] if r["duplicate_of"] else [r["crop_path"]])]
-    _grid(pd.DataFrame(shown, columns=[group, "crop_path"]), root, out / "removed_clean.png", group)
+    _grid(pd.DataFrame(shown, columns=[group, "crop_path"]), root, out / "removed_clean.png", group,
+          noun="removed faces", counts={})
     return Curated(out, len(keep), counts, "faces", per_group)
 
 
@@ -237,7 +240,8 @@ def curate_clusters(root: Path, extractor, threshold: float = 0.6, centre_faces:
     beside it. Returns the table and the grid path."""
     if _curatable(root)[0] != "sequences":
         raise InputError(f"{root}: clusters are computed for a sequences root (manifests/faces)")
-    rows = centre_sample(manifest_crops(root, "faces"), "sequence_id", centre_faces)
+    all_faces = manifest_crops(root, "faces")
+    rows = centre_sample(all_faces, "sequence_id", centre_faces)
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
     seq = rows["sequence_id"].to_numpy()
     uniq, centres = steps.group_centres(steps.centred(feats, steps.group_centres(feats, seq)[1].mean(0)), seq)
@@ -252,9 +256,14 @@ def curate_clusters(root: Path, extractor, threshold: float = 0.6, centre_faces:
     lines += [f"- cluster {c}: {', '.join(g['sequence_id'])}" for c, g in multi.groupby("cluster")]
     with atomic_path(root / "clusters_report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+    # clusters.png: the sequences that share a cluster (all sequences when none does), labelled with their cluster
+    # and their face count in the manifest (the rows here are the centre sample)
     grid = root / "clusters.png"
-    shown = rows[rows["sequence_id"].isin(multi["sequence_id"])]
-    if len(shown):
-        label = dict(zip(df["sequence_id"], df["cluster"]))
-        _grid(shown.assign(sequence_id=[f"c{label[s]}: {s}" for s in shown["sequence_id"]]), root, grid, "sequence_id")
+    shown = rows[rows["sequence_id"].isin(multi["sequence_id"])] if len(multi) else rows
+    label = dict(zip(df["sequence_id"], df["cluster"]))
+    total = all_faces["sequence_id"].value_counts()
+    names = {s: f"c{label[s]}: {s}" for s in df["sequence_id"]}
+    _grid(shown.assign(sequence_id=shown["sequence_id"].map(names)), root, grid, "sequence_id",
+          counts={names[s]: int(total[s]) for s in df["sequence_id"]},
+          noun="sequences sharing a cluster" if len(multi) else "sequences (none shares a cluster)")
     return df, grid

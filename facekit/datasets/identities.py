@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
 from facekit.align.similarity import align_faces
 from facekit.align.templates import get_template
@@ -155,7 +155,7 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     jobs = [ImageJob(path, path.relative_to(root).as_posix(), name, class_of[name])
             for _, names in todo for name in names for path in people[name]]
     results = engine.map(jobs, _run, _init, (out, template, size, aligned, min_face_size, device), _crashed)
-    bar = tqdm(total=len(jobs), unit="img", desc="build identities", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(jobs), unit="img", desc="build identities", disable=not progress, dynamic_ncols=True)
     try:
         for part, names in todo:  # results come in job order: chunk by chunk
             rows = []

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
-from facekit.errors import InputError
+from facekit.errors import InputError, Interrupted
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
@@ -207,7 +207,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
     t0 = time.perf_counter()
 
     results = engine.map(todo, _run, _init, (cfg, device, str(out)), _crashed)
-    bar = tqdm(total=len(todo), unit="utt", desc="extract-frames", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), unit="utt", desc="extract-frames", disable=not progress, dynamic_ncols=True)
+    handed = 0  # utterances whose results are in ``parts`` (written or pending)
     try:
         for row, rows in results:
             info = meta_of.get(row["identity"], {})
@@ -219,10 +220,16 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
             parts.add("utterances", [row])
             parts.add("frames", rows)
             summary.failures.now += row["status"] == "error"
+            handed += 1
             bar.update(1)
             if parts.pending >= flush_every:
                 parts.flush()
         parts.flush()
+    except KeyboardInterrupt:
+        parts.flush()  # every utterance handed back is whole: commit them before stopping
+        raise Interrupted(f"interrupted: {summary.done_before + handed} of {len(jobs)} utterances of shard "
+                          f"{shard[0]}/{shard[1]} are saved ({handed} in this run); rerun the same command to "
+                          f"resume") from None
     finally:
         bar.close()
         if hasattr(results, "close"):

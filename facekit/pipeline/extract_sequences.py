@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
 from facekit import __version__
-from facekit.errors import InputError
+from facekit.errors import InputError, Interrupted
 from facekit.fsutil import write_json
 from facekit.manifests.owner import claim_root
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
@@ -192,7 +192,7 @@ def _worker_run(job: VideoJob):
     if not _WORKER.get("frame_bar"):
         return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
     # in this process: a second bar counts the frames of the video at hand, so a long video shows progress
-    with tqdm(unit="frame", desc=job.video_id[-24:], leave=False, position=1, dynamic_ncols=True) as bar:
+    with progress_bar(unit="frame", desc=job.video_id[-24:], leave=False, position=1, dynamic_ncols=True) as bar:
         return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"], bar)
 
 
@@ -220,7 +220,8 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     start = time.perf_counter()
     results = engine.map(todo, _worker_run, _worker_init, (cfg, device, str(out)), _crashed)
     _WORKER["frame_bar"] = progress  # read only when the jobs run in this process (workers have their own dict)
-    bar = tqdm(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
+    handed = 0  # videos whose results are in ``parts`` (written or pending)
     try:
         for res in results:
             if res.video["status"] == "error":  # a worker that died mid-video left crops: no rows, no crops
@@ -231,11 +232,17 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
             summary.frames += res.video["num_frames"]
             summary.faces += len(res.faces)
             summary.failures.now += res.video["status"] == "error"
+            handed += 1
             bar.update(1)
             bar.set_postfix(faces=summary.faces, refresh=False)
             if parts.pending >= flush_every:
                 parts.flush()
         parts.flush()
+    except KeyboardInterrupt:
+        parts.flush()  # every video handed back is whole: commit them before stopping
+        raise Interrupted(f"interrupted: {summary.videos_done_before + handed} of {len(jobs)} videos of shard "
+                          f"{shard[0]}/{shard[1]} are saved ({handed} in this run); rerun the same command to "
+                          f"resume") from None
     finally:
         bar.close()
         if hasattr(results, "close"):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
 from facekit.aggregation.apply import save_aggregator
 from facekit.align.templates import Template, get_template
@@ -106,7 +106,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     if dist_info.main:
         print(data.summary())
     cost = CostEstimate(device, start, cfg.optim.steps, "recipes/aggregator_small_real.yaml", dist_info.main)
-    bar = tqdm(total=cfg.optim.steps, initial=start, unit="step", desc="train aggregator",
+    bar = progress_bar(total=cfg.optim.steps, initial=start, unit="step", desc="train aggregator",
                disable=not (progress and dist_info.main), dynamic_ncols=True)
     window: dict[str, list[float]] = {}
     t_window, seen, step, final = time.time(), 0, start, {}

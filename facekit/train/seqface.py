@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from facekit.progress import progress_bar
 
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
@@ -111,7 +111,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     if dist_info.main:
         print(data.summary())
     cost = CostEstimate(device, start, cfg.optim.steps, "recipes/seqface_small_real.yaml", dist_info.main)
-    bar = tqdm(total=cfg.optim.steps, initial=start, unit="step", desc="train seqface",
+    bar = progress_bar(total=cfg.optim.steps, initial=start, unit="step", desc="train seqface",
                disable=not (progress and dist_info.main), dynamic_ncols=True)
     window: dict[str, list[float]] = {}
     t_window, seen = time.time(), 0
