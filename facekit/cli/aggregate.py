@@ -44,7 +44,7 @@ def _sets_from_manifest(root: Path, table: str, group: list[str]) -> dict[str, l
 
 
 def aggregate_cmd(
-    inputs: Optional[List[Path]] = typer.Argument(None, help="Aligned face images: each folder is one set, loose "
+    inputs: Optional[List[Path]] = typer.Argument(None, metavar="IMAGES...", help="Aligned face images: each folder is one set, loose "
                                                              "files together form one set."),
     model: Path = typer.Option(..., "--model", "-m", help="aggregator.pt of a `facekit train aggregator` run (or the run dir)."),
     out: Path = typer.Option(Path("out/aggregated"), "--out", "-o", help="Output root: aggregated/ + manifests/aggregates/."),
@@ -52,7 +52,7 @@ def aggregate_cmd(
     table: str = typer.Option("frames", "--table", help="Manifest table with crop_path (frames, faces, identities)."),
     group: str = typer.Option("identity,video", "--group", help="Column(s) defining a set, comma separated."),
     extractor: Optional[str] = typer.Option(None, "--extractor", help="Feature extractor spec for the features. "
-                                                                     "\\[default: the one the aggregator was trained with]"),
+                                                                     "[default: the one the aggregator was trained with]"),
     no_features: bool = typer.Option(False, "--no-features", help="Write the images only."),
     max_set: int = typer.Option(64, "--max-set", min=1, help="Subsample larger sets evenly to this many faces."),
     batch: int = typer.Option(8, "--batch", min=1, help="Sets per forward pass."),

@@ -9,7 +9,7 @@ import typer
 
 from facekit.cli.options import DEVICE
 
-bench_app = typer.Typer(help="Video face benchmarks with reproducible reports.", no_args_is_help=True)
+bench_app = typer.Typer(rich_markup_mode=None, help="Video face benchmarks with reproducible reports.", no_args_is_help=True)
 
 MODEL = typer.Option(None, "--model", help="PREFIX:PATH, e.g. iresnet50:backbone.pth (insightface), facekit:model.pt, onnx:model.onnx.")
 FEATURES = typer.Option(None, "--features", help="Precomputed per-image features (Parquet path+embedding, or .npz) instead of --model.")
@@ -97,7 +97,7 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
 @bench_app.command("ijb")
 def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protocol CSVs (or the insightface IJBC/IJBB folder)."),
             dataset: str = typer.Option("IJBC", "--dataset", help="IJBB or IJBC."),
-            images: Optional[Path] = typer.Option(None, "--images", help="Folder the FILENAMEs are relative to. \\[default: --root]"),
+            images: Optional[Path] = typer.Option(None, "--images", help="Folder the FILENAMEs are relative to. [default: --root]"),
             layout: str = typer.Option("official", "--layout", help="official (CSV protocols) or insightface (meta/*.txt; 1:N when the official 1:N CSVs are in meta/ too)."),
             tar_rule: str = typer.Option("strict", "--tar-rule", help="strict (best TAR with FAR <= target) or nearest (insightface)."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
@@ -119,7 +119,7 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
 
 
 @bench_app.command("compare")
-def compare_cmd(reports: list[Path] = typer.Argument(..., help="Report folders (or report.json files).")) -> None:
+def compare_cmd(reports: list[Path] = typer.Argument(..., metavar="REPORTS...", help="Report folders (or report.json files).")) -> None:
     """Put several reports' metrics side by side (Markdown table)."""
     from facekit.errors import InputError
 

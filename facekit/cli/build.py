@@ -9,19 +9,19 @@ import typer
 
 from facekit.cli.options import ALLOW_FAILURES, DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
 
-build_app = typer.Typer(help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
+build_app = typer.Typer(rich_markup_mode=None, help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
 
 
 @build_app.command("identities")
 def identities_cmd(
-    root: Path = typer.Argument(..., help="Folder with one sub-folder of images per person (or the root the "
+    root: Path = typer.Argument(..., metavar="ROOT", help="Folder with one sub-folder of images per person (or the root the "
                                           "--labels paths are relative to)."),
     out: Path = typer.Option(Path("out/identities"), "--out", "-o", help="Output root: crops/ and manifests/identities/."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns path, identity (or identity_id) "
                                                                   "instead of folders."),
     aligned: bool = typer.Option(False, "--aligned", help="Images are aligned crops already: no detection."),
     template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144), arcface (112) or dlib (150)."),
-    size: Optional[int] = typer.Option(None, "--size", min=16, help="Crop side, px. \\[default: the template's]"),
+    size: Optional[int] = typer.Option(None, "--size", min=16, help="Crop side, px. [default: the template's]"),
     min_face_size: float = typer.Option(20.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (identities split by name hash)."),
     workers: int = WORKERS,
@@ -54,7 +54,7 @@ def identities_cmd(
 @build_app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder (must not exist)."),
-    clip: Optional[Path] = typer.Option(None, "--clip", help="Video to make it from. \\[default: the embedded sample]"),
+    clip: Optional[Path] = typer.Option(None, "--clip", help="Video to make it from. [default: the embedded sample]"),
     device: str = DEVICE,
 ) -> None:
     """Toy data in the official layouts (identity folders, VoxCeleb2, YTF, LFW, IJB-C official and insightface)

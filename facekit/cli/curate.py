@@ -9,7 +9,7 @@ import typer
 
 from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine
 
-curate_app = typer.Typer(help="Curate sequence and identity datasets (each step writes a new root + report).",
+curate_app = typer.Typer(rich_markup_mode=None, help="Curate sequence and identity datasets (each step writes a new root + report).",
                          no_args_is_help=True)
 
 CENTRE_FACES = typer.Option(16, "--centre-faces", help="Faces (evenly spaced) per sequence / identity that its "
@@ -27,7 +27,7 @@ def _extractor(model: str, device: str):
     return load_extractor(default_embedder() if model == "auto" else model, resolve_device(device))
 
 
-def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifests/ (sequences, identities, frames)."),
+def embed_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root holding manifests/ (sequences, identities, frames)."),
               table: str = typer.Option("faces", "--table", help="faces, identities or frames."),
               model: str = MODEL, batch: int = typer.Option(64, "--batch", min=1, help="Crops per forward pass."),
               device: str = DEVICE, engine: str = ENGINE, workers: int = WORKERS,
@@ -51,7 +51,7 @@ def embed_cmd(root: Path = typer.Argument(..., help="Output root holding manifes
 
 
 @curate_app.command("overlap")
-def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identities root) to curate."),
+def overlap_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences root (or identities root) to curate."),
                 out: Path = typer.Option(Path("out/curated-overlap"), "--out", "-o", help="New root for the curated manifests."),
                 identities: Optional[List[Path]] = typer.Option(None, "--identities", help="Identity root(s) whose "
                                                                 "people must not appear (repeatable)."),
@@ -73,7 +73,7 @@ def overlap_cmd(root: Path = typer.Argument(..., help="Sequences root (or identi
 
 
 @curate_app.command("clean")
-def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identities root."),
+def clean_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences root or identities root."),
               out: Path = typer.Option(Path("out/curated-clean"), "--out", "-o", help="New root for the curated manifests."),
               outlier: float = typer.Option(0.2, "--outlier", help="Drop faces whose centred cosine to the rest of "
                                                                    "their sequence/identity is below this."),
@@ -91,7 +91,7 @@ def clean_cmd(root: Path = typer.Argument(..., help="Sequences root or identitie
 
 
 @curate_app.command("clusters")
-def clusters_cmd(root: Path = typer.Argument(..., help="Sequences root."),
+def clusters_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences root."),
                  threshold: float = typer.Option(0.6, "--threshold", help="Mean centred cosine at which clusters merge."),
                  centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
     """Find sequences that look like one person; writes the sequence_clusters table and clusters.png."""

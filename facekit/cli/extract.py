@@ -29,14 +29,14 @@ def _setting(key: str, flag: str, text: str, **kw):
     for part in key.split("."):
         value = getattr(value, part)
     shown = "none" if value is None else value
-    return typer.Option(None, flag, help=f"{text} \\[default: {shown}, or the -c recipe's]", **kw)
+    return typer.Option(None, flag, help=f"{text} [default: {shown}, or the -c recipe's]", **kw)
 
 
 def extract_sequences_cmd(
     inputs: Optional[List[Path]] = typer.Argument(
-        None, help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
+        None, metavar="INPUTS...", help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
     out: Path = typer.Option(Path("out/sequences"), "--out", "-o", help="Output root: crops/ and manifests/."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml). \\[default: none: the defaults shown below]"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml). [default: none: the defaults shown below]"),
     workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
     device: str = DEVICE,
@@ -47,7 +47,7 @@ def extract_sequences_cmd(
     min_face_size: Optional[float] = _setting("min_face_size", "--min-face-size", "Smallest face the detector looks for, px.", min=1.0),
     detect_max_side: Optional[int] = _setting("detect_max_side", "--detect-max-side", "Shrink frames to this side for detection (0: never).", min=0),
     template: Optional[str] = _setting("template", "--template", "Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. \\[default: the template's]"),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. [default: the template's]"),
     min_sequence_length: Optional[int] = _setting("filters.min_sequence_length", "--min-seq-len", "Drop sequences with fewer kept faces.", min=1),
     min_score: Optional[float] = _setting("filters.min_score", "--min-score", "Drop faces below this detection score."),
     min_face_px: Optional[float] = _setting("filters.min_face_px", "--min-face-px", "Drop faces whose box is smaller, px."),
@@ -102,12 +102,12 @@ def extract_sequences_cmd(
 
 
 def extract_frames_cmd(
-    root: Path = typer.Argument(..., help="VoxCeleb2-layout root: <root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
-    out: Path = typer.Option(Path("out/frames"), "--out", "-o", help="Output root: crops/ and manifests/{utterances,frames}."),
+    root: Path = typer.Argument(..., metavar="ROOT", help="VoxCeleb2-layout root: <root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
+    out: Path = typer.Option(Path("out/frames"), "--out", "-o", help="Output root: crops/ and manifests/ (utterances, frames)."),
     frames: int = typer.Option(5, "--frames", "-k", min=1, help="Frames per utterance, evenly spaced."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="VoxCeleb2 identity meta CSV (vox2_meta.csv)."),
     template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. \\[default: the template's]"),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. [default: the template's]"),
     min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
     workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),

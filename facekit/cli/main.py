@@ -28,7 +28,7 @@ EXAMPLES = """Examples:
   facekit bench ytf --root YTF/aligned_images_DB --splits YTF/splits.txt --N 10 --navg 4 --model dlib-torch:default
 """
 
-app = typer.Typer(name="facekit", help="Video face recognition research toolkit.", no_args_is_help=True,
+app = typer.Typer(rich_markup_mode=None, name="facekit", help="Video face recognition research toolkit.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, epilog=EXAMPLES)
 
 

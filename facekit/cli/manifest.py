@@ -10,12 +10,12 @@ import typer
 
 from facekit.errors import InputError
 
-manifest_app = typer.Typer(help="Query, inspect, split, sample and merge Parquet manifests (DuckDB).", no_args_is_help=True)
+manifest_app = typer.Typer(rich_markup_mode=None, help="Query, inspect, split, sample and merge Parquet manifests (DuckDB).", no_args_is_help=True)
 
 
 @manifest_app.command("query")
 def query_cmd(
-    sql: str = typer.Argument(..., help='SQL over the tables by name, e.g. "SELECT count(*) FROM faces".'),
+    sql: str = typer.Argument(..., metavar="SQL", help='SQL over the tables by name, e.g. "SELECT count(*) FROM faces".'),
     root: Path = typer.Option(Path("out/sequences"), "--root", "-r", help="Output root holding manifests/."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     limit: int = typer.Option(50, "--limit", min=0, help="Rows to print in table format (0: all)."),
@@ -59,7 +59,7 @@ def stats_cmd(
 
 @manifest_app.command("schema")
 def schema_cmd(
-    table: str = typer.Argument(None, help="One table; all when omitted."),
+    table: str = typer.Argument(None, metavar="TABLE", help="One table; all when omitted."),
     markdown: bool = typer.Option(False, "--markdown", help="Markdown, as in manifests/README.md."),
 ) -> None:
     """Print the schema of the manifest tables (columns, types, meaning, version)."""
@@ -79,10 +79,10 @@ def schema_cmd(
 
 
 @manifest_app.command("split")
-def split_cmd(root: Path = typer.Argument(..., help="Output root to split (sequences, identities or frames)."),
+def split_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root to split (sequences, identities or frames)."),
               out: Path = typer.Option(Path("out/split"), "--out", "-o", help="Writes OUT/train and OUT/val."),
               val: float = typer.Option(0.1, "--val", min=0.0, max=1.0, help="Share of the groups that go to val."),
-              by: Optional[str] = typer.Option(None, "--by", help="Grouping column. \\[default: identity, or "
+              by: Optional[str] = typer.Option(None, "--by", help="Grouping column. [default: identity, or "
                                                                    "sequence_id for sequence roots]"),
               seed: int = typer.Option(0, "--seed", help="Seed of the assignment.")) -> None:
     """Deterministic train/val split by group (a group never changes side when the data grows)."""
@@ -93,7 +93,7 @@ def split_cmd(root: Path = typer.Argument(..., help="Output root to split (seque
 
 
 @manifest_app.command("sample")
-def sample_cmd(root: Path = typer.Argument(..., help="Output root."),
+def sample_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root."),
                out: Path = typer.Option(Path("out/sample.png"), "--out", "-o", help="PNG to write."),
                n: int = typer.Option(8, "--num", "-n", min=1, help="Groups (sequences, identities, videos) to show."),
                seed: int = typer.Option(0, "--seed", help="Seed of the choice.")) -> None:
@@ -105,7 +105,7 @@ def sample_cmd(root: Path = typer.Argument(..., help="Output root."),
 
 
 @manifest_app.command("merge")
-def merge_cmd(roots: List[Path] = typer.Argument(..., help="Roots of one kind (e.g. shards written apart)."),
+def merge_cmd(roots: List[Path] = typer.Argument(..., metavar="ROOTS...", help="Roots of one kind (e.g. shards written apart)."),
               out: Path = typer.Option(Path("out/merged"), "--out", "-o", help="Merged root (crops stay where they are).")) -> None:
     """Merge roots into one; refuses overlapping sequences / images / utterances."""
     from facekit.manifests.ops import merge
@@ -115,7 +115,7 @@ def merge_cmd(roots: List[Path] = typer.Argument(..., help="Roots of one kind (e
 
 
 @manifest_app.command("check")
-def check_cmd(root: Path = typer.Argument(..., help="Output root to check."),
+def check_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root to check."),
               repair: bool = typer.Option(False, "--repair", help="Remove each damaged flush group from every table "
                                                                   "(rerun the command that made the root to redo "
                                                                   "exactly those inputs).")) -> None:

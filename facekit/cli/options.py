@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 import typer
+import typer.core
+
+
+def _usage_name(self) -> str:
+    """click's usage convention, ``NAME`` for a required argument and ``[NAME]`` for an optional one (typer 0.2x
+    writes ``{NAME}``, which reads as a placeholder left unfilled)."""
+    name = self.display_name_raw
+    name = name if self.nargs == 1 or name.endswith("...") else name + "..."
+    return name if self.required else f"[{name}]"
+
+
+if hasattr(typer.core.TyperArgument, "_usage_display_name"):
+    typer.core.TyperArgument._usage_display_name = _usage_name
 
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N; under "
                       "torchrun each rank takes its own GPU.")
@@ -15,7 +28,7 @@ ALLOW_FAILURES = typer.Option(0.0, "--allow-failures", min=0.0, max=1.0,
 ENGINE = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster: pip install "
                       "'facekit[ray]'; see the README).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster address (host:port, ray://host:port or auto). "
-                           "\\[default: $RAY_ADDRESS, else a local Ray started for the run]")
+                           "[default: $RAY_ADDRESS, else a local Ray started for the run]")
 GPUS_PER_WORKER = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray actor reserves (fractions "
                                "share a GPU); ray engine only.")
 

@@ -11,7 +11,7 @@ from facekit.cli.options import DEVICE
 
 from facekit.errors import InputError
 
-train_app = typer.Typer(help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
+train_app = typer.Typer(rich_markup_mode=None, help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
 
 
 RECIPE = typer.Option(None, "--recipe", "-r", help="YAML recipe: recipes/seqface_*.yaml or recipes/aggregator_*.yaml "
@@ -19,7 +19,7 @@ RECIPE = typer.Option(None, "--recipe", "-r", help="YAML recipe: recipes/seqface
 EXAMPLES = {"seqface": "facekit train seqface -r recipes/seqface_small_real.yaml --out runs/small",
             "aggregator": "facekit train aggregator -r recipes/aggregator_small_real.yaml --out runs/agg"}
 SET = typer.Option(None, "--set", help="Override a setting: key.sub=value (repeatable).")
-OUT = typer.Option(None, "--out", "-o", help="Run directory. \\[default: runs/<trainer>-<UTC time>]")
+OUT = typer.Option(None, "--out", "-o", help="Run directory. [default: runs/<trainer>-<UTC time>]")
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 DETERMINISTIC = typer.Option(False, "--deterministic", help="torch's deterministic algorithms: repeatable runs and "
@@ -84,11 +84,11 @@ def aggregator_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = 
 
 
 def export_cmd(
-    model: str = typer.Argument(..., help="facekit model.pt, a training run directory, or an extractor spec "
+    model: str = typer.Argument(..., metavar="MODEL", help="facekit model.pt, a training run directory, or an extractor spec "
                                           "(dlib-torch:default, iresnet50:backbone.pth)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (.pt for a state_dict, .onnx for ONNX). "
-                                                                 "\\[default: out/model.pt, out/model.onnx with --format onnx]"),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="state_dict or onnx. \\[default: from --out's suffix, else state_dict]"),
+                                                                 "[default: out/model.pt, out/model.onnx with --format onnx]"),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="state_dict or onnx. [default: from --out's suffix, else state_dict]"),
 ) -> None:
     """Export a feature extractor to a plain state_dict or to ONNX (input (x - 127.5) / 127.5 RGB, alignment in
     the metadata, read back by --model onnx:FILE); checks the outputs match the original."""
