@@ -61,6 +61,14 @@ def test_readme_walkthrough_runs_top_to_bottom(tmp_path, monkeypatch):
     for m in (official, insightface):
         assert m["identification_1N"]["G1"]["mated_probes"] == 4 and m["identification_1N"]["G2"]["gallery_templates"] == 4
     assert metrics["lfw"][0]["accuracy_mean"] >= 0.9  # dlib's pretrained model on two halves of one zoom
+    # the README's IJB figures are what the two runs print (TAR@1e-4 of 1:1, rank-1 of 1:N, mean of G1 and G2)
+    import re
+
+    tar, rank1 = map(float, re.search(r"TAR@1e-4 ([\d.]+)%, rank-1 ([\d.]+)% \(mean of G1 and G2\)",
+                                      " ".join((ROOT / "README.md").read_text().split())).groups())
+    for m in (official, insightface):
+        assert (round(100 * m["verification_11"]["tar_far_0.0001"], 2), round(100 * m["identification_1N"]["mean"]["rank1"], 2)) \
+            == (tar, rank1), (m["verification_11"], m["identification_1N"]["mean"])
 
 
 
