@@ -168,8 +168,13 @@ def test_real_overlap_removes_the_person_in_the_identity_set(tmp_path):
     assert set(faces["sequence_id"]) == kept and (out / faces["crop_path"].iloc[0]).is_file()
 
 
-def test_real_two_sequences_of_one_person_cluster(tmp_path):
+def test_real_two_sequences_of_one_person_cluster(tmp_path, monkeypatch):
     pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
+    from facekit.report import grids
+
+    drawn = []
+    real_grid = grids.sequence_grid
+    monkeypatch.setattr(grids, "sequence_grid", lambda *a, **kw: drawn.append(kw) or real_grid(*a, **kw))
     from facekit.video.decode import VideoStream
     from facekit.video.synth import write_video
 
@@ -185,6 +190,10 @@ def test_real_two_sequences_of_one_person_cluster(tmp_path):
     c = read_manifest(seqs, "sequence_clusters").set_index("sequence_id")["cluster"]
     assert c["a#0"] == c["b#0"] != c["other#0"]
     assert (seqs / "clusters.png").is_file()
+    # its labels count the faces each sequence has in the manifest (its rows are only the 16-face centre sample)
+    faces = read_manifest(seqs, "faces")["sequence_id"].value_counts()
+    (kw,) = drawn
+    assert kw["counts"] == {f"c{c[s]}: {s}": int(faces[s]) for s in c.index} and faces.max() > 16
 
 
 def test_centre_sample_is_evenly_spaced_per_group():

@@ -7,6 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from facekit.report.grids import HEADER
 from facekit.cli.main import main
 from facekit.manifests.io import read_manifest
 from facekit.manifests.lineage import content_fingerprint
@@ -44,7 +45,7 @@ def test_split_is_deterministic_by_group_and_merge_restores(tmp_path, capsys):
     assert main(["manifest", "merge", str(tmp_path / "s" / "val"), str(tmp_path / "s" / "val"), "-o", str(tmp_path / "x")]) == 2
     assert "roots must not overlap" in capsys.readouterr().err
     assert main(["manifest", "sample", str(root), "-n", "3", "-o", str(tmp_path / "g.png")]) == 0
-    assert Image.open(tmp_path / "g.png").size[1] == 3 * 72
+    assert Image.open(tmp_path / "g.png").size[1] == HEADER + 3 * 72  # the "3 of N shown" line, 3 rows
 
 
 def test_a_derived_root_never_overwrites_an_input_or_another_root(tmp_path, capsys):

@@ -123,3 +123,22 @@ def test_chief_kwargs_example_in_the_settings_is_valid():
     assert (head.scale, head.m, head.lambda_) == (32.0, 4, 5.0)
     with pytest.raises(InputError, match="l2sphereface has no setting 'lambda_'.*lambda_base"):
         build_head("l2sphereface", 8, 3, lambda_=5)
+
+
+def test_recipes_batch_sizes_divide_over_their_gpus_or_say_how():
+    """Every recipe's global batch splits over 1, 2, 4 and 8 GPUs, or the recipe says how to change it; a
+    torchrun command in a recipe's comments uses a GPU count its batch divides."""
+    import re
+
+    import yaml
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    for path in sorted(recipes.glob("*.yaml")):
+        text = path.read_text()
+        batch = (yaml.safe_load(text).get("optim") or {}).get("batch_size")
+        if batch is None:
+            continue
+        for n in re.findall(r"--nproc_per_node=(\d+)", text):
+            assert batch % int(n) == 0, f"{path.name}: batch {batch} over {n} GPUs"
+        if any(batch % n for n in (1, 2, 4, 8)):
+            assert "--set optim.batch_size=" in text, f"{path.name}: batch {batch} does not split over 4 or 8 GPUs"

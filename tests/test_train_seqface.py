@@ -242,3 +242,108 @@ def test_cpu_cost_estimate_after_the_first_steps(monkeypatch):
     assert run_mod.CostEstimate(torch.device("cpu"), 0, 30, "x").note(1) is None
     gpu = run_mod.CostEstimate(torch.device("cuda"), 0, 300_000, "x")
     assert all(gpu.note(s) is None for s in range(1, 20))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch_two(commands_env: list[tuple[list[str], dict]]) -> list:
+    """Start the processes together (they rendezvous), wait for both, return the CompletedProcess-like results."""
+    import os
+    import subprocess
+
+    procs = [subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", **env}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for cmd, env in commands_env]
+    outs = [p.communicate(timeout=300) for p in procs]
+    return [(p.returncode, err) for p, (_, err) in zip(procs, outs)]
+
+
+def test_two_nodes_and_srun_without_torchrun_match_one_process(toy, tmp_path):
+    """Multi-node: two torchrun launchers (--nnodes 2, one process each, c10d rendezvous on this machine), and
+    SLURM: two processes started as srun starts them (SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID /
+    SLURM_JOB_NODELIST, no torchrun): each gives the model of one process."""
+    import sys
+
+    recipe = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q", "--device", "cpu"]
+    assert main([*recipe, "-o", str(tmp_path / "one")]) == 0
+    one = _state(tmp_path / "one")
+    port = _free_port()
+    nodes = [([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=facekit-test", "-m", "facekit",
+               *recipe, "-o", str(tmp_path / "nodes")], {}) for _ in range(2)]
+    port = _free_port()
+    srun = [([sys.executable, "-m", "facekit", *recipe, "-o", str(tmp_path / "srun")],
+             {"SLURM_PROCID": str(r), "SLURM_NTASKS": "2", "SLURM_LOCALID": str(r), "SLURM_JOB_NODELIST": "localhost",
+              "MASTER_PORT": str(port)}) for r in range(2)]
+    for name, launch in (("nodes", nodes), ("srun", srun)):
+        results = _launch_two(launch)
+        assert all(code == 0 for code, _ in results), (name, [err[-1500:] for _, err in results])
+        two = _state(tmp_path / name)
+        assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5, name
+
+
+def test_a_non_finite_step_is_skipped_before_any_centre_moves(toy, tmp_path, monkeypatch, capsys):
+    """Step 3's loss is made NaN: nothing of it reaches the weights, the momenta or the centre table (the run
+    equals one whose step 3 changed nothing: the other steps' centre updates are what the clean run makes), it is
+    counted in metrics.csv and summary.json; steps that stay non-finite stop the run with one line."""
+    import json
+
+    import facekit.train.seqface as sf
+
+    real = sf.lsr_cross_entropy
+    calls = {"n": 0, "poison": {3}}
+
+    def poisoned(logits, labels):
+        calls["n"] += 1
+        loss = real(logits, labels)
+        return loss * float("nan") if calls["n"] in calls["poison"] else loss
+
+    seen = []
+    real_update = sf.CentreTable.update
+
+    def spy(self, x, labels, lr):
+        seen.append(calls["n"])
+        return real_update(self, x, labels, lr)
+
+    monkeypatch.setattr(sf, "lsr_cross_entropy", poisoned)
+    monkeypatch.setattr(sf.CentreTable, "update", spy)
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q"]
+    assert main(base + ["-o", str(tmp_path / "a")]) == 0
+    assert seen == [1, 2, 4, 5, 6]  # the centre table never saw step 3
+    metrics = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert metrics["skipped_steps"].tolist() == [0, 0, 1, 1, 1, 1]
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["final"]["skipped_steps"] == 1
+    state = _state(tmp_path / "a")
+    assert all(torch.isfinite(v).all() for v in state.values())
+    centres = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)["centres"]
+    assert torch.isfinite(centres).all()
+    capsys.readouterr()
+    calls.update(n=0, poison={2, 3, 4, 5, 6})
+    assert main(base + ["-o", str(tmp_path / "b"), "--set", "optim.max_nonfinite=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("facekit: error: step 4: 3 steps in a row had a non-finite loss")
+
+
+def test_mixed_precision_modes(monkeypatch):
+    from facekit.errors import InputError
+    from facekit.train.precision import resolve_amp
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    for mode in ("auto", "off", "float16", "bfloat16"):
+        assert resolve_amp(mode, cpu).dtype is None  # CPU trains in float32 whatever the recipe says
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert (resolve_amp("auto", gpu).dtype, resolve_amp("auto", gpu).scaler) == (torch.bfloat16, False)
+    assert (resolve_amp("float16", gpu).dtype, resolve_amp("float16", gpu).scaler) == (torch.float16, True)
+    assert resolve_amp("off", gpu).dtype is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Tesla V100")
+    assert (resolve_amp("auto", gpu).dtype, resolve_amp("auto", gpu).scaler) == (torch.float16, True)
+    with pytest.raises(InputError, match="bfloat16 is not supported on Tesla V100"):
+        resolve_amp("bfloat16", gpu)
+    with pytest.raises(InputError, match="optim.amp: 'fp8' is not one of auto, off, float16, bfloat16"):
+        resolve_amp("fp8", gpu)

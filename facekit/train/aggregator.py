@@ -36,6 +36,7 @@ from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets
 from facekit.recipes import to_dict
+from facekit.train.precision import resolve_amp
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 
@@ -84,9 +85,12 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     centres = IdentityCentres(len(data.identities), dim, cfg.loss.centre_rate).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-    use_amp = cfg.optim.amp and device.type == "cuda"
-    scaler_g = torch.amp.GradScaler("cuda", enabled=use_amp)
-    scaler_d = torch.amp.GradScaler("cuda", enabled=use_amp)
+    precision = resolve_amp(cfg.optim.amp, device)
+    use_amp, amp_dtype = precision.dtype is not None, precision.dtype or torch.float32
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True
+    scaler_g = torch.amp.GradScaler("cuda", enabled=precision.scaler)
+    scaler_d = torch.amp.GradScaler("cuda", enabled=precision.scaler)
     start = 0
     if resume:
         ckpt = load_checkpoint(run_dir, CKPT_FORMAT, device, data.fingerprint)
@@ -119,10 +123,10 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step - 1)
         warmup = step <= cfg.loss.mse_warmup_steps
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             agg_b3hw = g_net(set_bn3hw)
         if not warmup:
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 # discriminator step (Eq. 12): A is fake, P is real (one forward call, as DDP wants)
                 logit_a_b, logit_p_b = d_net(torch.cat([agg_b3hw.detach(), pos_b3hw])).float().chunk(2)
                 loss_d = adversarial_d_loss(logit_a_b, logit_p_b)
@@ -132,7 +136,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             scaler_d.update()
         else:
             loss_d = torch.zeros(())
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             b, n = set_bn3hw.shape[:2]
             f_a = feats(agg_b3hw)
             with torch.no_grad():
@@ -167,7 +171,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
         if dist_info.main and (step % cfg.grid_every == 0 or step == start + 1):
             save_grid(set_bn3hw[:6], agg_b3hw[:6], pos_b3hw[:6], run_dir / "grids" / f"step_{step:08d}.png")
         if step % cfg.log_every == 0 or step == cfg.optim.steps:
-            final = {k: distributed.all_mean(float(np.mean(v)), dist_info) for k, v in window.items()}
+            final = distributed.all_mean({k: float(np.mean(v)) for k, v in window.items()}, dist_info)
             final.update(lr=lr_at(cfg, step - 1), sets_per_sec=seen / max(time.time() - t_window, 1e-9))
             bar.set_postfix(g=f"{final['loss_g']:.3f}", d=f"{final['loss_d']:.3f}")
             window, t_window, seen = {}, time.time(), 0

@@ -63,7 +63,7 @@ class AggregatorOptimConfig:
     lr_late: float = 1.25e-5  # from step `drop_step` on (section 4.1: after 3 of 6 epochs)
     drop_step: int = 550_000
     betas: tuple[float, ...] = (0.9, 0.999)
-    amp: bool = True
+    amp: str = "auto"  # mixed precision on CUDA: auto, off, float16, bfloat16 (facekit.train.precision)
 
 
 @dataclass

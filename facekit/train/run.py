@@ -46,7 +46,7 @@ def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: lis
 
     run_dir = out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     saved = run_dir / "recipe.yaml"
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 checks and writes the run dir
+    main_rank = distributed.launch_rank() == 0  # under torchrun or srun only rank 0 checks and writes the run dir
     if resume:
         if out is None:
             raise InputError("--resume needs --out RUN_DIR (the run to continue)")

@@ -26,6 +26,7 @@ from facekit.models.checkpoint import save_backbone
 from facekit.train import distributed
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.recipes import to_dict
+from facekit.train.precision import StepGuard, resolve_amp
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 from facekit.train.seqface_config import SeqFaceConfig
@@ -87,8 +88,11 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
            "none": lambda: None}[cfg.loss.auxiliary]()
     opt = torch.optim.SGD(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                           momentum=cfg.optim.momentum)
-    use_amp = cfg.optim.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    precision = resolve_amp(cfg.optim.amp, device)
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.scaler)
+    guard = StepGuard(cfg.optim.max_nonfinite)
 
     start = 0
     if resume:
@@ -126,7 +130,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             group["lr"] = lr_at(cfg, step - 1)
         if hasattr(head, "set_step"):
             head.set_step(step - 1)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None):
             feats_bd, logits_bc = net(x_b3ss, labels_b)
         chief = lsr_cross_entropy(logits_bc, labels_b)                                      # Eq. 5
         if aux is not None:
@@ -137,27 +141,34 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         loss = chief + cfg.loss.weight * auxiliary                                         # Eq. 1
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if cfg.optim.grad_clip > 0:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if aux is not None:
-            table.update(feats_bd, labels_b, cfg.loss.centre_lr)                            # Eq. 11
-        if not torch.isfinite(loss):
-            raise InputError(f"step {step}: the loss is not finite ({loss.item()}); lower optim.lr or check the data")
+        scaler.unscale_(opt)
+        # the global gradient norm: the same on every rank after DDP's all-reduce, so all ranks skip alike
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
         is_id = labels_b >= 0
-        acc = (logits_bc.argmax(1)[is_id] == labels_b[is_id]).float().mean().item() if is_id.any() else float("nan")
-        for k, v in (("loss", loss.item()), ("chief", chief.item()), ("auxiliary", auxiliary.item()), ("accuracy", acc)):
+        hits = (logits_bc.detach().argmax(1) == labels_b) & is_id
+        # one host sync per step for everything logged and the finiteness check
+        loss_v, chief_v, aux_v, norm_v, hit_v, id_v = torch.stack([
+            loss.detach().float(), chief.detach().float(), auxiliary.detach().float(), grad_norm.float(),
+            hits.sum().float(), is_id.sum().float()]).tolist()
+        if guard.check(np.isfinite(norm_v) and np.isfinite(loss_v), step):
+            scaler.step(opt)
+            if aux is not None:
+                table.update(feats_bd, labels_b, cfg.loss.centre_lr)                        # Eq. 11
+        else:
+            opt.zero_grad(set_to_none=True)  # nothing of this step reaches the weights, momenta or centres
+        scaler.update()
+        acc = hit_v / id_v if id_v else float("nan")
+        for k, v in (("loss", loss_v), ("chief", chief_v), ("auxiliary", aux_v), ("accuracy", acc)):
             window.setdefault(k, []).append(v)
         seen += len(labels_b) * dist_info.world
         bar.update(1)
         if (line := cost.note(step)) is not None:
             bar.write(line)
         if step % cfg.log_every == 0 or step == cfg.optim.steps:
-            final = {k: distributed.all_mean(float(np.nanmean(v)) if not np.all(np.isnan(v)) else 0.0, dist_info)
-                     for k, v in window.items()}
-            final.update(lr=lr_at(cfg, step - 1), images_per_sec=seen / max(time.time() - t_window, 1e-9))
+            final = distributed.all_mean({k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else 0.0
+                                          for k, v in window.items()}, dist_info)
+            final.update(lr=lr_at(cfg, step - 1), images_per_sec=seen / max(time.time() - t_window, 1e-9),
+                         skipped_steps=guard.skipped)
             bar.set_postfix(loss=f"{final['loss']:.3f}", acc=f"{final['accuracy']:.3f}")
             window, t_window, seen = {}, time.time(), 0
             if pairs is not None and cfg.verify.every and step % cfg.verify.every == 0:
@@ -183,7 +194,8 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     log.close()
     distributed.barrier(dist_info)
     distributed.teardown(dist_info)
-    details = []
+    details = [f"precision: {precision.name}" + (f"; {guard.skipped} steps skipped for a non-finite loss or gradient"
+                                                 if guard.skipped else "")]
     if verification:
         details.append(f"verification on {verification['set']} ({verification['pairs']} pairs): accuracy "
                        f"{verification['accuracy']:.4f} +- {verification['std']:.4f}")

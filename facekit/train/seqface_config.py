@@ -60,7 +60,9 @@ class OptimConfig:
     weight_decay: float = 5e-4
     grad_clip: float = 5.0  # max global gradient norm (0: off). Not in the paper; insightface's value. Without it a
     # normalised head (features scaled by s / |x|) blows up from scratch when |x| is small
-    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    amp: str = "auto"  # mixed precision on CUDA: auto (bfloat16 where supported, else float16), off, float16,
+    # bfloat16 (facekit.train.precision); CPU trains in float32
+    max_nonfinite: int = 20  # stop after this many steps in a row with a non-finite loss or gradient (each skipped)
 
 
 @dataclass
