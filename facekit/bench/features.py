@@ -16,11 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from facekit.progress import progress_bar
 
 from facekit.align import Template, align_faces, get_template
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
+from facekit.progress import progress_bar
 
 Loader = Callable[[str], np.ndarray]  # key -> aligned uint8 (S, S, 3) crop
 

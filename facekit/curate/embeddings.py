@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from facekit.progress import progress_bar
 
 from facekit.align import Template, align_faces, get_template
 from facekit.bench.features import FeatureCache, compute_features
@@ -20,6 +19,7 @@ from facekit.errors import InputError
 from facekit.manifests.io import read_manifest
 from facekit.manifests.lineage import crop_template
 from facekit.pipeline.engine import Engine
+from facekit.progress import progress_bar
 from facekit.train.images import load_crop
 
 CROP_TABLES = ("faces", "identities", "frames")

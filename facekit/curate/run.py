@@ -167,8 +167,9 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
                  min_group_faces: int = 1, progress: bool = True) -> Curated:
     """Drop exact duplicates (same bytes: the source image for identity roots, else the crop), near duplicates
     (cosine >= ``near_duplicate`` to a kept earlier face of the group; 0.998 keeps 79% of the faces of 10 real
-    talking heads and all of their pose spread: benchmarks/near_duplicates.py) and outliers (cosine to the rest of the group < ``outlier_threshold``) inside
-    each sequence / identity; then groups left with fewer than ``min_group_faces`` faces."""
+    talking heads and all of their pose spread: benchmarks/near_duplicates.py) and outliers (cosine to the rest of
+    the group < ``outlier_threshold``) inside each sequence / identity; then groups left with fewer than
+    ``min_group_faces`` faces."""
     check_output_root(out, [root])
     claim_root(out, "curate clean")
     kind, table, group = _curatable(root)
@@ -213,7 +214,6 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     per_group = _per_group(details, group)
     _report(out, "clean", settings, counts, len(keep), "faces", details.drop(columns="reason"), per_group)
     details = details[why != ""]
-    # grid: one row per removed face, the face it duplicates beside it
     # grid: one row per removed face (left), the kept face it duplicates beside it; the label says why and the score
     shown = [(f"{i:05d} {r[group]} {r['reason']}" + ("" if r["score"] != r["score"] else f" {r['score']:.4f}"), p)
              for i, (_, r) in enumerate(details.iterrows())

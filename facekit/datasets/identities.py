@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from facekit.progress import progress_bar
 
 from facekit.align.similarity import align_faces
 from facekit.align.templates import get_template
@@ -32,6 +31,7 @@ from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
 from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import in_shard
+from facekit.progress import progress_bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from facekit.progress import progress_bar
 
 from facekit.errors import InputError, Interrupted
 from facekit.fsutil import atomic_path
@@ -29,6 +28,7 @@ from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import check_run_config, clean_leftovers, in_shard
 from facekit.pipeline.failures import Failures
+from facekit.progress import progress_bar
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 

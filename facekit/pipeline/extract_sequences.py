@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from facekit.progress import progress_bar
 
 from facekit import __version__
 from facekit.errors import InputError, Interrupted
 from facekit.fsutil import write_json
-from facekit.manifests.owner import claim_root
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
+from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.engine import Engine
 from facekit.pipeline.failures import Failures
+from facekit.progress import progress_bar
 from facekit.video.decode import VIDEO_EXTENSIONS
 
 RUN_CONFIG = "extract_config.json"

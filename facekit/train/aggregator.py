@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from facekit.progress import progress_bar
 
 from facekit.aggregation.apply import save_aggregator
 from facekit.align.templates import Template, get_template
@@ -32,6 +31,7 @@ from facekit.fsutil import atomic_path
 from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
                                         discriminative_loss, reconstruction_avg_loss, total_variation_loss)
 from facekit.models.aggregator import Discriminator, FaceAggregator
+from facekit.progress import progress_bar
 from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets

@@ -16,13 +16,13 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from facekit.progress import progress_bar
 
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.losses import CentreLoss, CentreTable, DSALoss, build_head, lsr_cross_entropy
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
+from facekit.progress import progress_bar
 from facekit.train import distributed
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.recipes import to_dict
