@@ -115,7 +115,9 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     window: dict[str, list[float]] = {}
     t_window, seen, step, final = time.time(), 0, start, {}
     G.train(), D.train()
+    t_ready = time.perf_counter()
     for step, batch in enumerate(loader, start=start + 1):
+        loader_wait = time.perf_counter() - t_ready  # the device idled this long for the data (the step synced)
         set_bn3hw = batch["set"].to(device, non_blocking=True)
         pos_b3hw, neg_b3hw = batch["positive"].to(device), batch["negative"].to(device)
         ident_b = batch["identity"].to(device)
@@ -164,6 +166,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
         for k, v in (("loss_g", loss_g), ("loss_d", loss_d), ("dis", l_dis), ("rec", l_rec), ("adv", l_adv),
                      ("tv", l_tv), ("mse", l_mse)):
             window.setdefault(k, []).append(float(v.detach()))
+        window.setdefault("loader_wait_ms", []).append(1000 * loader_wait)
         seen += b * dist_info.world
         bar.update(1)
         if (line := cost.note(step)) is not None:
@@ -182,6 +185,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler_g": scaler_g.state_dict(),
                 "scaler_d": scaler_d.state_dict(), "config": to_dict(cfg), "data_fingerprint": data.fingerprint},
                 cfg.checkpoint_every, dist_info)
+        t_ready = time.perf_counter()
     bar.close()
     heldout = None
     if dist_info.main:

@@ -122,7 +122,9 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     generator = torch.Generator()
     step, verification, final = start, None, {}
     model.train()
+    t_ready = time.perf_counter()
     for step, (x_b3ss, labels_b) in enumerate(loader, start=start + 1):
+        loader_wait = time.perf_counter() - t_ready  # the device idled this long for the data (the step synced)
         if step == 1 and dist_info.main:
             _batch_preview(x_b3ss, labels_b, mean, std, run_dir / "batch_preview.png")
         x_b3ss, labels_b = x_b3ss.to(device, non_blocking=True), labels_b.to(device, non_blocking=True)
@@ -158,7 +160,8 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             opt.zero_grad(set_to_none=True)  # nothing of this step reaches the weights, momenta or centres
         scaler.update()
         acc = hit_v / id_v if id_v else float("nan")
-        for k, v in (("loss", loss_v), ("chief", chief_v), ("auxiliary", aux_v), ("accuracy", acc)):
+        for k, v in (("loss", loss_v), ("chief", chief_v), ("auxiliary", aux_v), ("accuracy", acc),
+                     ("loader_wait_ms", 1000 * loader_wait)):
             window.setdefault(k, []).append(v)
         seen += len(labels_b) * dist_info.world
         bar.update(1)
@@ -180,6 +183,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
                                             "centres": table.centres, "optimizer": opt.state_dict(),
                                             "scaler": scaler.state_dict(), "config": to_dict(cfg),
                                             "data_fingerprint": data.fingerprint}, cfg.checkpoint_every, dist_info)
+        t_ready = time.perf_counter()
     bar.close()
     if dist_info.main:
         if pairs is not None and (verification is None or not cfg.verify.every or step % cfg.verify.every):
