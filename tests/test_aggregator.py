@@ -342,3 +342,32 @@ def test_heldout_eq2_rate_worked_by_hand(tmp_path, monkeypatch):
     assert res["aggregated_closer_than"]["best_score_frame"] == pytest.approx(1 / 6)  # v0: d(0,10) < d(40,10)
     assert res["aggregated_closer_than"]["average_feature"] == 0  # v0: 0 and 20 deg are both 10 from P: a tie
     assert "blurred" not in res and (tmp_path / "heldout.png").is_file()
+
+
+def test_a_non_finite_generator_step_is_skipped_and_counted(frames_root, tmp_path, monkeypatch, capsys):
+    """Step 2's generator loss made NaN: nothing of it reaches G, its Adam moments or the identity centres (their
+    update never runs for it), the step is counted in metrics.csv; non-finite steps in a row stop the run."""
+    import facekit.train.aggregator as agg
+
+    real = agg.total_variation_loss
+    calls = {"n": 0, "poison": {2}}
+
+    def poisoned(x):
+        calls["n"] += 1
+        loss = real(x)
+        return loss * float("nan") if calls["n"] in calls["poison"] else loss
+
+    updates = []
+    real_update = agg.IdentityCentres.update
+    monkeypatch.setattr(agg.IdentityCentres, "update", lambda self, *a: updates.append(calls["n"]) or real_update(self, *a))
+    monkeypatch.setattr(agg, "total_variation_loss", poisoned)
+    base = ["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-q", "--device", "cpu"]
+    assert main(base + ["-o", str(tmp_path / "a")]) == 0
+    assert updates == [1, 3, 4]  # the centres never saw step 2
+    m = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert m["skipped_steps"].tolist() == [0, 1, 1, 1]
+    assert all(torch.isfinite(v).all() for v in _g(tmp_path / "a").values())
+    capsys.readouterr()
+    calls.update(n=0, poison={1, 2, 3, 4})
+    assert main(base + ["-o", str(tmp_path / "b"), "--set", "optim.max_nonfinite=2"]) == 2
+    assert "step 2: 2 steps in a row had a non-finite loss" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets
 from facekit.recipes import to_dict
-from facekit.train.precision import resolve_amp
+from facekit.train.precision import StepGuard, resolve_amp
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 
@@ -90,6 +90,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
         torch.backends.cudnn.benchmark = True
     scaler_g = torch.amp.GradScaler("cuda", enabled=precision.scaler)
+    guard = StepGuard(cfg.optim.max_nonfinite)
     scaler_d = torch.amp.GradScaler("cuda", enabled=precision.scaler)
     start = 0
     if resume:
@@ -134,10 +135,17 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
                 loss_d = adversarial_d_loss(logit_a_b, logit_p_b)
             opt_d.zero_grad(set_to_none=True)
             scaler_d.scale(loss_d).backward()
-            scaler_d.step(opt_d)
+            scaler_d.unscale_(opt_d)
+            # D's global gradient norm (the same on every rank after DDP's all-reduce): a non-finite D step is skipped
+            norm_d = nn.utils.clip_grad_norm_(D.parameters(), float("inf"))
+            finite_d = bool(torch.isfinite(norm_d) & torch.isfinite(loss_d))
+            if finite_d:
+                scaler_d.step(opt_d)
+            else:
+                opt_d.zero_grad(set_to_none=True)
             scaler_d.update()
         else:
-            loss_d = torch.zeros(())
+            loss_d, finite_d = torch.zeros((), device=device), True
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             b, n = set_bn3hw.shape[:2]
             f_a = feats(agg_b3hw)
@@ -156,16 +164,22 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
                       cfg.loss.dis * l_dis + cfg.loss.rec * l_rec + cfg.loss.adv * l_adv + cfg.loss.tv * l_tv)  # Eq. 5
         opt_g.zero_grad(set_to_none=True)
         scaler_g.scale(loss_g).backward()
-        scaler_g.step(opt_g)
+        scaler_g.unscale_(opt_g)
+        norm_g = nn.utils.clip_grad_norm_(G.parameters(), float("inf"))
+        names = ("loss_g", "loss_d", "dis", "rec", "adv", "tv", "mse")
+        # one host sync for every logged value and the check
+        values = torch.stack([v.detach().float() for v in (loss_g, loss_d, l_dis, l_rec, l_adv, l_tv, l_mse,
+                                                           norm_g)]).tolist()
+        finite_g = all(np.isfinite(values[i]) for i in (0, 7))
+        guard.check(finite_d and finite_g, step)  # counts a step with either part skipped; stops after N in a row
+        if finite_g:
+            scaler_g.step(opt_g)
+            centres.update(f_p, f_in, ident_b)                                                           # Eq. 10
+        else:
+            opt_g.zero_grad(set_to_none=True)  # nothing of this step reaches G, its Adam moments or the centres
         scaler_g.update()
-        centres.update(f_p, f_in, ident_b)                                                               # Eq. 10
-        if not torch.isfinite(loss_g):
-            from facekit.errors import InputError
-
-            raise InputError(f"step {step}: the generator loss is not finite; lower optim.lr or check the data")
-        for k, v in (("loss_g", loss_g), ("loss_d", loss_d), ("dis", l_dis), ("rec", l_rec), ("adv", l_adv),
-                     ("tv", l_tv), ("mse", l_mse)):
-            window.setdefault(k, []).append(float(v.detach()))
+        for k, v in zip(names, values):
+            window.setdefault(k, []).append(v)
         window.setdefault("loader_wait_ms", []).append(1000 * loader_wait)
         seen += b * dist_info.world
         bar.update(1)
@@ -175,7 +189,8 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             save_grid(set_bn3hw[:6], agg_b3hw[:6], pos_b3hw[:6], run_dir / "grids" / f"step_{step:08d}.png")
         if step % cfg.log_every == 0 or step == cfg.optim.steps:
             final = distributed.all_mean({k: float(np.mean(v)) for k, v in window.items()}, dist_info)
-            final.update(lr=lr_at(cfg, step - 1), sets_per_sec=seen / max(time.time() - t_window, 1e-9))
+            final.update(lr=lr_at(cfg, step - 1), sets_per_sec=seen / max(time.time() - t_window, 1e-9),
+                         skipped_steps=guard.skipped)
             bar.set_postfix(g=f"{final['loss_g']:.3f}", d=f"{final['loss_d']:.3f}")
             window, t_window, seen = {}, time.time(), 0
             log.log(step, final)

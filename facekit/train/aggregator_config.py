@@ -64,6 +64,7 @@ class AggregatorOptimConfig:
     drop_step: int = 550_000
     betas: tuple[float, ...] = (0.9, 0.999)
     amp: str = "auto"  # mixed precision on CUDA: auto, off, float16, bfloat16 (facekit.train.precision)
+    max_nonfinite: int = 20  # stop after this many non-finite D or G steps in a row (each skipped)
 
 
 @dataclass
