@@ -67,8 +67,11 @@ _SIGNATURES = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"
 def unreadable_reason(path: Path, decoder_error: Exception) -> str:
     """Why ``path`` is not a readable video, in words: what the file holds by its first bytes (text, an image, an
     unknown format) or, for a known container the decoder refused, that it is damaged or truncated."""
-    head = path.read_bytes()[:512] if path.is_file() else b""
-    size = path.stat().st_size if path.is_file() else 0
+    head, size = b"", 0
+    if path.is_file():
+        with path.open("rb") as fh:  # a damaged video can be gigabytes: its first bytes say what it is
+            head = fh.read(512)
+        size = path.stat().st_size
     for offset, magic, name in _SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
             detail = _short(decoder_error).replace(str(path), "").replace("Error reading ...", "").strip(" :.")
