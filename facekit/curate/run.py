@@ -17,7 +17,6 @@ from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.manifests.io import read_manifest, write_part
 from facekit.manifests.lineage import check_output_root, write_derived
-from facekit.manifests.owner import claim_root
 from facekit.manifests.ops import root_tables
 from facekit.manifests.schemas import SEQUENCE_CLUSTERS
 
@@ -116,8 +115,7 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     set: centred-centre cosine >= ``threshold`` to an identity centre of ``identities`` roots, or (identity roots)
     folder name on a ``names`` list (LFW lfw-names.txt, YTF person folders). Centres are means over at most
     ``centre_faces`` evenly spaced faces per sequence / identity (0: all)."""
-    check_output_root(out, [root])
-    claim_root(out, "curate overlap")
+    check_output_root(out, [root], "curate overlap")  # before any work: a refused root costs nothing
     kind, table, group = _curatable(root)
     rows = manifest_crops(root, table)
     sample = centre_sample(rows, group, centre_faces)
@@ -170,8 +168,7 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
     talking heads and all of their pose spread: benchmarks/near_duplicates.py) and outliers (cosine to the rest of
     the group < ``outlier_threshold``) inside each sequence / identity; then groups left with fewer than
     ``min_group_faces`` faces."""
-    check_output_root(out, [root])
-    claim_root(out, "curate clean")
+    check_output_root(out, [root], "curate clean")  # before any work: a refused root costs nothing
     kind, table, group = _curatable(root)
     rows = manifest_crops(root, table)
     groups = rows[group].to_numpy()

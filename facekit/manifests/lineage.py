@@ -76,22 +76,23 @@ def crop_template(root: Path) -> Template:
                      f"extract_config.json)")
 
 
-def check_output_root(out: Path, inputs: list[Path]) -> None:
-    """A derived root (one ``part-000000`` per table) may replace an earlier derived root, never an input root or
+def check_output_root(out: Path, inputs: list[Path], command: str) -> None:
+    """Claim ``out`` for the derived root ``command`` writes (``claim_root``: never a root another command made).
+    A derived root (one ``part-000000`` per table) may replace an earlier derived root, never an input root or
     a root written another way (extraction parts): the error names ``out``."""
     if any(Path(out).resolve() == Path(i).resolve() for i in inputs):
         raise InputError(f"--out {out}: is an input root; choose another folder")
     other = [p for p in Path(out).glob("manifests/*/*.parquet") if p.stem != "part-000000"]
     if other:
         raise InputError(f"--out {out}: already holds other manifests ({other[0]}); choose another folder or remove it")
+    claim_root(out, command)
 
 
 def write_derived(src: Path, out: Path, tables: dict[str, pd.DataFrame], command: str, settings: dict,
                   inputs: list[Path] | None = None) -> None:
     """Write ``tables`` (rows of ``src``'s tables) as a new root ``out``: crop paths rewritten relative to ``out``
     (the crops stay where they are), one part file per table, and lineage.json."""
-    check_output_root(out, inputs or [src])
-    claim_root(out, command)
+    check_output_root(out, inputs or [src], command)
     for name, df in tables.items():
         write_part(out, SCHEMAS[name], "part-000000", rebase_crops(df, src, out))
     write_lineage(out, command, settings, inputs or [src])

@@ -45,8 +45,7 @@ def split(root: Path, out: Path, val_fraction: float, seed: int = 0, by: str | N
         raise InputError(f"--val {val_fraction}: must lie in (0, 1)")
     claim_root(out, "manifest split")
     for name in ("train", "val"):
-        check_output_root(out / name, [root])
-        claim_root(out / name, "manifest split")
+        check_output_root(out / name, [root], "manifest split")
     kind, tables, group = root_tables(root)
     by = by or group
     frames = {t: read_manifest(root, t) for t in tables}
@@ -78,8 +77,7 @@ def merge(roots: list[Path], out: Path) -> dict[str, int]:
     (kind, tables), = kinds
     key_table, key = {"sequences": ("sequences", "sequence_id"), "identities": ("identities", "source_path"),
                       "frames": ("utterances", "utterance_id")}[kind]
-    check_output_root(out, roots)
-    claim_root(out, "manifest merge")
+    check_output_root(out, roots, "manifest merge")
     merged: dict[str, list[pd.DataFrame]] = {t: [] for t in tables}
     seen: dict[str, Path] = {}
     for r in roots:
