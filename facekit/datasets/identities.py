@@ -24,13 +24,14 @@ from PIL import Image, UnidentifiedImageError
 from facekit.align.similarity import align_faces
 from facekit.align.templates import get_template
 from facekit.curate.quality import laplacian_variance
-from facekit.errors import InputError, InputsFailed
+from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import table_dir, write_part
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
 from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import in_shard
+from facekit.pipeline.failures import raise_if_too_many
 from facekit.progress import progress_bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -57,10 +58,8 @@ class IdentityBuildSummary:
 
     def check(self, allowed: float = 0.0) -> None:
         """``InputsFailed`` (exit 3) when more than ``allowed`` (a share) of the images are unreadable."""
-        if self.error and self.error > allowed * self.images:
-            raise InputsFailed(f"{self.error} of {self.images} images unreadable (first: {self.errors[0]}); every "
-                               f"other result is committed; --allow-failures {self.error / self.images:.3g} "
-                               f"accepts this share")
+        if self.error:
+            raise_if_too_many(self.error, self.images, allowed, "images unreadable", self.errors[0])
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facekit.errors import InputError, Interrupted
+from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import check_run_config, clean_leftovers, in_shard
-from facekit.pipeline.failures import Failures
+from facekit.pipeline.failures import Failures, stop_after_commit
 from facekit.progress import progress_bar
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -226,10 +226,7 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
                 parts.flush()
         parts.flush()
     except KeyboardInterrupt:
-        parts.flush()  # every utterance handed back is whole: commit them before stopping
-        raise Interrupted(f"interrupted: {summary.done_before + handed} of {len(jobs)} utterances of shard "
-                          f"{shard[0]}/{shard[1]} are saved ({handed} in this run); rerun the same command to "
-                          f"resume") from None
+        raise stop_after_commit(parts, summary.done_before, handed, len(jobs), "utterances", shard) from None
     finally:
         bar.close()
         if hasattr(results, "close"):

@@ -22,14 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 from facekit import __version__
-from facekit.errors import InputError, Interrupted
+from facekit.errors import InputError
 from facekit.fsutil import write_json
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.engine import Engine
-from facekit.pipeline.failures import Failures
+from facekit.pipeline.failures import Failures, stop_after_commit
 from facekit.progress import progress_bar
 from facekit.video.decode import VIDEO_EXTENSIONS
 
@@ -239,10 +239,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
                 parts.flush()
         parts.flush()
     except KeyboardInterrupt:
-        parts.flush()  # every video handed back is whole: commit them before stopping
-        raise Interrupted(f"interrupted: {summary.videos_done_before + handed} of {len(jobs)} videos of shard "
-                          f"{shard[0]}/{shard[1]} are saved ({handed} in this run); rerun the same command to "
-                          f"resume") from None
+        raise stop_after_commit(parts, summary.videos_done_before, handed, len(jobs), "videos", shard) from None
     finally:
         bar.close()
         if hasattr(results, "close"):

@@ -1,4 +1,5 @@
-"""Inputs in error, for the end-of-run summaries of ``extract-sequences`` and ``extract-frames``."""
+"""Inputs in error, for the end-of-run summaries of ``extract-sequences``, ``extract-frames`` and ``build
+identities``, and the stop on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from facekit.errors import InputError, InputsFailed
+from facekit.errors import InputError, InputsFailed, Interrupted
 
 
 @dataclass
@@ -40,8 +41,22 @@ class Failures:
         if processed and self.now == processed:
             path, reason = self.listed[0]
             raise InputError(f"all {processed} {self.unit} failed (first: {path}: {reason})")
-        if self.listed and len(self.listed) > allowed * total:
+        if self.listed:
             path, reason = self.listed[0]
-            raise InputsFailed(f"{len(self.listed)} of {total} {self.unit} failed (first: {path}: {reason}); "
-                               f"every other result is committed; --allow-failures {len(self.listed) / total:.3g} "
-                               f"accepts this share")
+            raise_if_too_many(len(self.listed), total, allowed, f"{self.unit} failed", f"{path}: {reason}")
+
+
+def raise_if_too_many(failed: int, total: int, allowed: float, what: str, first: str) -> None:
+    """``InputsFailed`` (exit 3) when ``failed`` of ``total`` inputs is more than the ``allowed`` share."""
+    if failed and failed > allowed * total:
+        raise InputsFailed(f"{failed} of {total} {what} (first: {first}); every other result is committed; "
+                           f"--allow-failures {failed / total:.3g} accepts this share")
+
+
+def stop_after_commit(parts, saved_before: int, handed: int, total: int, unit: str,
+                      shard: tuple[int, int]) -> Interrupted:
+    """Ctrl-C in a writer's loop: commit every input handed back so far (each is whole), return the error that
+    says how many of the shard's inputs are saved."""
+    parts.flush()
+    return Interrupted(f"interrupted: {saved_before + handed} of {total} {unit} of shard {shard[0]}/{shard[1]} are "
+                       f"saved ({handed} in this run); rerun the same command to resume")
