@@ -36,7 +36,7 @@ from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets
 from facekit.recipes import to_dict
-from facekit.train.precision import StepGuard, resolve_amp
+from facekit.train.precision import StepGuard, autotune_convolutions, resolve_amp
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 
@@ -86,9 +86,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     precision = resolve_amp(cfg.optim.amp, device)
-    use_amp, amp_dtype = precision.dtype is not None, precision.dtype or torch.float32
-    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
-        torch.backends.cudnn.benchmark = True
+    autotune_convolutions(device)
     scaler_g = torch.amp.GradScaler("cuda", enabled=precision.scaler)
     guard = StepGuard(cfg.optim.max_nonfinite)
     scaler_d = torch.amp.GradScaler("cuda", enabled=precision.scaler)
@@ -126,10 +124,10 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step - 1)
         warmup = step <= cfg.loss.mse_warmup_steps
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+        with precision.autocast():
             agg_b3hw = g_net(set_bn3hw)
         if not warmup:
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            with precision.autocast():
                 # discriminator step (Eq. 12): A is fake, P is real (one forward call, as DDP wants)
                 logit_a_b, logit_p_b = d_net(torch.cat([agg_b3hw.detach(), pos_b3hw])).float().chunk(2)
                 loss_d = adversarial_d_loss(logit_a_b, logit_p_b)
@@ -146,7 +144,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             scaler_d.update()
         else:
             loss_d, finite_d = torch.zeros((), device=device), True
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+        with precision.autocast():
             b, n = set_bn3hw.shape[:2]
             f_a = feats(agg_b3hw)
             with torch.no_grad():

@@ -18,12 +18,17 @@ AMP_MODES = ("auto", "off", "float16", "bfloat16")
 
 @dataclass(frozen=True)
 class Precision:
+    device_type: str  # "cuda", "cpu"
     dtype: torch.dtype | None  # autocast dtype, None: float32 throughout
     scaler: bool  # float16 needs the gradient scaler
 
     @property
     def name(self) -> str:
         return "float32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+
+    def autocast(self) -> torch.autocast:
+        """The forward passes' context: autocast to ``dtype``, or a disabled one for float32."""
+        return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
 
 def resolve_amp(setting: str | bool, device: torch.device) -> Precision:
@@ -32,13 +37,20 @@ def resolve_amp(setting: str | bool, device: torch.device) -> Precision:
     if mode not in AMP_MODES:
         raise InputError(f"optim.amp: {setting!r} is not one of {', '.join(AMP_MODES)}")
     if device.type != "cuda" or mode == "off":
-        return Precision(None, False)
+        return Precision(device.type, None, False)
     if mode == "auto":
         mode = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if mode == "bfloat16" and not torch.cuda.is_bf16_supported():
         raise InputError(f"optim.amp: bfloat16 is not supported on {torch.cuda.get_device_name(device)}; use "
                          f"float16 or auto")
-    return Precision(torch.bfloat16 if mode == "bfloat16" else torch.float16, mode == "float16")
+    return Precision(device.type, torch.bfloat16 if mode == "bfloat16" else torch.float16, mode == "float16")
+
+
+def autotune_convolutions(device: torch.device) -> None:
+    """``cudnn.benchmark`` on CUDA (fixed input sizes: cuDNN picks its fastest kernels) unless ``--deterministic``
+    asked for repeatable runs."""
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True
 
 
 class StepGuard:

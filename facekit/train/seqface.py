@@ -26,7 +26,7 @@ from facekit.progress import progress_bar
 from facekit.train import distributed
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.recipes import to_dict
-from facekit.train.precision import StepGuard, resolve_amp
+from facekit.train.precision import StepGuard, autotune_convolutions, resolve_amp
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import RunLog
 from facekit.train.seqface_config import SeqFaceConfig
@@ -89,8 +89,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     opt = torch.optim.SGD(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                           momentum=cfg.optim.momentum)
     precision = resolve_amp(cfg.optim.amp, device)
-    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+    autotune_convolutions(device)
     scaler = torch.amp.GradScaler("cuda", enabled=precision.scaler)
     guard = StepGuard(cfg.optim.max_nonfinite)
 
@@ -132,7 +131,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             group["lr"] = lr_at(cfg, step - 1)
         if hasattr(head, "set_step"):
             head.set_step(step - 1)
-        with torch.autocast(device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None):
+        with precision.autocast():
             feats_bd, logits_bc = net(x_b3ss, labels_b)
         chief = lsr_cross_entropy(logits_bc, labels_b)                                      # Eq. 5
         if aux is not None:
