@@ -62,13 +62,17 @@ def _colours(rng: np.random.Generator, n: int) -> list[tuple]:
     return [tuple(int(v) for v in rng.integers(60, 255, 3)) for _ in range(n)]
 
 
+def _save_face(root: Path, rel: str, rng, colour: tuple, size: int) -> str:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(face_image(rng, colour, size)).save(root / rel, quality=90)
+    return rel
+
+
 def identity_root(root: Path, n: int, per: int, size: int, rng) -> Path:
     rows = []
     for c, colour in enumerate(_colours(rng, n)):
         for i in range(per):
-            rel = f"crops/id{c:04d}/{i}.jpg"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(face_image(rng, colour, size)).save(root / rel, quality=90)
+            rel = _save_face(root, f"crops/id{c:04d}/{i}.jpg", rng, colour, size)
             rows.append(dict(identity=f"id{c:04d}", class_index=c, source_path=rel, status="ok", error=None,
                              num_faces=1, score=1.0, face_px=float(size), blur=100.0, crop_path=rel))
     write_part(root, IDENTITIES, "part-000000", rows)
@@ -80,9 +84,7 @@ def sequence_root(root: Path, n: int, per: int, size: int, rng) -> Path:
     rows = []
     for s, colour in enumerate(_colours(rng, n)):
         for i in range(per):
-            rel = f"crops/v{s:04d}/0000/{i:06d}.jpg"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(face_image(rng, colour, size)).save(root / rel, quality=90)
+            rel = _save_face(root, f"crops/v{s:04d}/0000/{i:06d}.jpg", rng, colour, size)
             rows.append(dict(sequence_id=f"v{s:04d}#0", video_id=f"v{s:04d}", frame_index=i, timestamp_sec=i / 25,
                              box_x1=0.0, box_y1=0.0, box_x2=float(size), box_y2=float(size), landmarks_5x2=[0.0] * 10,
                              score=1.0, blur=100.0, yaw=0.0, roll_deg=0.0, tracked=False, crop_path=rel))
@@ -96,9 +98,7 @@ def frames_root(root: Path, n: int, videos: int, per: int, size: int, rng) -> Pa
     for c, colour in enumerate(_colours(rng, n)):
         for v in range(videos):
             for i in range(per):
-                rel = f"crops/id{c:04d}/v{v}/00001_{i:06d}.jpg"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(face_image(rng, colour, size)).save(root / rel, quality=90)
+                rel = _save_face(root, f"crops/id{c:04d}/v{v}/00001_{i:06d}.jpg", rng, colour, size)
                 rows.append(dict(utterance_id=f"id{c:04d}/v{v}/00001", identity=f"id{c:04d}", video=f"v{v}",
                                  frame_index=i, timestamp_sec=i / 25, box_x1=0.0, box_y1=0.0, box_x2=float(size),
                                  box_y2=float(size), landmarks_5x2=[0.0] * 10, score=1.0, blur=100.0, crop_path=rel))

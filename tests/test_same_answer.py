@@ -73,7 +73,8 @@ def assert_same(a: dict, b: dict, what: str) -> None:
             pd.testing.assert_frame_equal(a[t], b[t], check_exact=True, obj=f"{what}: {t}")
 
 
-def _each_setting(make_args, tables: tuple[str, ...], tmp_path: Path, settings=SETTINGS) -> None:
+def _each_setting(make_args, tables: tuple[str, ...], tmp_path: Path, settings=SETTINGS) -> dict[str, dict]:
+    """Run the command once per setting this CPU has; each run's snapshot by setting name."""
     runs = {}
     for threads, cap, workers in settings:
         if not _supported(cap):
@@ -81,10 +82,19 @@ def _each_setting(make_args, tables: tuple[str, ...], tmp_path: Path, settings=S
         name = f"t{threads}-{cap or 'native'}-w{workers}"
         run_cli(make_args(tmp_path / name), threads, cap, workers)
         runs[name] = snapshot(tmp_path / name, tables)
+    return runs
+
+
+def differing(runs: dict[str, dict]) -> list[str]:
+    """How each run differs from the first (empty: every run wrote the same rows and crop bytes)."""
     first, *others = runs
-    assert len(runs[first]["crops"]) > 0
+    out = []
     for name in others:
-        assert_same(runs[first], runs[name], f"{first} vs {name}")
+        try:
+            assert_same(runs[first], runs[name], f"{first} vs {name}")
+        except AssertionError as err:
+            out.append(str(err).strip().splitlines()[0])
+    return out
 
 
 def test_made_clips_same_sequences_on_every_thread_count_and_simd_path(tmp_path, face_photos):
@@ -95,8 +105,10 @@ def test_made_clips_same_sequences_on_every_thread_count_and_simd_path(tmp_path,
     clips.mkdir()
     write_video(clips / "three.mp4", photo_clip(face_photos, 12, (480, 270)), fps=12)
     write_video(clips / "group.mp4", photo_clip(face_photos[1:2], 12, (480, 270)), fps=12)
-    _each_setting(lambda out: ["extract-sequences", str(clips), "--out", str(out), "--min-face-size", "20",
-                               "--detect-every", "2"], ("videos", "sequences", "faces"), tmp_path)
+    runs = _each_setting(lambda out: ["extract-sequences", str(clips), "--out", str(out), "--min-face-size", "20",
+                                      "--detect-every", "2"], ("videos", "sequences", "faces"), tmp_path)
+    assert len(runs) >= 2 and all(len(r["faces"]) and r["crops"] for r in runs.values())
+    assert differing(runs) == []
 
 
 def test_frames_and_identities_same_on_every_thread_count_and_simd_path(tmp_path, face_photos):
@@ -110,10 +122,13 @@ def test_frames_and_identities_same_on_every_thread_count_and_simd_path(tmp_path
         (people / f"p{i}").mkdir(parents=True)
         photo.save(people / f"p{i}" / "a.png")
         photo.resize((300, 169)).save(people / f"p{i}" / "small.jpg")
-    _each_setting(lambda out: ["extract-frames", str(vox), "--out", str(out), "--frames", "4",
-                               "--min-face-size", "20"], ("utterances", "frames"), tmp_path / "frames")
-    _each_setting(lambda out: ["build", "identities", str(people), "--out", str(out)], ("identities",),
-                  tmp_path / "ids")
+    frames = _each_setting(lambda out: ["extract-frames", str(vox), "--out", str(out), "--frames", "4",
+                                        "--min-face-size", "20"], ("utterances", "frames"), tmp_path / "frames")
+    ids = _each_setting(lambda out: ["build", "identities", str(people), "--out", str(out)], ("identities",),
+                        tmp_path / "ids")
+    for runs, table in ((frames, "frames"), (ids, "identities")):
+        assert len(runs) >= 2 and all(len(r[table]) and r["crops"] for r in runs.values()), table
+        assert differing(runs) == [], table
 
 
 @pytest.mark.shared_data
@@ -127,5 +142,7 @@ def test_real_clips_same_dataset_on_every_thread_count_and_simd_path(tmp_path):
     for rel in REAL_CLIPS:
         src = SHARED / rel
         (clips / f"{src.parent.name}-{src.name}").symlink_to(src)
-    _each_setting(lambda out: ["extract-sequences", str(clips), "--out", str(out)],
-                  ("videos", "sequences", "faces"), tmp_path, REAL_SETTINGS)
+    runs = _each_setting(lambda out: ["extract-sequences", str(clips), "--out", str(out)],
+                         ("videos", "sequences", "faces"), tmp_path, REAL_SETTINGS)
+    assert len(runs) == 2 and all(len(r["faces"]) > 1500 and r["crops"] for r in runs.values())
+    assert differing(runs) == []

@@ -64,7 +64,6 @@ def aggregate_cmd(
     import numpy as np
     import torch
     from PIL import Image
-    from facekit.progress import progress_bar
 
     from facekit.aggregation.apply import load_aggregator, resize_all, subsample
     from facekit.device import resolve_device
@@ -72,6 +71,7 @@ def aggregate_cmd(
     from facekit.manifests.io import write_part
     from facekit.manifests.owner import claim_root
     from facekit.manifests.schemas import AGGREGATES
+    from facekit.progress import progress_bar
     from facekit.train.aggregator import save_grid
     from facekit.train.images import load_crop
 
