@@ -4,7 +4,8 @@
     python benchmarks/gpu_check.py --device cpu         # the same code paths with tiny settings (CI runs this)
 
 Runs, on generated data (coloured face-like images; nothing downloaded) unless a step needs real media:
-- ``train seqface``: ResNet-27 at 128 px and IResNet-50 at 112 px, in float16 and in bfloat16 (where the GPU has it);
+- ``train seqface``: ResNet-27 at 128 px and IResNet-50 at 112 px, in float16 and in bfloat16 (where the GPU has it),
+  IResNet-50 once more in NCHW (channels-last off) for the ratio;
 - ``train aggregator``: N = 10 faces per set at 112 px, F = a (randomly initialised) IResNet-50 (IResNet-18 on CPU);
 - ``extract-sequences --device``: the 1080p walking clip of ../shared/data (on CPU, or without it, the embedded
   sample clip);
@@ -172,17 +173,22 @@ def main() -> None:
         if not data.exists():
             identity_root(data / "ids", s["ids"], s["per_id"], load, rng)
             sequence_root(data / "seqs", s["seqs"], s["per_seq"], load, rng)
-        for amp in amps:
+        # the recipes' default memory format (channels_last: auto), and on CUDA once NCHW to show what channels-last
+        # buys (on CPU auto is NCHW already)
+        variants = [(amp, "auto") for amp in amps] + [(amps[-1], False)] * (backbone == "iresnet50" and
+                                                                             args.device == "cuda")
+        for amp, nhwc in variants:
             recipe = {"data": {"identities": str(data / "ids"), "sequences": str(data / "seqs"), "load_size": load,
                                "input_size": size, "workers": s["workers"]},
                       "model": {"backbone": backbone, "embedding": 512},
                       "optim": {"batch_size": s["batch"], "steps": s["steps"], "lr": 0.01,
-                                "milestones": [10 ** 9], "amp": amp},
+                                "milestones": [10 ** 9], "amp": amp, "channels_last": nhwc},
                       "checkpoint_every": s["steps"], "log_every": max(1, s["steps"] // 4)}
-            path = out / f"seqface_{backbone}_{amp}.yaml"
+            label = f"{amp}" + ("" if nhwc == "auto" else " NCHW")
+            path = out / f"seqface_{backbone}_{label.replace(' ', '_')}.yaml"
             path.write_text(yaml.safe_dump(recipe))
             run = out / "runs" / path.stem
-            check.run(f"train seqface {backbone} {size}px {amp}", ["train", "seqface", "-r", str(path), "-o", str(run)],
+            check.run(f"train seqface {backbone} {size}px {label}", ["train", "seqface", "-r", str(path), "-o", str(run)],
                       "images", training_figures(run, s["batch"], s["workers"]))
 
     # the aggregator: N = 10 at 112 px, F = an IResNet-50 (random weights: the speed is the same)

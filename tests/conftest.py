@@ -20,6 +20,29 @@ def shared(rel: str) -> Path:
     return path
 
 
+def host_reads(monkeypatch, files: tuple[str, ...], step_of, pictures: tuple[str, ...] = ()) -> list:
+    """Every read of a tensor's value by the host (item, tolist, bool, float, int, numpy ...) made from ``files``
+    outside the functions named in ``pictures`` (previews, written on their own steps): on a GPU each is a sync
+    that stalls the host until the device catches up. Returns (step, file, line, how) tuples."""
+    import sys
+
+    import torch
+
+    reads = []
+    for how in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "cpu"):
+        real = getattr(torch.Tensor, how)
+
+        def spy(self, *a, _real=real, _how=how, **k):
+            frame = sys._getframe(1)
+            name = frame.f_code.co_filename.replace("\\", "/")
+            if name.endswith(files) and frame.f_code.co_name not in pictures:
+                reads.append((step_of(), name.rsplit("/facekit/", 1)[-1], frame.f_lineno, _how))
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, how, spy)
+    return reads
+
+
 @pytest.fixture(scope="session")
 def detector():
     from facekit.detect import MTCNN

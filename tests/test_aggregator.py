@@ -89,6 +89,26 @@ def test_reconstruction_losses_by_hand():
     assert cen.centres[0].abs().sum() == 0 and not cen.seen[2]
 
 
+
+def test_centre_update_eq10_in_batch_order_against_a_loop():
+    """Batches with one identity several times, some identities unseen: the batched update equals Eq. 10 applied
+    sample by sample in batch order (a new centre starts at its first sample); ``ok`` false changes nothing."""
+    gen = torch.Generator().manual_seed(1)
+    cen = IdentityCentres(6, 3, rate=0.5)
+    centres, seen = torch.zeros(6, 3, dtype=torch.float64), [False] * 6
+    for _ in range(4):
+        ids = torch.randint(0, 6, (7,), generator=gen)
+        f_p, f_in = torch.randn(7, 3, generator=gen), torch.randn(7, 4, 3, generator=gen)
+        for j, s in zip(ids.tolist(), ((f_p + f_in.sum(1)) / 5).double()):
+            centres[j] = 0.5 * centres[j] + 0.5 * s if seen[j] else s
+            seen[j] = True
+        cen.update(f_p, f_in, ids)
+        assert torch.allclose(cen.centres.double(), centres, atol=1e-5)
+        assert cen.seen.tolist() == seen
+    before = cen.centres.clone()
+    cen.update(torch.full((2, 3), float("nan")), torch.zeros(2, 4, 3), torch.tensor([0, 5]), ok=torch.tensor(False))
+    assert torch.equal(cen.centres, before) and cen.seen.tolist() == seen
+
 def test_centre_loss_ignores_unseen_centres():
     """Eq. 9 before any Eq. 10 update: an unseen centre is the zero vector; it must not pull f_A towards 0.
     f_A of norm 20 against an unseen centre would cost 400."""
@@ -357,9 +377,16 @@ def test_a_non_finite_generator_step_is_skipped_and_counted(frames_root, tmp_pat
         loss = real(x)
         return loss * float("nan") if calls["n"] in calls["poison"] else loss
 
-    updates = []
+    updates = []  # the steps whose update moved the centres
     real_update = agg.IdentityCentres.update
-    monkeypatch.setattr(agg.IdentityCentres, "update", lambda self, *a: updates.append(calls["n"]) or real_update(self, *a))
+
+    def spy(self, *a, **k):
+        before = self.centres.clone()
+        real_update(self, *a, **k)
+        if not torch.equal(before, self.centres):
+            updates.append(calls["n"])
+
+    monkeypatch.setattr(agg.IdentityCentres, "update", spy)
     monkeypatch.setattr(agg, "total_variation_loss", poisoned)
     base = ["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-q", "--device", "cpu"]
     assert main(base + ["-o", str(tmp_path / "a")]) == 0
@@ -371,3 +398,42 @@ def test_a_non_finite_generator_step_is_skipped_and_counted(frames_root, tmp_pat
     calls.update(n=0, poison={1, 2, 3, 4})
     assert main(base + ["-o", str(tmp_path / "b"), "--set", "optim.max_nonfinite=2"]) == 2
     assert "step 2: 2 steps in a row had a non-finite loss" in capsys.readouterr().err
+
+
+def test_aggregator_steps_do_not_wait_for_the_device(frames_root, tmp_path, monkeypatch):
+    """Issue 23: between logging steps the host reads no device value (losses, both skip verdicts, the Eq. 10
+    update); the logging step reads the window once. Picture grids are their own steps' business."""
+    from tests.conftest import host_reads
+
+    import facekit.train.aggregator as agg
+
+    step = {"n": 0}
+    real = agg.total_variation_loss
+    monkeypatch.setattr(agg, "total_variation_loss", lambda x: step.update(n=step["n"] + 1) or real(x))
+    files = ("facekit/train/aggregator.py", "facekit/train/precision.py", "facekit/train/runlog.py",
+             "facekit/losses/aggregation.py", "facekit/models/aggregator.py")
+    reads = host_reads(monkeypatch, files, lambda: step["n"], pictures=("save_grid", "to_img"))
+    assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-q", "--device", "cpu",
+                 "-o", str(tmp_path / "run"), "--set", "log_every=4", "--set", "checkpoint_every=4"]) == 0
+    assert step["n"] == 4
+    during = [r for r in reads if r[0] < 4]
+    assert not during, f"host reads between logging steps: {during[:5]}"
+    assert any(r[0] == 4 for r in reads)
+
+
+def test_frame_set_batches_travel_as_uint8(frames_root):
+    """Issue 23: the frame-set loader hands uint8 faces to the trainer, which maps them to [-1, 1] on its device."""
+    import yaml
+
+    from facekit.recipes import build
+    from facekit.train.aggregator_config import AggregatorConfig
+    from facekit.train.framesets import FrameSetDataset, load_frame_sets, to_unit
+
+    cfg = build(AggregatorConfig, yaml.safe_load((frames_root / "recipe.yaml").read_text()), "recipe")
+    data = load_frame_sets(cfg.data)
+    ds = FrameSetDataset(data, cfg.data, augment=False)
+    item = ds[(int(data.train_videos[0]), 0)]
+    assert all(item[k].dtype == torch.uint8 for k in ("set", "positive", "negative"))
+    unit = to_unit(item["positive"])
+    assert unit.min() >= -1 and unit.max() <= 1 and torch.equal(ds.image(int(data.video_frames[0][0]), None),
+                                                               to_unit(ds.raw(int(data.video_frames[0][0]), None)))

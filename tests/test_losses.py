@@ -129,6 +129,29 @@ def test_centre_update_eq11():
     table.update(torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 4.0]]), torch.tensor([0, 0, -1]), lr=0.5)
     expect = torch.tensor([[1 / 3, 0.0], [2.0, 0.0], [0.0, 2.25], [0.0, 3.0]])
     assert torch.allclose(table.centres, expect, atol=1e-6)
+    # a skipped step (ok false on the device), even with NaN features, leaves the table exactly as it was
+    before = table.centres.clone()
+    table.update(torch.full((3, 2), float("nan")), torch.tensor([0, 0, -1]), lr=0.5, ok=torch.tensor(False))
+    assert torch.equal(table.centres, before)
+
+
+def test_centre_update_eq11_against_a_loop_over_centres():
+    """Random batches with repeated labels: the batched update equals Eq. 11 written as a loop over the batch's
+    centres (sum over the samples of each, then the step)."""
+    gen = torch.Generator().manual_seed(0)
+    table = CentreTable(5, 4, 3)
+    table.centres.copy_(torch.randn(9, 3, generator=gen))
+    for _ in range(3):
+        labels = torch.randint(-4, 5, (12,), generator=gen)
+        x = torch.randn(12, 3, generator=gen)
+        expect = table.centres.clone()
+        for label in set(labels.tolist()):
+            n = label if label >= 0 else 5 - 1 - label
+            members = x[labels == label]
+            delta = -(members - expect[n]).sum(0) / 2 / (1 + len(members))
+            expect[n] = expect[n] - 0.3 * delta
+        table.update(x, labels, lr=0.3)
+        assert torch.allclose(table.centres, expect, atol=1e-6)
 
 
 def test_centre_loss_eq2():

@@ -303,12 +303,14 @@ def test_a_non_finite_step_is_skipped_before_any_centre_moves(toy, tmp_path, mon
         loss = real(logits, labels)
         return loss * float("nan") if calls["n"] in calls["poison"] else loss
 
-    seen = []
+    seen = []  # the steps whose update moved the centre table
     real_update = sf.CentreTable.update
 
-    def spy(self, x, labels, lr):
-        seen.append(calls["n"])
-        return real_update(self, x, labels, lr)
+    def spy(self, x, labels, lr, ok=None):
+        before = self.centres.clone()
+        real_update(self, x, labels, lr, ok)
+        if not torch.equal(before, self.centres):
+            seen.append(calls["n"])
 
     monkeypatch.setattr(sf, "lsr_cross_entropy", poisoned)
     monkeypatch.setattr(sf.CentreTable, "update", spy)
@@ -347,3 +349,58 @@ def test_mixed_precision_modes(monkeypatch):
         resolve_amp("bfloat16", gpu)
     with pytest.raises(InputError, match="optim.amp: 'fp8' is not one of auto, off, float16, bfloat16"):
         resolve_amp("fp8", gpu)
+
+
+def test_training_steps_do_not_wait_for_the_device(toy, tmp_path, monkeypatch):
+    from tests.conftest import host_reads
+
+    """Issue 23: between logging steps the host never reads a device value (loss, accuracy, the finiteness check,
+    the centre updates all stay on the device); the logging step reads them once. Checked by recording every
+    tensor-to-host read made from the training loop, the losses and the models during a 6-step run logging at 6."""
+    import facekit.train.seqface as sf
+
+    step = {"n": 0}
+    real = sf.lsr_cross_entropy
+    monkeypatch.setattr(sf, "lsr_cross_entropy", lambda *a: step.update(n=step["n"] + 1) or real(*a))
+    files = ("facekit/train/seqface.py", "facekit/train/precision.py", "facekit/train/runlog.py",
+             "facekit/losses/centres.py", "facekit/losses/dsa.py", "facekit/losses/heads.py", "facekit/losses/lsr.py",
+             "facekit/models/sphereface.py")
+    reads = host_reads(monkeypatch, files, lambda: step["n"], pictures=("_batch_preview",))
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "run"), "-q",
+                 "--set", "log_every=6", "--set", "checkpoint_every=6"]) == 0
+    assert step["n"] == 6
+    during = [r for r in reads if r[0] < 6]
+    assert not during, f"host reads between logging steps: {during[:5]}"
+    assert any(r[0] == 6 for r in reads)  # the logging step reads the window (the spy sees reads at all)
+
+
+def test_channels_last_and_compile_train_the_same_model(toy, tmp_path):
+    """Issue 23's speed switches change how the network runs, not what it learns: optim.channels_last and
+    optim.compile (torch.compile, inductor on CPU) give the plain run's losses and weights (float tolerance), and
+    the saved model has the plain parameter names (no compile wrapper in model.pt)."""
+    runs = {}
+    for name, extra in (("plain", []), ("nhwc", ["--set", "optim.channels_last=true"]),
+                        ("compiled", ["--set", "optim.compile=true"])):
+        assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / name), "-q",
+                     *extra]) == 0
+        runs[name] = pd.read_csv(tmp_path / name / "metrics.csv")["loss"].to_numpy()
+    plain = _state(tmp_path / "plain")
+    for name in ("nhwc", "compiled"):
+        np.testing.assert_allclose(runs[name], runs["plain"], rtol=1e-4)
+        state = _state(tmp_path / name)
+        assert state.keys() == plain.keys()
+        for k in plain:
+            torch.testing.assert_close(state[k], plain[k], rtol=1e-3, atol=1e-4)
+
+
+def test_training_batches_travel_as_uint8(toy):
+    """Issue 23: the loaders hand uint8 images to the trainer (normalised on its device)."""
+    from facekit.recipes import build
+    from facekit.train.seqface_config import SeqFaceConfig
+    from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
+
+    cfg = build(SeqFaceConfig, yaml.safe_load((toy / "recipe.yaml").read_text()), "recipe")
+    data = load_training_data(cfg.data)
+    item = MixedBatchSampler(data, 8, 0.5, 0, 0, 1, 0, 1).batch(0)[0]
+    image, _ = FaceTrainingSet(data, cfg.data)[item]
+    assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)

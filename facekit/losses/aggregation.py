@@ -69,16 +69,26 @@ class IdentityCentres(nn.Module):
 
     @torch.no_grad()
     def update(self, f_p: torch.Tensor, f_in: torch.Tensor, identity_b: torch.Tensor,
-               mask: torch.Tensor | None = None) -> None:
+               mask: torch.Tensor | None = None, ok: torch.Tensor | None = None) -> None:
+        """Eq. 10 for the batch, in batch order, as one closed form (no host sync): an identity with samples
+        s_1..s_k gets c <- (1 - r)^k c + sum_i r (1 - r)^(k - i) s_i, or, unseen, its first sample in place of
+        (1 - r)^k c + r s_1. ``ok`` (0-d bool on the device) false: nothing moves (a skipped step)."""
         n_b = f_in.shape[1] if mask is None else mask.sum(dim=1)
         total = f_p + (f_in.sum(dim=1) if mask is None else (f_in * mask[..., None]).sum(dim=1))
         sample_bd = total.float() / (torch.as_tensor(n_b, device=total.device).reshape(-1, 1) + 1)  # [f_P + sum f_In] / (N+1)
         sample_bd, identity_b = _gather(sample_bd), _gather(identity_b)
-        for j, s in zip(identity_b.tolist(), sample_bd):
-            if self.seen[j]:
-                self.centres[j] = (1 - self.rate) * self.centres[j] + self.rate * s           # Eq. 10
-            else:
-                self.centres[j], self.seen[j] = s, True
+        same_bb = identity_b[:, None] == identity_b[None, :]
+        order_bb = torch.arange(len(identity_b), device=identity_b.device)
+        later_b = (same_bb & (order_bb[None, :] > order_bb[:, None])).sum(1)  # samples of b's identity after b
+        first_b = ~(same_bb & (order_bb[None, :] < order_bb[:, None])).any(1)
+        seen_b, r = self.seen[identity_b], self.rate
+        weight_b = (1 - r) ** later_b.double() * torch.where(seen_b | ~first_b, r, 1.0)
+        base_bd = torch.where(seen_b[:, None], (1 - r) ** same_bb.sum(1, keepdim=True).double() * self.centres[identity_b], 0.0)
+        new_bd = (base_bd + same_bb.double() @ (weight_b[:, None] * sample_bd.double())).to(self.centres.dtype)
+        if ok is not None:
+            new_bd = torch.where(ok, new_bd, self.centres[identity_b])
+        self.centres[identity_b] = new_bd[same_bb.to(torch.uint8).argmax(1)]  # one value per identity
+        self.seen[identity_b] = seen_b | (True if ok is None else ok)
 
 
 def adversarial_g_loss(logit_a: torch.Tensor) -> torch.Tensor:

@@ -43,17 +43,22 @@ class CentreTable(nn.Module):
         return centre_index(labels_b, self.num_identities)
 
     @torch.no_grad()
-    def update(self, x_bd: torch.Tensor, labels_b: torch.Tensor, lr: float) -> None:
+    def update(self, x_bd: torch.Tensor, labels_b: torch.Tensor, lr: float, ok: torch.Tensor | None = None) -> None:
         """Eq. 11: delta c_n = -sum_{k: y_k = n} (x_k - c_n) / 2 / (1 + #{k: y_k = n}); c_n <- c_n - lr * delta c_n.
-        Only the centres of the batch's labels move (a sparse update: cost O(B d), not O(N d))."""
+        Only the centres of the batch's labels move (a sparse update: cost O(B^2 + B d), not O(N d)), with no
+        data-dependent shapes, so the host never waits for the device. ``ok`` (a 0-d bool on the device): false
+        leaves the table as it was (a skipped step)."""
         x_bd, labels_b = _gather(x_bd.detach().float()), _gather(labels_b)
         idx_b = self.index(labels_b)
-        uniq_u, inv_b = torch.unique(idx_b, return_inverse=True)
-        c_ud = self.centres[uniq_u]
-        diff_sum_ud = torch.zeros_like(c_ud).index_add_(0, inv_b, x_bd - c_ud[inv_b])
-        count_u = torch.bincount(inv_b, minlength=len(uniq_u)).to(c_ud.dtype)
-        delta_ud = -(diff_sum_ud / 2) / (1 + count_u[:, None])
-        self.centres[uniq_u] = c_ud - lr * delta_ud
+        same_bb = (idx_b[:, None] == idx_b[None, :]).to(x_bd.dtype)  # samples that share a centre
+        c_bd = self.centres[idx_b]
+        diff_sum_bd = same_bb @ (x_bd - c_bd)  # row b: sum over the samples of b's centre
+        delta_bd = -(diff_sum_bd / 2) / (1 + same_bb.sum(1, keepdim=True))
+        new_bd = c_bd - lr * delta_bd
+        if ok is not None:
+            new_bd = torch.where(ok, new_bd, c_bd)
+        # every sample of one centre writes its first sample's row: one value per centre, bit for bit
+        self.centres[idx_b] = new_bd[same_bb.argmax(1)]
 
 
 class CentreLoss(nn.Module):

@@ -34,11 +34,12 @@ from facekit.models.aggregator import Discriminator, FaceAggregator
 from facekit.progress import progress_bar
 from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
-from facekit.train.framesets import FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets
+from facekit.train.framesets import (FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets,
+                                     to_unit)
 from facekit.recipes import to_dict
-from facekit.train.precision import StepGuard, autotune_convolutions, resolve_amp
+from facekit.train.precision import StepGuard, autotune_convolutions, channels_last_for, resolve_amp, speed_up
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
-from facekit.train.runlog import RunLog
+from facekit.train.runlog import MetricWindow, RunLog
 
 CKPT_FORMAT = "facekit-aggregator-run-v1"
 
@@ -83,12 +84,14 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     with torch.no_grad():
         dim = feats(torch.zeros(1, 3, cfg.data.image_size, cfg.data.image_size, device=device)).shape[1]
     centres = IdentityCentres(len(data.identities), dim, cfg.loss.centre_rate).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    # fused: they take the step guard's skip flag on the device (StepGuard.step)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=True)
     precision = resolve_amp(cfg.optim.amp, device)
     autotune_convolutions(device)
     scaler_g = torch.amp.GradScaler("cuda", enabled=precision.scaler)
-    guard = StepGuard(cfg.optim.max_nonfinite)
+    guard = StepGuard(cfg.optim.max_nonfinite, device)
+    nhwc = channels_last_for(cfg.optim.channels_last, precision)
     scaler_d = torch.amp.GradScaler("cuda", enabled=precision.scaler)
     start = 0
     if resume:
@@ -97,10 +100,12 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
         opt_g.load_state_dict(ckpt["opt_g"]), opt_d.load_state_dict(ckpt["opt_d"])
         scaler_g.load_state_dict(ckpt["scaler_g"]), scaler_d.load_state_dict(ckpt["scaler_d"])
         start = int(ckpt["step"])
-    g_net, d_net = G, D
+    g_net, d_net = speed_up(G, nhwc, False), speed_up(D, nhwc, False)
+    speed_up(feats, nhwc, False)
     if dist_info.world > 1:
         ids = [device] if device.type == "cuda" else None
         g_net, d_net = DistributedDataParallel(G, device_ids=ids), DistributedDataParallel(D, device_ids=ids)
+    g_net, d_net = speed_up(g_net, False, cfg.optim.compile), speed_up(d_net, False, cfg.optim.compile)
     sampler = FrameSetSampler(data, cfg.optim.batch_size, cfg.seed, start, cfg.optim.steps, dist_info.rank,
                               dist_info.world)
     loader = DataLoader(FrameSetDataset(data, cfg.data), batch_sampler=sampler, num_workers=cfg.data.workers,
@@ -111,14 +116,16 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
     cost = CostEstimate(device, start, cfg.optim.steps, "recipes/aggregator_small_real.yaml", dist_info.main)
     bar = progress_bar(total=cfg.optim.steps, initial=start, unit="step", desc="train aggregator",
                disable=not (progress and dist_info.main), dynamic_ncols=True)
-    window: dict[str, list[float]] = {}
+    names = ("loss_g", "loss_d", "dis", "rec", "adv", "tv", "mse")
+    window = MetricWindow(names, device)
     t_window, seen, step, final = time.time(), 0, start, {}
     G.train(), D.train()
     t_ready = time.perf_counter()
     for step, batch in enumerate(loader, start=start + 1):
-        loader_wait = time.perf_counter() - t_ready  # the device idled this long for the data (the step synced)
-        set_bn3hw = batch["set"].to(device, non_blocking=True)
-        pos_b3hw, neg_b3hw = batch["positive"].to(device), batch["negative"].to(device)
+        loader_wait = time.perf_counter() - t_ready  # how long the host waited for this batch
+        # uint8 travels; [-1, 1] floats are made on the device
+        set_bn3hw, pos_b3hw, neg_b3hw = (to_unit(batch[k].to(device, non_blocking=True))
+                                         for k in ("set", "positive", "negative"))
         ident_b = batch["identity"].to(device)
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
@@ -135,15 +142,11 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
             scaler_d.scale(loss_d).backward()
             scaler_d.unscale_(opt_d)
             # D's global gradient norm (the same on every rank after DDP's all-reduce): a non-finite D step is skipped
-            norm_d = nn.utils.clip_grad_norm_(D.parameters(), float("inf"))
-            finite_d = bool(torch.isfinite(norm_d) & torch.isfinite(loss_d))
-            if finite_d:
-                scaler_d.step(opt_d)
-            else:
-                opt_d.zero_grad(set_to_none=True)
+            ok_d = torch.isfinite(nn.utils.clip_grad_norm_(D.parameters(), float("inf")))
+            guard.step(opt_d, ok_d)
             scaler_d.update()
         else:
-            loss_d, finite_d = torch.zeros((), device=device), True
+            loss_d, ok_d = torch.zeros((), device=device), torch.ones((), dtype=torch.bool, device=device)
         with precision.autocast():
             b, n = set_bn3hw.shape[:2]
             f_a = feats(agg_b3hw)
@@ -163,22 +166,15 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
         opt_g.zero_grad(set_to_none=True)
         scaler_g.scale(loss_g).backward()
         scaler_g.unscale_(opt_g)
-        norm_g = nn.utils.clip_grad_norm_(G.parameters(), float("inf"))
-        names = ("loss_g", "loss_d", "dis", "rec", "adv", "tv", "mse")
-        # one host sync for every logged value and the check
-        values = torch.stack([v.detach().float() for v in (loss_g, loss_d, l_dis, l_rec, l_adv, l_tv, l_mse,
-                                                           norm_g)]).tolist()
-        finite_g = all(np.isfinite(values[i]) for i in (0, 7))
-        guard.check(finite_d and finite_g, step)  # counts a step with either part skipped; stops after N in a row
-        if finite_g:
-            scaler_g.step(opt_g)
-            centres.update(f_p, f_in, ident_b)                                                           # Eq. 10
-        else:
-            opt_g.zero_grad(set_to_none=True)  # nothing of this step reaches G, its Adam moments or the centres
+        ok_g = torch.isfinite(nn.utils.clip_grad_norm_(G.parameters(), float("inf")))
+        # no host sync: a non-finite G step reaches neither G, its Adam moments nor the centres; the guard counts
+        # a step with either part skipped and stops the run after N in a row
+        guard.record(ok_d & ok_g)
+        guard.step(opt_g, ok_g)
+        centres.update(f_p, f_in, ident_b, ok=ok_g)                                                     # Eq. 10
         scaler_g.update()
-        for k, v in zip(names, values):
-            window.setdefault(k, []).append(v)
-        window.setdefault("loader_wait_ms", []).append(1000 * loader_wait)
+        window.add(ok_d & ok_g, loss_g, loss_d, l_dis, l_rec, l_adv, l_tv, l_mse)
+        window.host("loader_wait_ms", 1000 * loader_wait)
         seen += b * dist_info.world
         bar.update(1)
         if (line := cost.note(step)) is not None:
@@ -186,11 +182,12 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
         if dist_info.main and (step % cfg.grid_every == 0 or step == start + 1):
             save_grid(set_bn3hw[:6], agg_b3hw[:6], pos_b3hw[:6], run_dir / "grids" / f"step_{step:08d}.png")
         if step % cfg.log_every == 0 or step == cfg.optim.steps:
-            final = distributed.all_mean({k: float(np.mean(v)) for k, v in window.items()}, dist_info)
+            guard.check(step)
+            final = distributed.all_mean(window.read(), dist_info)
             final.update(lr=lr_at(cfg, step - 1), sets_per_sec=seen / max(time.time() - t_window, 1e-9),
                          skipped_steps=guard.skipped)
             bar.set_postfix(g=f"{final['loss_g']:.3f}", d=f"{final['loss_d']:.3f}")
-            window, t_window, seen = {}, time.time(), 0
+            t_window, seen = time.time(), 0
             log.log(step, final)
         if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
             save_checkpoint(run_dir, step, {

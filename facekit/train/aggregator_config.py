@@ -65,6 +65,8 @@ class AggregatorOptimConfig:
     betas: tuple[float, ...] = (0.9, 0.999)
     amp: str = "auto"  # mixed precision on CUDA: auto, off, float16, bfloat16 (facekit.train.precision)
     max_nonfinite: int = 20  # stop after this many non-finite D or G steps in a row (each skipped)
+    channels_last: str | bool = "auto"  # NHWC convolutions: auto (on for CUDA with mixed precision), true, false
+    compile: bool = False  # torch.compile the network: compiles for minutes at the start; for long runs
 
 
 @dataclass

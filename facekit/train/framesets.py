@@ -19,7 +19,7 @@ from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
 from facekit.manifests.lineage import crop_template
 from facekit.train.aggregator_config import FrameSetDataConfig
-from facekit.train.images import load_crop, to_tensor
+from facekit.train.images import load_crop, normalise, to_chw
 from facekit.train.seqface_data import PathTable
 from facekit.train.streams import EpochStream, sample_seed
 from facekit.transforms.photometric import augment_face
@@ -135,25 +135,35 @@ class FrameSetSampler:
             yield self.batch(step)
 
 
+def to_unit(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> the aggregator's [-1, 1] scale."""
+    return normalise(x_uint8, 127.5, 127.5)
+
+
 class FrameSetDataset(Dataset):
-    """(video, seed) -> set (N, 3, S, S), positive (3, S, S), negative (3, S, S), identity index; [-1, 1] pixels,
-    each face augmented independently (section 4.1)."""
+    """(video, seed) -> set (N, 3, S, S), positive (3, S, S), negative (3, S, S), identity index; uint8 pixels
+    (the trainer maps them to [-1, 1] on its device, ``to_unit``), each face augmented independently (4.1)."""
 
     def __init__(self, data: FrameSets, cfg: FrameSetDataConfig, augment: bool = True) -> None:
         self.data, self.cfg, self.augment = data, cfg, augment
         self.train_identities = np.unique(data.identity_of_video[data.train_videos])
 
-    def image(self, frame: int, rng: np.random.Generator, blur: bool = True) -> torch.Tensor:
+    def raw(self, frame: int, rng: np.random.Generator | None, blur: bool = True) -> torch.Tensor:
+        """uint8 (3, S, S)."""
         crop = load_crop(self.data.paths[frame], self.cfg.image_size)
         if self.augment:
             crop = augment_face(crop, rng, **{**vars(self.cfg.augment), **({} if blur else {"blur_p": 0.0})})
-        return to_tensor(crop, 127.5, 127.5)
+        return to_chw(crop)
+
+    def image(self, frame: int, rng: np.random.Generator | None, blur: bool = True) -> torch.Tensor:
+        """[-1, 1] float (3, S, S)."""
+        return to_unit(self.raw(frame, rng, blur))
 
     def __getitem__(self, item: tuple[int, int]) -> dict:
         video, seed = item
         rng = np.random.default_rng(seed)
         members, pos, neg = draw_sample(self.data, video, self.cfg.set_size, rng, self.train_identities)
         # motion blur degrades the inputs only (section 4.1); P is the discriminator's real image and stays sharp
-        return {"set": torch.stack([self.image(int(m), rng) for m in members]),
-                "positive": self.image(pos, rng, blur=False), "negative": self.image(neg, rng, blur=False),
+        return {"set": torch.stack([self.raw(int(m), rng) for m in members]),
+                "positive": self.raw(pos, rng, blur=False), "negative": self.raw(neg, rng, blur=False),
                 "identity": int(self.data.identity_of_video[video])}

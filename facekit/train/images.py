@@ -23,9 +23,20 @@ def load_crop(path: Path, load_size: int) -> np.ndarray:
         raise InputError(f"{path}: cannot read crop ({type(err).__name__}: {str(err)[:100]})") from None
 
 
+def to_chw(crop_hwc: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> uint8 (3, H, W): what the training loaders batch (a quarter of float32's bytes through
+    the workers' shared memory and to the GPU), normalised on the device by ``normalise``."""
+    return torch.from_numpy(np.ascontiguousarray(crop_hwc)).permute(2, 0, 1)
+
+
+def normalise(x_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 images of any shape -> float, (x - mean) / std, on their own device."""
+    return x_uint8.float().sub_(mean).div_(std)
+
+
 def to_tensor(crop_hwc: np.ndarray, mean: float, std: float) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (3, H, W), (x - mean) / std."""
-    return torch.from_numpy(np.ascontiguousarray(crop_hwc)).permute(2, 0, 1).float().sub_(mean).div_(std)
+    return normalise(to_chw(crop_hwc), mean, std)
 
 
 def centre_crop(crop_hwc: np.ndarray, size: int) -> np.ndarray:

@@ -54,20 +54,58 @@ def autotune_convolutions(device: torch.device) -> None:
 
 
 class StepGuard:
-    """Counts steps skipped for a non-finite loss or gradient; stops the run after ``limit`` in a row."""
+    """Skips a step whose gradient is not finite without making the host wait for the device. The verdict stays a
+    device tensor (``assess``): the optimisers take it as PyTorch's own skip flag (``found_inf``, the one GradScaler
+    hands the fused optimisers: weights, moments and step counts stay as they were) and the centre updates as a gate.
+    The counts reach the host at logging steps only (``check``), which stops the run once ``limit`` steps in a row
+    were skipped."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit, self.skipped, self.in_a_row = limit, 0, 0
+    def __init__(self, limit: int, device: torch.device) -> None:
+        self.limit, self.skipped = limit, 0  # skipped: the host's copy, as of the last check
+        self._counts = torch.zeros(3, dtype=torch.long, device=device)  # skipped, current run, longest run
 
-    def check(self, finite: bool, step: int) -> bool:
-        """True when the step may be applied; a skipped step is counted, ``limit`` in a row raise."""
-        if finite:
-            self.in_a_row = 0
-            return True
-        self.skipped += 1
-        self.in_a_row += 1
-        if self.in_a_row >= self.limit:
-            raise InputError(f"step {step}: {self.in_a_row} steps in a row had a non-finite loss or gradient "
+    def assess(self, *values: torch.Tensor) -> torch.Tensor:
+        """A 0-d bool on the device: every value finite. Under DDP pass values that are the same on every rank
+        (the global gradient norm after the all-reduce), so every rank skips alike."""
+        return self.record(torch.stack([torch.isfinite(v.detach().float()).all() for v in values]).all())
+
+    def record(self, ok: torch.Tensor) -> torch.Tensor:
+        """Counts a step by its verdict ``ok`` (0-d bool on the device); returns it."""
+        bad = (~ok).long()
+        skipped, run, longest = self._counts.unbind()
+        run = (run + 1) * bad
+        self._counts = torch.stack([skipped + bad, run, torch.maximum(longest, run)])
+        return ok
+
+    @staticmethod
+    def step(opt: torch.optim.Optimizer, ok: torch.Tensor) -> None:
+        """``opt.step()`` where ``ok``, nothing where not; ``opt`` must be a fused optimiser (``fused=True``)."""
+        opt.grad_scale, opt.found_inf = None, (~ok).float()
+        opt.step()
+
+    def check(self, step: int) -> None:
+        """One host sync: updates ``skipped``; raises after ``limit`` skipped steps in a row."""
+        self.skipped, _, longest = self._counts.tolist()
+        if longest >= self.limit:
+            raise InputError(f"step {step}: {longest} steps in a row had a non-finite loss or gradient "
                              f"({self.skipped} skipped in all); lower optim.lr, set optim.amp: bfloat16 or off, "
                              f"or check the data")
-        return False
+
+
+def channels_last_for(setting: str | bool, precision: Precision) -> bool:
+    """``optim.channels_last``: ``auto`` is on for CUDA with mixed precision (tensor-core convolutions run NHWC;
+    PyTorch's memory-format guidance), off on CPU and in float32."""
+    if setting == "auto":
+        return precision.device_type == "cuda" and precision.dtype is not None
+    if isinstance(setting, bool):
+        return setting
+    raise InputError(f"optim.channels_last: {setting!r} is not one of auto, true, false")
+
+
+def speed_up(model: torch.nn.Module, channels_last: bool, compile_model: bool) -> torch.nn.Module:
+    """The network as it will run: NHWC weights (``channels_last``) and/or ``torch.compile`` (the first steps
+    compile: minutes on a large backbone; give it a run of thousands of steps). Returns the module to call; its
+    parameters are ``model``'s own, so checkpoints keep saving ``model``."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if compile_model else model

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import torch
+
 from facekit.fsutil import atomic_path
 
 
@@ -60,3 +62,35 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class MetricWindow:
+    """A logging window's sums kept on the device, so that the host never waits for the device between logging
+    steps: ``add`` a step's values (left out when the step was skipped), ``read`` their means over the applied
+    steps at a logging step (one sync) and start a new window. ``host`` values (e.g. the loader wait, measured on
+    the host) are averaged over every step."""
+
+    def __init__(self, names: tuple[str, ...], device: torch.device) -> None:
+        self.names, self.device = names, device
+        self._reset()
+
+    def _reset(self) -> None:
+        self._sum = torch.zeros(len(self.names), dtype=torch.float64, device=self.device)
+        self._steps = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._host: dict[str, list[float]] = {}
+
+    def add(self, ok: torch.Tensor, *values: torch.Tensor) -> None:
+        step_v = torch.stack([v.detach().double().reshape(()) for v in values])
+        self._sum += torch.where(ok, step_v, 0.0)
+        self._steps += ok.double()
+
+    def host(self, name: str, value: float) -> None:
+        self._host.setdefault(name, []).append(value)
+
+    def read(self) -> dict[str, float]:
+        """Means over the window's applied steps (NaN when every step was skipped); the window starts anew."""
+        *sums, steps = torch.cat([self._sum, self._steps[None]]).tolist()
+        out = {k: s / steps if steps else float("nan") for k, s in zip(self.names, sums)}
+        out.update({k: sum(v) / len(v) for k, v in self._host.items()})
+        self._reset()
+        return out

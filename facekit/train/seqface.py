@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -26,9 +25,10 @@ from facekit.progress import progress_bar
 from facekit.train import distributed
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.recipes import to_dict
-from facekit.train.precision import StepGuard, autotune_convolutions, resolve_amp
+from facekit.train.images import normalise
+from facekit.train.precision import StepGuard, autotune_convolutions, channels_last_for, resolve_amp, speed_up
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
-from facekit.train.runlog import RunLog
+from facekit.train.runlog import MetricWindow, RunLog
 from facekit.train.seqface_config import SeqFaceConfig
 from facekit.train.verify import load_pair_set, verify
 
@@ -86,12 +86,14 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     table = CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding).to(device)
     aux = {"dsa": lambda: DSALoss(table, **vars(cfg.loss.dsa)), "centre": lambda: CentreLoss(table),
            "none": lambda: None}[cfg.loss.auxiliary]()
+    # fused: one kernel per step, and it takes the step guard's skip flag on the device (StepGuard.step)
     opt = torch.optim.SGD(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                          momentum=cfg.optim.momentum)
+                          momentum=cfg.optim.momentum, fused=True)
     precision = resolve_amp(cfg.optim.amp, device)
     autotune_convolutions(device)
     scaler = torch.amp.GradScaler("cuda", enabled=precision.scaler)
-    guard = StepGuard(cfg.optim.max_nonfinite)
+    guard = StepGuard(cfg.optim.max_nonfinite, device)
+    nhwc = channels_last_for(cfg.optim.channels_last, precision)
 
     start = 0
     if resume:
@@ -101,12 +103,14 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["step"])
-    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
-        if dist_info.world > 1 else model
+    net = speed_up(model, nhwc, False)
+    if dist_info.world > 1:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    net = speed_up(net, False, cfg.optim.compile)
 
     sampler = MixedBatchSampler(data, cfg.optim.batch_size, cfg.data.identity_share, cfg.seed, start,
                                 cfg.optim.steps, dist_info.rank, dist_info.world)
-    loader = DataLoader(FaceTrainingSet(data, cfg.data, mean, std), batch_sampler=sampler,
+    loader = DataLoader(FaceTrainingSet(data, cfg.data), batch_sampler=sampler,
                         num_workers=cfg.data.workers, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.data.workers else None)
     pairs = load_pair_set(cfg.verify) if dist_info.main else None
@@ -116,17 +120,21 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     cost = CostEstimate(device, start, cfg.optim.steps, "recipes/seqface_small_real.yaml", dist_info.main)
     bar = progress_bar(total=cfg.optim.steps, initial=start, unit="step", desc="train seqface",
                disable=not (progress and dist_info.main), dynamic_ncols=True)
-    window: dict[str, list[float]] = {}
+    window = MetricWindow(("loss", "chief", "auxiliary", "hits", "identity_samples"), device)
     t_window, seen = time.time(), 0
     generator = torch.Generator()
     step, verification, final = start, None, {}
     model.train()
     t_ready = time.perf_counter()
-    for step, (x_b3ss, labels_b) in enumerate(loader, start=start + 1):
-        loader_wait = time.perf_counter() - t_ready  # the device idled this long for the data (the step synced)
+    for step, (x_b3ss_u8, labels_b) in enumerate(loader, start=start + 1):
+        # how long the host waited for this batch (with no sync per step, the device may still be busy meanwhile)
+        loader_wait = time.perf_counter() - t_ready
         if step == 1 and dist_info.main:
-            _batch_preview(x_b3ss, labels_b, mean, std, run_dir / "batch_preview.png")
-        x_b3ss, labels_b = x_b3ss.to(device, non_blocking=True), labels_b.to(device, non_blocking=True)
+            _batch_preview(x_b3ss_u8, labels_b, run_dir / "batch_preview.png")
+        x_b3ss = normalise(x_b3ss_u8.to(device, non_blocking=True), mean, std)  # uint8 travels, float on the device
+        if nhwc:
+            x_b3ss = x_b3ss.contiguous(memory_format=torch.channels_last)
+        labels_b = labels_b.to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step - 1)
         if hasattr(head, "set_step"):
@@ -147,32 +155,28 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
         is_id = labels_b >= 0
         hits = (logits_bc.detach().argmax(1) == labels_b) & is_id
-        # one host sync per step for everything logged and the finiteness check
-        loss_v, chief_v, aux_v, norm_v, hit_v, id_v = torch.stack([
-            loss.detach().float(), chief.detach().float(), auxiliary.detach().float(), grad_norm.float(),
-            hits.sum().float(), is_id.sum().float()]).tolist()
-        if guard.check(np.isfinite(norm_v) and np.isfinite(loss_v), step):
-            scaler.step(opt)
-            if aux is not None:
-                table.update(feats_bd, labels_b, cfg.loss.centre_lr)                        # Eq. 11
-        else:
-            opt.zero_grad(set_to_none=True)  # nothing of this step reaches the weights, momenta or centres
+        # no host sync: the verdict stays on the device and gates the weights, momenta and centres alike
+        ok = guard.assess(grad_norm)
+        guard.step(opt, ok)
+        if aux is not None:
+            table.update(feats_bd, labels_b, cfg.loss.centre_lr, ok)                       # Eq. 11
         scaler.update()
-        acc = hit_v / id_v if id_v else float("nan")
-        for k, v in (("loss", loss_v), ("chief", chief_v), ("auxiliary", aux_v), ("accuracy", acc),
-                     ("loader_wait_ms", 1000 * loader_wait)):
-            window.setdefault(k, []).append(v)
+        window.add(ok, loss, chief, auxiliary, hits.sum(), is_id.sum())
+        window.host("loader_wait_ms", 1000 * loader_wait)
         seen += len(labels_b) * dist_info.world
         bar.update(1)
         if (line := cost.note(step)) is not None:
             bar.write(line)
         if step % cfg.log_every == 0 or step == cfg.optim.steps:
-            final = distributed.all_mean({k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else 0.0
-                                          for k, v in window.items()}, dist_info)
+            guard.check(step)
+            means = window.read()
+            hit_share, id_share = means.pop("hits"), means.pop("identity_samples")
+            means["accuracy"] = hit_share / id_share if id_share else float("nan")
+            final = distributed.all_mean(means, dist_info)
             final.update(lr=lr_at(cfg, step - 1), images_per_sec=seen / max(time.time() - t_window, 1e-9),
                          skipped_steps=guard.skipped)
             bar.set_postfix(loss=f"{final['loss']:.3f}", acc=f"{final['accuracy']:.3f}")
-            window, t_window, seen = {}, time.time(), 0
+            t_window, seen = time.time(), 0
             if pairs is not None and cfg.verify.every and step % cfg.verify.every == 0:
                 verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
                 final["verify_accuracy"] = verification["accuracy"]
@@ -235,11 +239,11 @@ def _init_from(model: SeqFaceNet, path: Path) -> None:
         raise InputError(f"{path}: model.init must be a facekit run checkpoint or model.pt")
 
 
-def _batch_preview(x_b3ss: torch.Tensor, labels_b: torch.Tensor, mean: float, std: float, target: Path) -> None:
+def _batch_preview(x_b3ss_u8: torch.Tensor, labels_b: torch.Tensor, target: Path) -> None:
     """The first training batch as the network sees it (after crop and flip), label under each face."""
     from PIL import Image, ImageDraw
 
-    imgs = (x_b3ss[:64] * std + mean).clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    imgs = x_b3ss_u8[:64].permute(0, 2, 3, 1).numpy()
     n, s = len(imgs), imgs.shape[1]
     cols = min(n, 16)
     rows = (n + cols - 1) // cols

@@ -63,6 +63,8 @@ class OptimConfig:
     amp: str = "auto"  # mixed precision on CUDA: auto (bfloat16 where supported, else float16), off, float16,
     # bfloat16 (facekit.train.precision); CPU trains in float32
     max_nonfinite: int = 20  # stop after this many steps in a row with a non-finite loss or gradient (each skipped)
+    channels_last: str | bool = "auto"  # NHWC convolutions: auto (on for CUDA with mixed precision), true, false
+    compile: bool = False  # torch.compile the network: compiles for minutes at the start; for long runs
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from facekit.bench.report import fingerprint_files
 from facekit.errors import InputError
 from facekit.manifests.io import read_manifest, table_files
-from facekit.train.images import load_crop, to_tensor
+from facekit.train.images import load_crop, to_chw
 from facekit.train.seqface_config import DataConfig
 from facekit.train.streams import EpochStream, sample_seed
 
@@ -157,11 +157,12 @@ class MixedBatchSampler:
 
 
 class FaceTrainingSet(Dataset):
-    """Item (source, index, seed) -> (image (3, s, s), label): random ``input_size`` crop and flip (SeqFace 4.1)."""
+    """Item (source, index, seed) -> (uint8 image (3, s, s), label): random ``input_size`` crop and flip (SeqFace
+    4.1). The trainer normalises on its device (``images.normalise``)."""
 
-    def __init__(self, data: TrainingData, cfg: DataConfig, mean: float, std: float) -> None:
+    def __init__(self, data: TrainingData, cfg: DataConfig) -> None:
         self.sources = {IDENTITY: data.identities, SEQUENCE: data.sequences}
-        self.cfg, self.mean, self.std = cfg, mean, std
+        self.cfg = cfg
 
     def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
         source, index, seed = item
@@ -172,4 +173,4 @@ class FaceTrainingSet(Dataset):
         crop = crop[y:y + self.cfg.input_size, x:x + self.cfg.input_size]
         if self.cfg.flip and rng.random() < 0.5:
             crop = crop[:, ::-1]
-        return to_tensor(crop, self.mean, self.std), int(src.labels[index])
+        return to_chw(crop), int(src.labels[index])
