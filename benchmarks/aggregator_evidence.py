@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from common import facekit as run  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,8 @@ RECIPE = ROOT / "recipes" / "aggregator_dlib_real.yaml"
 WINDOW = 20  # kept faces per "video": N x n_avg = 10 x 2 frames for the DAN protocol
 CLIPS = {  # link name -> clip under ../shared/data
     **{f"retalking{i}": f"video-retalking/examples/face/{i}.mp4" for i in range(1, 6)},
-    **{f"liveportrait_{d}": f"LivePortrait/assets/examples/driving/{d}.mp4" for d in ("d3", "d12", "d18", "d19", "d20")},
+    **{f"liveportrait_{d}": f"LivePortrait/assets/examples/driving/{d}.mp4"
+       for d in ("d3", "d12", "d18", "d19", "d20")},
     "hamilton": "face_recognition/examples/short_hamilton_clip.mp4",
     "walking": "facenet-pytorch/examples/video.mp4",
 }
@@ -173,7 +173,8 @@ def report(held: dict, results: dict, people: list[str], n_pos: int, n_neg: int)
               "N = 10, n_avg = 2, F = dlib-torch:default), 10-fold accuracy % (std):", "",
               "| method | clean | --blur 17 |", "|---|---|---|"]
     for m in ("avg", "aggregator"):
-        cells = [f"{100 * results[(m, b)]['accuracy_mean']:.2f} ({100 * results[(m, b)]['accuracy_std']:.2f})" for b in (0, 17)]
+        cells = [f"{100 * results[(m, b)]['accuracy_mean']:.2f} ({100 * results[(m, b)]['accuracy_std']:.2f})"
+                 for b in (0, 17)]
         lines.append(f"| {m} | {' | '.join(cells)} |")
     return "\n".join(lines)
 

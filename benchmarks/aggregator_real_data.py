@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from common import facekit as run  # benchmarks/common.py
+
 from facekit.video.synth import voxceleb_layout
 
 ROOT = Path(__file__).resolve().parents[1]

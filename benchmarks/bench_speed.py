@@ -15,11 +15,10 @@ import sys
 import time
 
 import numpy as np
+from common import peak_rss_mb  # benchmarks/common.py
 
 from facekit.bench import ijb
-from facekit.bench.metrics import kfold_accuracy, l2_normalise, open_set_identification, pair_scores, roc, tar_at_far
-
-from common import peak_rss_mb  # benchmarks/common.py
+from facekit.metrics import kfold_accuracy, l2_normalise, open_set_identification, pair_scores, roc, tar_at_far
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import torch
-
 from common import peak_rss_mb
 
 

@@ -1,6 +1,7 @@
 """What does the DSA loss cost at MS-Celeb + Celeb-Seq scale? (issue 4)
 
-In one process: a ResNet-27 (SeqFace Figure 5, the centre-loss layout) training step on a 128x128 batch (forward, L2-SphereFace +
+In one process: a ResNet-27 (SeqFace Figure 5, the centre-loss layout) training step on a 128x128 batch
+(forward, L2-SphereFace +
 LSR loss, backward, SGD step) against the DSA loss on the same batch's features with N = 1,000,000 centres,
 d = 512, p = 0.001 (forward + backward + the Eq. 11 centre update). Prints both times, their ratio (target:
 DSA < 10% of the step) and the centre table's memory. Median of ``--repeats`` runs after one warm-up.
@@ -81,7 +82,8 @@ def main() -> None:
     print(f"DSA N={args.centres:,} d={args.dim} p={args.p} (subset {dsa.subset_size}), fwd+bwd+update: "
           f"{t_dsa * 1e3:9.2f} ms")
     print(f"ratio DSA / step: {t_dsa / t_step:.4f} ({100 * t_dsa / t_step:.2f}%, target < 10%)")
-    print(f"centre table: {args.centres:,} x {args.dim} float32 = {mem:,.0f} MiB (no optimiser state: updated by Eq. 11)")
+    print(f"centre table: {args.centres:,} x {args.dim} float32 = {mem:,.0f} MiB (no optimiser state: updated by Eq. "
+        "11)")
 
 
 if __name__ == "__main__":

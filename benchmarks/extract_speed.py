@@ -27,14 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import peak_rss_mb  # benchmarks/common.py
 
 from facekit.cli.extract import sample_video
 from facekit.detect.boxes import iou_matrix
 from facekit.detect.mtcnn import MTCNN
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.video_sequences import process_video
-
-from common import peak_rss_mb  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared/data/facenet-pytorch/examples/video.mp4"

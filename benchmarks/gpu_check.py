@@ -142,7 +142,8 @@ def training_figures(run: Path, batch: int, workers: int, rate: str = "images_pe
         step_ms = 1000 * batch / ips if ips else float("nan")
         share = wait / step_ms if step_ms and step_ms == step_ms else float("nan")
         need = math.ceil(max(workers, 1) / max(1 - share, 0.05)) if share == share and share > 0.05 else workers
-        return {"per_sec": round(ips, 1), "loader_wait_ms_per_step": round(wait, 2), "loader_wait_share": round(share, 3),
+        return {"per_sec": round(ips, 1), "loader_wait_ms_per_step": round(wait, 2),
+                "loader_wait_share": round(share, 3),
                 "workers": workers, "workers_to_keep_busy": need}
 
     return count
@@ -188,11 +189,12 @@ def main() -> None:
             path = out / f"seqface_{backbone}_{label.replace(' ', '_')}.yaml"
             path.write_text(yaml.safe_dump(recipe))
             run = out / "runs" / path.stem
-            check.run(f"train seqface {backbone} {size}px {label}", ["train", "seqface", "-r", str(path), "-o", str(run)],
+            check.run(f"train seqface {backbone} {size}px {label}",
+                      ["train", "seqface", "-r", str(path), "-o", str(run)],
                       "images", training_figures(run, s["batch"], s["workers"]))
 
     # the aggregator: N = 10 at 112 px, F = an IResNet-50 (random weights: the speed is the same)
-    from facekit.embed.iresnet import iresnet
+    from facekit.models.iresnet import iresnet
 
     f_path = out / f"f_{s['f']}.pth"
     torch.save(iresnet(s["f"]).state_dict(), f_path)

@@ -6,7 +6,7 @@ list), 19,557 of them genuine. Both sides then run scikit-learn's ROC, as the be
 
 - insightface (``recognition/_evaluation_/ijb/ijb_11.py``, ``verification``): 100,000 pairs a batch,
   ``np.sum(feat1 * feat2, -1)`` on the gathered rows;
-- facekit (``facekit.bench.metrics.pair_scores``): template-similarity blocks by matrix product, listed pairs
+- facekit (``facekit.metrics.pair_scores``): template-similarity blocks by matrix product, listed pairs
   picked from them.
 
     python benchmarks/ijb_11_speed.py          # target: facekit >= 3x insightface, under 10 s, peak < 4 GB
@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from common import peak_rss_mb  # benchmarks/common.py
-from facekit.bench.metrics import pair_scores, roc
+
+from facekit.metrics import pair_scores, roc
 
 ENROL, PROBE, PAIRS, GENUINE, DIM = 3_531, 19_593, 15_658_489, 19_557, 512
 

@@ -44,8 +44,10 @@ def generate(root: Path, rows: int, parts: int = 10, seed: int = 0) -> None:
             "video_id": pa.array([f"v{v:07d}" for v in video]),
             "frame_index": pa.array(rng.integers(0, 10_000, n)),
             "timestamp_sec": pa.array(rng.uniform(0, 400, n)),
-            **{c: pa.array(rng.uniform(0, 1000, n).astype(np.float32)) for c in ("box_x1", "box_y1", "box_x2", "box_y2")},
-            "landmarks_5x2": pa.FixedSizeListArray.from_arrays(pa.array(rng.uniform(0, 1000, n * 10).astype(np.float32)), 10),
+            **{c: pa.array(rng.uniform(0, 1000, n).astype(np.float32))
+               for c in ("box_x1", "box_y1", "box_x2", "box_y2")},
+            "landmarks_5x2": pa.FixedSizeListArray.from_arrays(
+                pa.array(rng.uniform(0, 1000, n * 10).astype(np.float32)), 10),
             "score": pa.array(rng.uniform(0.9, 1.0, n).astype(np.float32)),
             "blur": pa.array(rng.gamma(2.0, 60.0, n).astype(np.float32)),
             "yaw": pa.array(rng.normal(0, 0.2, n).astype(np.float32)),

@@ -34,7 +34,8 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "tests" / "data" / "mtcnn_reference.json"
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 SKIP = ("johns", "aligned", "Tom_Hanks", "deepface/tests/unit/dataset")
-DLIB_XML = ("dlib/examples/faces/training_with_face_landmarks.xml", "dlib/examples/faces/testing_with_face_landmarks.xml")
+DLIB_XML = ("dlib/examples/faces/training_with_face_landmarks.xml",
+            "dlib/examples/faces/testing_with_face_landmarks.xml")
 
 
 def photos() -> list[str]:
@@ -63,9 +64,9 @@ def sample_frames() -> dict[str, np.ndarray]:
 
 def main() -> None:
     try:
+        import mtcnn
         import tensorflow as tf
         from mtcnn import MTCNN
-        import mtcnn
     except ImportError:
         sys.exit("needs TensorFlow and the mtcnn package; see this script's docstring for the environment")
     detector = MTCNN()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from facekit.engine.local import Engine, cores
 from facekit.manifests import read_manifest
-from facekit.pipeline.engine import Engine, cores
 from facekit.pipeline.extract_sequences import extract_sequences
 from facekit.video import sample_video
 

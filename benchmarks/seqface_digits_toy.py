@@ -25,8 +25,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from facekit.bench.report import pyplot, save_figure
 from facekit.losses import CentreLoss, CentreTable, DSALoss, SoftmaxHead, lsr_cross_entropy
+from facekit.report.plots import pyplot, save_figure
 
 
 class LeNetPP(nn.Module):

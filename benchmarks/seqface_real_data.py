@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 import torch
-
 from common import facekit as run  # benchmarks/common.py
+
 from facekit.models import build_backbone, input_scale
 from facekit.recipes import build, read_recipe
 from facekit.train.seqface_config import SeqFaceConfig

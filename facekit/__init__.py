@@ -4,7 +4,7 @@ Data flow (one subpackage per stage): video -> detect -> track -> align -> curat
 with ``cli`` on top. Nothing here does work at import time.
 """
 
-__version__ = "0.1.0"
+from facekit.provenance import __version__ as __version__
 
 _API = ("ExtractConfig", "FeatureExtractor", "RunSummary", "crop_faces", "detect_faces", "extract_sequences",
         "load_extractor", "query", "read_frame", "read_manifest", "sample_video", "verify")

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from facekit.bench.runners import verification_accuracy
-from facekit.video import sample_video
 from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.embed.extractors import FeatureExtractor, load_extractor
 from facekit.manifests.io import read_manifest
 from facekit.manifests.query import run_query as query
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.extract_sequences import RunSummary, extract_sequences
+from facekit.video import sample_video
 
 __all__ = ["ExtractConfig", "FeatureExtractor", "RunSummary", "crop_faces", "detect_faces", "extract_sequences",
            "load_extractor", "query", "read_frame", "read_manifest", "sample_video", "verify"]
@@ -62,7 +62,7 @@ def verify(feats_a: np.ndarray, feats_b: np.ndarray, same: np.ndarray, folds: np
     """Verification accuracy of feature pairs (one row per pair; any scale, normalised here) as the benchmarks
     compute it: ``kfold`` (insightface / FaceNet: squared distances, threshold from the other folds) or
     ``best-on-all`` (SeqFace's evaluate.py). Returns the metrics dict of the benchmark reports."""
-    from facekit.bench.metrics import l2_normalise
+    from facekit.metrics import l2_normalise
 
     metrics, convention = verification_accuracy(l2_normalise(np.asarray(feats_a, np.float32)),
                                                 l2_normalise(np.asarray(feats_b, np.float32)),

@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
-                                        discriminative_loss, reconstruction_avg_loss, total_variation_loss)
+from facekit.losses.aggregation import (
+    IdentityCentres,
+    adversarial_d_loss,
+    adversarial_g_loss,
+    discriminative_loss,
+    reconstruction_avg_loss,
+    total_variation_loss,
+)
 from facekit.models.aggregator import Discriminator, FaceAggregator
 
 SMALL = dict(widths=(8, 8, 16, 16), stem=8)
@@ -129,7 +135,8 @@ def test_adversarial_losses_by_hand():
     # D(A) = sigmoid(0) = 0.5: L_G = -log 0.5 = 0.693147. D(P) = sigmoid(ln 3) = 0.75:
     # L_D = -log(1 - 0.5) - log 0.75 = 0.693147 + 0.287682 = 0.980829
     assert adversarial_g_loss(torch.tensor([0.0])).item() == pytest.approx(0.693147, abs=1e-6)
-    assert adversarial_d_loss(torch.tensor([0.0]), torch.tensor([math.log(3)])).item() == pytest.approx(0.980829, abs=1e-6)
+    d_loss = adversarial_d_loss(torch.tensor([0.0]), torch.tensor([math.log(3)]))
+    assert d_loss.item() == pytest.approx(0.980829, abs=1e-6)
 
 
 def test_total_variation_by_hand():
@@ -214,7 +221,8 @@ def test_train_aggregator_runs_resumes_and_reports(frames_root, tmp_path):
     blurred = held["blurred"]  # the same sets with 9 of 10 members motion-blurred (kernel 17): other inputs
     assert blurred["blur_kernel"] == 17 and blurred["genuine_pairs"] == held["genuine_pairs"]
     assert blurred["genuine"]["input_frames"] != held["genuine"]["input_frames"]
-    assert set(held["aggregated_closer_than"]) == {"input_frames", "average_feature", "random_frame", "best_score_frame"}
+    assert set(held["aggregated_closer_than"]) == {"input_frames", "average_feature", "random_frame",
+                                                   "best_score_frame"}
     for png in ("grids/step_00000001.png", "grids/step_00000002.png", "grids/step_00000004.png", "heldout.png",
                 "heldout_blurred.png", "loss.png"):
         assert (tmp_path / "a" / png).stat().st_size > 500, png
@@ -403,9 +411,8 @@ def test_a_non_finite_generator_step_is_skipped_and_counted(frames_root, tmp_pat
 def test_aggregator_steps_do_not_wait_for_the_device(frames_root, tmp_path, monkeypatch):
     """Issue 23: between logging steps the host reads no device value (losses, both skip verdicts, the Eq. 10
     update); the logging step reads the window once. Picture grids are their own steps' business."""
-    from tests.conftest import host_reads
-
     import facekit.train.aggregator as agg
+    from tests.conftest import host_reads
 
     step = {"n": 0}
     real = agg.total_variation_loss

@@ -11,8 +11,8 @@ from PIL import Image
 
 from facekit.cli.main import main
 from facekit.embed import load_extractor
-from facekit.embed.iresnet import iresnet
 from facekit.errors import InputError
+from facekit.models.iresnet import iresnet
 
 
 def _ytf_fixture(tmp_path, persons=4, videos=2, frames=12):
@@ -25,7 +25,8 @@ def _ytf_fixture(tmp_path, persons=4, videos=2, frames=12):
             d = root / n / str(v)
             d.mkdir(parents=True)
             for f in range(frames):
-                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(d / f"aligned_detect_{v}.{f}.jpg")
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3),
+                                             dtype=np.uint8)).save(d / f"aligned_detect_{v}.{f}.jpg")
     lines = ["split number, pair number in split, first name, second name, is same:"]
     for s in range(1, 11):
         p = names[s % persons]
@@ -56,7 +57,8 @@ def test_ytf_with_features_file_known_answer(tmp_path, capsys):
     assert a["metrics"]["accuracy_mean"] == 1.0 == b["metrics"]["accuracy_mean"]  # separable by construction
     assert a["metrics"]["frames_used"] == len(set(names)) * 2 * 10 and a["config"]["n"] == 5
     assert a["fingerprints"] == b["fingerprints"] and a["versions"]["facekit"]
-    assert (reports[0] / "roc.png").stat().st_size > 1000 and "YTF verification" in (reports[0] / "report.md").read_text()
+    assert (reports[0] / "roc.png").stat().st_size > 1000
+    assert "YTF verification" in (reports[0] / "report.md").read_text()
     assert main(["bench", "compare", str(reports[0]), str(reports[1])]) == 0
     assert "accuracy_mean | 1.0000 | 1.0000" in capsys.readouterr().out
 
@@ -282,7 +284,8 @@ def test_ijb_insightface_layout_equals_official_on_the_same_templates(tmp_path):
     subject = dict(zip(rows.template, rows.subject))
     pairs = np.loadtxt(tmp_path / "ijbc_11_G1_G2_matches.csv", delimiter=",", dtype=int)
     root = tmp_path / "IJBC"
-    write_ijb_insightface(root, "ijbc", {}, [(r.filename, r.template, r.media, [0.0] * 10, 1.0) for r in rows.itertuples()],
+    write_ijb_insightface(root, "ijbc", {},
+                          [(r.filename, r.template, r.media, [0.0] * 10, 1.0) for r in rows.itertuples()],
                           [(a, b, int(subject[a] == subject[b])) for a, b in pairs])
     assert main(["bench", "ijb", "--root", str(root), "--layout", "insightface", "--features", str(feats),
                  "--out", str(tmp_path / "r2")]) == 0
@@ -371,7 +374,8 @@ def test_ytf_protocols_equal_an_independent_computation(tmp_path):
     assert seq["config"]["n"] is None and seq["config"]["n_avg"] is None and seq["metrics"]["frames_used"] == 16 * 6
     assert "squared" in md and "SeqFace's evaluate.py" in md  # the paper's row says how the paper scored it
     best, md = run("--protocol", "seqface", "--threshold", "best-on-all")
-    acc, thr = _seqface_evaluate_py(np.array([float(seqface_video[a] @ seqface_video[b]) for _, a, b, _ in pairs]), same)
+    acc, thr = _seqface_evaluate_py(np.array([float(seqface_video[a] @ seqface_video[b]) for _, a, b, _ in pairs]),
+                                    same)
     assert 0.5 < acc < 1.0 and best["metrics"]["accuracy_mean"] == pytest.approx(acc)
     assert best["metrics"]["threshold"] == pytest.approx(thr) and "no folds" in md
     dan, _ = run("--N", "2", "--navg", "3")
@@ -428,7 +432,8 @@ def test_ijb_on_overlapping_features_equals_sklearn_and_brute_force(tmp_path):
     probe_t = sorted(set(rows["probe"].template))
     pairs = [(g, p) for g in gal_t for p in probe_t]
     (tmp_path / "ijbc_11_G1_G2_matches.csv").write_text("".join(f"{a},{b}\n" for a, b in pairs))
-    pd.DataFrame({"path": list(feats), "embedding": [f.tolist() for f in feats.values()]}).to_parquet(tmp_path / "f.parquet")
+    pd.DataFrame({"path": list(feats),
+                  "embedding": [f.tolist() for f in feats.values()]}).to_parquet(tmp_path / "f.parquet")
 
     # template feature (protocols.md): mean of each media's image features, sum over media, L2-normalised
     allrows = pd.concat(rows.values())
@@ -483,7 +488,7 @@ def test_feature_progress_advances_per_item_not_per_batch(monkeypatch):
     """A batch of 64 aggregated sets is 640 image reads and 64 fusions: the bar moves after each set."""
     from types import SimpleNamespace
 
-    from facekit.bench import features as fmod
+    from facekit.embed import features as fmod
 
     updates = []
 

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from facekit.bench.metrics import (best_threshold_accuracy, kfold_accuracy, l2_normalise, open_set_identification,
-                                   pair_scores, roc, squared_distances, tar_at_far)
+from facekit.metrics import (
+    best_threshold_accuracy,
+    kfold_accuracy,
+    l2_normalise,
+    open_set_identification,
+    pair_scores,
+    roc,
+    squared_distances,
+    tar_at_far,
+)
 
 
 def test_kfold_accuracy_by_hand():

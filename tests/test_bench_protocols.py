@@ -6,9 +6,10 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.conftest import shared
-from facekit.bench import ijb, lfw, ytf
+from facekit.bench import ijb, ytf
+from facekit.datasets import lfw
 from facekit.errors import InputError
+from tests.conftest import shared
 
 
 def test_real_ytf_splits():
@@ -45,7 +46,9 @@ def test_dan_sampling():
     np.testing.assert_allclose(ytf.avg_group_features(f, 2, 2), [[1, 2], [5, 6]])
     v = ytf.dan_video_feature(np.array([[3.0, 0.0], [0.0, 4.0]]))
     np.testing.assert_allclose(v, np.array([1.5, 2.0]) / 2.5)
-    assert ytf.blurred_positions(20).sum() == 18
+    from facekit.transforms.blur import blurred_positions
+
+    assert blurred_positions(20).sum() == 18
 
 
 def test_real_lfw_pairs():
@@ -119,7 +122,8 @@ def test_layout_writers_read_back_by_the_readers(tmp_path):
 
     img = np.full((20, 20, 3), 128, np.uint8)
     db, splits = layouts.write_ytf(tmp_path / "ytf", {("A_B", 0): [img] * 3, ("A_B", 1): [img], ("C", 4): [img]},
-                                   [(1, "A_B/0", "A_B/1", True), (1, "A_B/0", "C/4", False), (2, "C/4", "A_B/1", False)])
+                                   [(1, "A_B/0", "A_B/1", True), (1, "A_B/0", "C/4", False),
+                                    (2, "C/4", "A_B/1", False)])
     p = ytf.read_splits(splits, expect_full=False)
     assert p.split.tolist() == [1, 1, 2] and p.same.tolist() == [True, False, False] and p.video_b[1] == "C/4"
     assert len(list((db / "A_B" / "0").glob("aligned_detect_0.*.jpg"))) == 3

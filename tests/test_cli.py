@@ -125,8 +125,9 @@ def test_one_device_option_everywhere():
 
 
 def _leaf_commands():
-    from facekit.cli.main import app
     from typer.main import get_command
+
+    from facekit.cli.main import app
 
     def walk(cmd, path=()):
         subs = getattr(cmd, "commands", {})

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from facekit.cli.main import main
-from facekit.bench.metrics import l2_normalise
 from facekit.curate import steps
 from facekit.manifests.io import read_manifest
+from facekit.metrics import l2_normalise
 from tests.conftest import shared
 
 
@@ -134,9 +134,9 @@ def test_real_duplicate_johns_files(tmp_path):
     assert row["identity"] == "John_Shimkus" and row["decision"] == "removed: exact_duplicate"
     assert len(rep["decisions"]) == rep["kept"] + 1  # every face has its decision, kept ones too
     a = (shared("dlib/examples/johns") / "John_Shimkus")
-    from facekit.embed.extractors import file_fingerprint
+    from facekit.provenance import file_digest
 
-    digests = [file_fingerprint(p) for p in sorted(a.iterdir())]
+    digests = [file_digest(p) for p in sorted(a.iterdir())]
     assert len(digests) - len(set(digests)) == 1  # the one byte-identical pair
 
 
@@ -199,7 +199,8 @@ def test_real_two_sequences_of_one_person_cluster(tmp_path, monkeypatch):
 def test_centre_sample_is_evenly_spaced_per_group():
     from facekit.curate.run import centre_sample
 
-    rows = pd.DataFrame({"g": ["a"] * 10 + ["b"] * 3 + ["c"] * 7, "i": list(range(10)) + list(range(3)) + list(range(7))})
+    rows = pd.DataFrame({"g": ["a"] * 10 + ["b"] * 3 + ["c"] * 7,
+                         "i": list(range(10)) + list(range(3)) + list(range(7))})
     got = centre_sample(rows, "g", 4)
     by = {g: d["i"].tolist() for g, d in got.groupby("g")}
     # brute force: first row of each of the k equal slices of 0..n-1

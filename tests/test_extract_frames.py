@@ -34,7 +34,8 @@ def vox(tmp_path_factory):
 def test_extract_frames_layout_meta_resume(vox, tmp_path, capsys):
     out = tmp_path / "frames"
     args = ["extract-frames", str(vox), "-o", str(out), "-k", "4", "--meta", str(vox / "meta.csv"), "-q",
-            "--device", "cpu", "--min-face-size", "20", "--allow-failures", "0.5"]  # one broken clip (of 5; of 2-3 in a shard)
+            "--device", "cpu", "--min-face-size", "20", "--allow-failures",
+                "0.5"]  # one broken clip (of 5; of 2-3 in a shard)
     assert main(args) == 0
     utts = read_manifest(out, "utterances").set_index("utterance_id")
     assert len(utts) == 5
@@ -98,8 +99,8 @@ def test_real_talking_heads_voxceleb_fixture(tmp_path):
 def test_failures_summary_names_its_table_and_unit():
     import pandas as pd
 
+    from facekit.engine.failures import Failures
     from facekit.errors import InputError, InputsFailed
-    from facekit.pipeline.failures import Failures
 
     f = Failures("utterances", "clips")
     f.read(pd.DataFrame({"path": [f"c{i}.mp4" for i in range(7)] + ["ok.mp4"], "status": ["error"] * 7 + ["ok"],

@@ -47,7 +47,8 @@ def test_bad_root_and_labels_fail_in_one_line(tmp_path, capsys):
     assert main(["build", "identities", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
     assert "not a folder" in capsys.readouterr().err
     (tmp_path / "l.csv").write_text("file,who\na.jpg,x\n")
-    assert main(["build", "identities", str(tmp_path), "--labels", str(tmp_path / "l.csv"), "-o", str(tmp_path / "o")]) == 2
+    assert main(["build", "identities", str(tmp_path), "--labels", str(tmp_path / "l.csv"), "-o",
+                 str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("facekit: error:") and "l.csv" in err and "'path'" in err and len(err.splitlines()) == 1
 

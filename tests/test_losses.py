@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
-from facekit.losses import (ArcFaceHead, CentreLoss, CentreTable, CosFaceHead, DSALoss, L2SphereFaceHead,
-                            SoftmaxHead, lsr_cross_entropy)
+from facekit.losses import (
+    ArcFaceHead,
+    CentreLoss,
+    CentreTable,
+    CosFaceHead,
+    DSALoss,
+    L2SphereFaceHead,
+    SoftmaxHead,
+    lsr_cross_entropy,
+)
 from facekit.losses.dsa import sample_centres
 
 
@@ -21,7 +29,8 @@ def _unit_head(head_cls, **kw):
     return head
 
 
-X30 = torch.tensor([[2 * math.cos(math.pi / 6), 2 * math.sin(math.pi / 6)]])  # |x| = 2 at 30 deg: theta0 = 30, theta1 = 60
+X30 = torch.tensor([[2 * math.cos(math.pi / 6),
+                     2 * math.sin(math.pi / 6)]])  # |x| = 2 at 30 deg: theta0 = 30, theta1 = 60
 
 
 def test_lsr_identity_sample_is_cross_entropy():
@@ -110,7 +119,8 @@ def test_dsa_loss_by_hand():
     assert loss.item() == pytest.approx(0.3125, abs=1e-6)
     loss.backward()
     # Eq. 10 for A: 1/K [ lambda (x - c0)/2 + (1 - lambda)/M sum_{active n} (alpha (x - c0)/2 - (x - cn)/2) ]
-    #   = 1/2 [ 0.5 (0.5, 0) + 0.125 ((1,0) - (-0.5,0) + (1,0) - (0.5,-1)) ] = 1/2 [(0.25,0) + 0.125 (2,1)] = (0.25, 0.0625)
+    #   = 1/2 [ 0.5 (0.5, 0) + 0.125 ((1,0) - (-0.5,0) + (1,0) - (0.5,-1)) ]
+    #   = 1/2 [(0.25,0) + 0.125 (2,1)] = (0.25, 0.0625)
     assert torch.allclose(x.grad[0], torch.tensor([0.25, 0.0625]), atol=1e-6)
 
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 from PIL import Image
 
-from facekit.report.grids import HEADER
 from facekit.cli.main import main
 from facekit.manifests.io import read_manifest
 from facekit.manifests.lineage import content_fingerprint
 from facekit.manifests.ops import in_val
+from facekit.report.grids import HEADER
 
 
 def _ids(root, n=20):
@@ -38,11 +38,13 @@ def test_split_is_deterministic_by_group_and_merge_restores(tmp_path, capsys):
     assert main(["manifest", "split", str(root), "-o", str(tmp_path / "s2"), "--val", "0.3", "--seed", "1"]) == 0
     assert content_fingerprint(tmp_path / "s2" / "val") == content_fingerprint(tmp_path / "s" / "val")
     merged = tmp_path / "m"
-    assert main(["manifest", "merge", str(tmp_path / "s" / "train"), str(tmp_path / "s" / "val"), "-o", str(merged)]) == 0
+    assert main(["manifest", "merge", str(tmp_path / "s" / "train"), str(tmp_path / "s" / "val"), "-o",
+                 str(merged)]) == 0
     back = read_manifest(merged, "identities")
     assert sorted(back["source_path"]) == sorted(read_manifest(root, "identities")["source_path"])
     assert all((merged / p).is_file() for p in back["crop_path"])
-    assert main(["manifest", "merge", str(tmp_path / "s" / "val"), str(tmp_path / "s" / "val"), "-o", str(tmp_path / "x")]) == 2
+    assert main(["manifest", "merge", str(tmp_path / "s" / "val"), str(tmp_path / "s" / "val"), "-o",
+                 str(tmp_path / "x")]) == 2
     assert "roots must not overlap" in capsys.readouterr().err
     assert main(["manifest", "sample", str(root), "-n", "3", "-o", str(tmp_path / "g.png")]) == 0
     assert Image.open(tmp_path / "g.png").size[1] == HEADER + 3 * 72  # the "3 of N shown" line, 3 rows

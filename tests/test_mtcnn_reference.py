@@ -63,7 +63,8 @@ def _agreement(detector: MTCNN, images: dict[str, np.ndarray]) -> tuple[list, li
             rows, cols = linear_sum_assignment(-m)
             for i, j in zip(rows, cols):
                 ious.append(m[i, j])
-                dists.append(float(np.linalg.norm(mine.landmarks_5x2[i] - np.array(ref[j]["landmarks"]), axis=1).mean()))
+                dists.append(float(np.linalg.norm(mine.landmarks_5x2[i] - np.array(ref[j]["landmarks"]),
+                                                  axis=1).mean()))
     return miscounted, ious, dists
 
 

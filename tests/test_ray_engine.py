@@ -17,10 +17,10 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'facekit[ray]')")
 
 from facekit.cli.main import main  # noqa: E402
+from facekit.engine.local import Engine  # noqa: E402
 from facekit.errors import InputError  # noqa: E402
 from facekit.manifests import read_manifest  # noqa: E402
 from facekit.pipeline import extract_sequences as es  # noqa: E402
-from facekit.pipeline.engine import Engine  # noqa: E402
 from facekit.video.synth import photo_clip, write_video  # noqa: E402
 
 # one torch thread per worker on both engines: the local pool's two workers on this 2-core machine, Ray's actors
@@ -70,7 +70,8 @@ def test_two_node_cluster_writes_the_local_manifests_row_for_row(clips, cluster,
     assert "ray: 2 nodes, 2 workers" in out and "error 1" in out  # both nodes ran work; broken.mp4 recorded
     _assert_same(_tables(tmp_path / "local"), _tables(tmp_path / "ray"))
     crops = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local" / "crops").rglob("*.jpg"))
-    assert crops and crops == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray" / "crops").rglob("*.jpg"))
+    ray_crops = (tmp_path / "ray" / "crops").rglob("*.jpg")
+    assert crops and crops == sorted(p.relative_to(tmp_path / "ray") for p in ray_crops)
     # a rerun is a resume: nothing is redone
     assert main(args) == 0
     assert "5 done before, 0 processed now" in capsys.readouterr().out

@@ -9,8 +9,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'facekit[ray]')")
 
+from facekit.engine.local import Engine  # noqa: E402
 from facekit.manifests import read_manifest  # noqa: E402
-from facekit.pipeline.engine import Engine  # noqa: E402
 from tests.test_ray_engine import LOCAL, _assert_same, _tables  # noqa: E402
 
 
@@ -36,12 +36,13 @@ def test_local_ray_frames_identities_and_embeddings_equal_the_local_engine(tmp_p
         extract_frames(vox, tmp_path / name, cfg, progress=False, engine=eng)
         build_identities(people, tmp_path / f"{name}-ids", template="arcface", progress=False, engine=eng)
     assert engine.stats.workers == 2 and len(engine.stats.nodes) == 1  # the last run's figures
-    _assert_same(_tables(tmp_path / "local", ("utterances", "frames")), _tables(tmp_path / "ray", ("utterances", "frames")))
+    _assert_same(_tables(tmp_path / "local", ("utterances", "frames")),
+                 _tables(tmp_path / "ray", ("utterances", "frames")))
     _assert_same(_tables(tmp_path / "local-ids", ("identities",)), _tables(tmp_path / "ray-ids", ("identities",)))
 
     import torch
 
-    from facekit.embed.iresnet import iresnet
+    from facekit.models.iresnet import iresnet
 
     torch.manual_seed(0)
     torch.save(iresnet("iresnet18", num_features=64).state_dict(), tmp_path / "backbone.pth")

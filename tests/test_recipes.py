@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from facekit.errors import InputError
-from facekit.train.aggregator_config import AggregatorConfig
 from facekit.recipes import build, read_recipe
+from facekit.train.aggregator_config import AggregatorConfig
 from facekit.train.seqface_config import SeqFaceConfig, VerifyConfig
 from tests.conftest import shared
 

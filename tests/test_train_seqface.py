@@ -182,7 +182,8 @@ def test_torchrun_two_processes_match_one(toy, tmp_path):
 
 def test_export_state_dict_and_onnx_and_bench_loader(toy, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set", "optim.steps=1"]) == 0
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set",
+                 "optim.steps=1"]) == 0
     assert main(["export", str(run), "-o", str(tmp_path / "w.pt")]) == 0
     assert main(["export", str(run / "model.pt"), "-o", str(tmp_path / "m.onnx")]) == 0
     out = capsys.readouterr().out
@@ -223,7 +224,8 @@ def test_a_new_run_needs_a_recipe_and_set_typos_blame_set(toy, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "a new run needs a recipe: -r recipes/seqface_" in err and "seqface_small_real.yaml" in err
     assert not (tmp_path / "a").exists()  # the paper-scale defaults never start
-    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "--set", "optim.lrr=1", "-o", str(tmp_path / "b")]) == 2
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "--set", "optim.lrr=1", "-o",
+                 str(tmp_path / "b")]) == 2
     assert capsys.readouterr().err.startswith("facekit: error: --set.optim: unknown setting 'lrr'")
 
 

@@ -59,7 +59,8 @@ def test_readme_walkthrough_runs_top_to_bottom(tmp_path, monkeypatch):
         assert "demo data: numbers mean nothing" in (rep / "report.md").read_text()
     assert official["verification_11"]["pairs"] == insightface["verification_11"]["pairs"] == 64
     for m in (official, insightface):
-        assert m["identification_1N"]["G1"]["mated_probes"] == 4 and m["identification_1N"]["G2"]["gallery_templates"] == 4
+        one_n = m["identification_1N"]
+        assert one_n["G1"]["mated_probes"] == 4 and one_n["G2"]["gallery_templates"] == 4
     assert metrics["lfw"][0]["accuracy_mean"] >= 0.9  # dlib's pretrained model on two halves of one zoom
     # the README's IJB figures are what the two runs print (TAR@1e-4 of 1:1, rank-1 of 1:N, mean of G1 and G2)
     import re
@@ -67,7 +68,8 @@ def test_readme_walkthrough_runs_top_to_bottom(tmp_path, monkeypatch):
     tar, rank1 = map(float, re.search(r"TAR@1e-4 ([\d.]+)%, rank-1 ([\d.]+)% \(mean of G1 and G2\)",
                                       " ".join((ROOT / "README.md").read_text().split())).groups())
     for m in (official, insightface):
-        assert (round(100 * m["verification_11"]["tar_far_0.0001"], 2), round(100 * m["identification_1N"]["mean"]["rank1"], 2)) \
+        assert (round(100 * m["verification_11"]["tar_far_0.0001"], 2),
+                round(100 * m["identification_1N"]["mean"]["rank1"], 2)) \
             == (tar, rank1), (m["verification_11"], m["identification_1N"]["mean"])
 
 
@@ -82,13 +84,14 @@ def test_demo_ijb_layouts_hold_the_same_faces(tmp_path):
     import numpy as np
 
     from facekit.bench import ijb
-    from facekit.bench.features import FaceCropper, read_image
+    from facekit.datasets import ijb_files
     from facekit.datasets.demo import build_demo
+    from facekit.embed.features import FaceCropper, read_image
 
     demo = tmp_path / "demo"
     build_demo(demo)
     official = pd.concat([ijb.read_protocol_csv(demo / "ijbc" / "protocols" / f)
-                          for f in (*ijb.GALLERY_FILES["IJBC"], ijb.PROBE_FILES["IJBC"])])
+                          for f in (*ijb_files.GALLERY_FILES["IJBC"], ijb_files.PROBE_FILES["IJBC"])])
     official["i"] = official.groupby("template").cumcount()
     theirs = ijb.read_insightface_layout(demo / "ijbc_insightface", "ijbc").faces
     theirs["i"] = theirs.groupby("template").cumcount()
@@ -97,7 +100,8 @@ def test_demo_ijb_layouts_hold_the_same_faces(tmp_path):
     crop = FaceCropper("arcface", 112)
     diffs = []
     for r in both.itertuples():
-        a = crop(read_image(demo / "ijbc" / "images" / r.filename_x), box_xyxy=np.array([r.x, r.y, r.x + r.w, r.y + r.h]))
+        a = crop(read_image(demo / "ijbc" / "images" / r.filename_x),
+                 box_xyxy=np.array([r.x, r.y, r.x + r.w, r.y + r.h]))
         b = crop(read_image(demo / "ijbc_insightface" / "loose_crop" / r.filename_y),
                  landmarks_5x2=np.asarray(r.landmarks).reshape(5, 2))
         diffs.append(np.abs(a.astype(float) - b.astype(float)).mean())

@@ -88,9 +88,9 @@ def load_aggregator(path: Path, device: torch.device | str = "cpu") -> Aggregato
     except RuntimeError as err:
         raise InputError(f"{path}: weights do not match the aggregator ({str(err).splitlines()[0][:160]})") from None
     device = torch.device(device)
-    from facekit.embed.extractors import file_fingerprint
+    from facekit.provenance import file_digest
 
     t = blob.get("template")
     template = Template(t["name"], int(t["size"]), tuple(tuple(map(float, p)) for p in t["points"])) if t else None
     return Aggregator(net.eval().to(device), int(blob["image_size"]), blob.get("extractor", ""), device,
-                      file_fingerprint(path), template)
+                      file_digest(path), template)

@@ -14,16 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from facekit.bench.metrics import l2_normalise
-from facekit.bench.protocol_files import bad_line, read_lines, to_int
+from facekit.datasets.ijb_files import REQUIRED
+from facekit.datasets.protocol_files import bad_line, read_lines, to_int
 from facekit.errors import InputError
-
-REQUIRED = ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME", "SIGHTING_ID", "FACE_X", "FACE_Y", "FACE_WIDTH", "FACE_HEIGHT")
-LANDMARKS = ("RIGHT_EYE_X", "RIGHT_EYE_Y", "LEFT_EYE_X", "LEFT_EYE_Y", "NOSE_X", "NOSE_Y")
-GALLERY_FILES = {"IJBB": ("ijbb_1N_gallery_S1.csv", "ijbb_1N_gallery_S2.csv"),
-                 "IJBC": ("ijbc_1N_gallery_G1.csv", "ijbc_1N_gallery_G2.csv")}
-PROBE_FILES = {"IJBB": "ijbb_1N_probe_mixed.csv", "IJBC": "ijbc_1N_probe_mixed.csv"}
-MATCH_FILES = {"IJBB": "ijbb_11_S1_S2_matches.csv", "IJBC": "ijbc_11_G1_G2_matches.csv"}
+from facekit.metrics import l2_normalise
 
 
 def read_protocol_csv(path: str | Path) -> pd.DataFrame:
@@ -87,7 +81,8 @@ def _find_bad_pair_line(path: Path) -> None:
 
 @dataclass(frozen=True)
 class InsightfaceIJB:
-    """The insightface layout: ``meta/<name>_face_tid_mid.txt``, ``_template_pair_label.txt``, ``_name_5pts_score.txt``."""
+    """The insightface layout: ``meta/<name>_face_tid_mid.txt``, ``_template_pair_label.txt``,
+    ``_name_5pts_score.txt``."""
 
     faces: pd.DataFrame  # filename, template, media, landmarks (10 floats), faceness
     pairs: np.ndarray  # (P, 2) templates

@@ -25,8 +25,8 @@ def read_dlib_faces(xml: Path, prefix: str = "") -> list[dict]:
     for image in ET.parse(xml).getroot().iter("image"):
         for box in image.iter("box"):
             pts = {int(p.get("name")): (float(p.get("x")), float(p.get("y"))) for p in box.iter("part")}
-            t, l, w, h = (float(box.get(k)) for k in ("top", "left", "width", "height"))
-            faces.append({"image": prefix + image.get("file"), "box": [l, t, l + w, t + h],
+            top, left, w, h = (float(box.get(k)) for k in ("top", "left", "width", "height"))
+            faces.append({"image": prefix + image.get("file"), "box": [left, top, left + w, top + h],
                           "landmarks": five_points(np.array([pts[i] for i in range(68)])).tolist()})
     return faces
 

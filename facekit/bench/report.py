@@ -3,51 +3,15 @@ config, versions, git revision, model and data fingerprints, seed, timings), ``r
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
-import facekit
 from facekit.fsutil import atomic_path, write_json
-
-
-def git_revision() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(facekit.__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-    import torch
-
-    return {"facekit": facekit.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
-
-
-def fingerprint_files(paths: list[Path]) -> str:
-    """sha256 over the names and bytes of protocol files (the data's identity)."""
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(Path(p).name.encode())
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def fingerprint_strings(items: list[str]) -> str:
-    h = hashlib.sha256()
-    for s in sorted(items):
-        h.update(s.encode() + b"\n")
-    return h.hexdigest()[:16]
+from facekit.provenance import git_revision, versions
+from facekit.report.plots import pyplot, save_figure
 
 
 def new_report_dir(root: Path, bench: str) -> Path:
@@ -88,15 +52,6 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -126,12 +81,6 @@ def plot_cmc(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
     ax.set_xlabel("rank"), ax.set_ylabel("identification rate"), ax.set_title(title)
     ax.grid(alpha=0.3), ax.legend(fontsize=8)
     save_figure(fig, path)
-
-
-def save_figure(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    pyplot().close(fig)
 
 
 def compare(reports: list[Path]) -> str:

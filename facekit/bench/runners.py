@@ -14,18 +14,32 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facekit.bench import ijb, lfw, ytf
-from facekit.bench.features import (FaceCropper, FeatureCache, compute_features, lookup_features, read_feature_file,
-                                    read_image)
-from facekit.bench.metrics import (best_threshold_accuracy, kfold_accuracy, l2_normalise, open_set_identification,
-                                   pair_scores, roc, squared_distances, tar_at_far)
-from facekit.bench.paper_numbers import (IJB_TABLE3, PAPER_PROTOCOL, SEQFACE_TABLE2, YTF_BLUR_TABLE4,
-                                        YTF_DAN_TABLE1)
-from facekit.bench.report import (fingerprint_files, fingerprint_strings, md_table, new_report_dir, plot_cmc,
-                                  plot_det, plot_roc, write_report)
+from facekit.bench import ijb, ytf
+from facekit.bench.paper_numbers import IJB_TABLE3, PAPER_PROTOCOL, SEQFACE_TABLE2, YTF_BLUR_TABLE4, YTF_DAN_TABLE1
+from facekit.bench.report import md_table, new_report_dir, plot_cmc, plot_det, plot_roc, write_report
+from facekit.datasets import ijb_files, lfw
 from facekit.datasets.demo import is_demo_data
+from facekit.embed.features import (
+    FaceCropper,
+    FeatureCache,
+    compute_features,
+    lookup_features,
+    read_feature_file,
+    read_image,
+)
 from facekit.errors import InputError
-from facekit.transforms.blur import motion_blur
+from facekit.metrics import (
+    best_threshold_accuracy,
+    kfold_accuracy,
+    l2_normalise,
+    open_set_identification,
+    pair_scores,
+    roc,
+    squared_distances,
+    tar_at_far,
+)
+from facekit.provenance import fingerprint_files, fingerprint_strings
+from facekit.transforms.blur import blurred_positions, motion_blur
 
 
 @dataclass
@@ -192,7 +206,7 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         fs = frames[v]
         # DAN: N * n_avg evenly spaced frames; SeqFace: every frame. --blur hits 9 of every 10 of them.
         idx = ytf.dan_sample(len(fs), s.n, s.n_avg).reshape(-1) if s.protocol == "dan" else np.arange(len(fs))
-        blurred = ytf.blurred_positions(len(idx)) if s.blur else np.zeros(len(idx), bool)
+        blurred = blurred_positions(len(idx)) if s.blur else np.zeros(len(idx), bool)
         keys[v] = [_ytf_key(s, fs[i], s.root, b, v, j) for j, (i, b) in enumerate(zip(idx, blurred))]
     flat = [k for v in videos for k in keys[v]]
     t_protocol = time.perf_counter() - t0
@@ -383,8 +397,8 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
         raise InputError(f"--layout must be official or insightface, got {s.layout!r}")
     root = Path(s.root)
     images_root = Path(s.images or root)
-    gal_files = [root / f for f in ijb.GALLERY_FILES[ds]]
-    probe_file, match_file = root / ijb.PROBE_FILES[ds], root / ijb.MATCH_FILES[ds]
+    gal_files = [root / f for f in ijb_files.GALLERY_FILES[ds]]
+    probe_file, match_file = root / ijb_files.PROBE_FILES[ds], root / ijb_files.MATCH_FILES[ds]
     gal = [ijb.read_protocol_csv(f) for f in gal_files]
     probe = ijb.read_protocol_csv(probe_file)
     faces = _unique_faces([*gal, probe])
@@ -547,13 +561,14 @@ def _run_ijb_insightface(s: IJBSettings, ds: str, source: FeatureSource, out_roo
                                      labels=data.labels)
     metrics = {"verification_11": verification, "faces": len(keys), "features_computed": source.computed}
     protocol_files = [Path(s.root) / "meta" / f"{name}_template_pair_label.txt"]
-    csv_dir = next((d for d in (Path(s.root) / "meta", Path(s.root)) if (d / ijb.PROBE_FILES[ds]).is_file()), None)
+    csv_dir = next((d for d in (Path(s.root) / "meta", Path(s.root)) if (d / ijb_files.PROBE_FILES[ds]).is_file()),
+                   None)
     cmc_curves = {}
     if csv_dir is None:
         metrics["note"] = (f"no 1:N: the insightface layout has no subject ids; put the official "
-                           f"{ijb.PROBE_FILES[ds]} and gallery CSVs in {Path(s.root) / 'meta'}")
+                           f"{ijb_files.PROBE_FILES[ds]} and gallery CSVs in {Path(s.root) / 'meta'}")
     else:  # subjects and gallery / probe membership from the official CSVs, template features from the crops
-        csvs = [csv_dir / f for f in (*ijb.GALLERY_FILES[ds], ijb.PROBE_FILES[ds])]
+        csvs = [csv_dir / f for f in (*ijb_files.GALLERY_FILES[ds], ijb_files.PROBE_FILES[ds])]
         protocol_files += csvs
         *gal, probe = (ijb.read_protocol_csv(f).drop_duplicates("template") for f in csvs)
 

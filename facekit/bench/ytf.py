@@ -1,5 +1,5 @@
 """YouTube Faces: the official ``splits.txt`` and ``aligned_images_DB`` layout, the DAN protocol (aggregation
-paper, section 4.2) and the SeqFace protocol. Pure functions; features come from ``facekit.bench.features``.
+paper, section 4.2) and the SeqFace protocol. Pure functions; features come from ``facekit.embed.features``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit.bench.metrics import l2_normalise
-from facekit.bench.protocol_files import bad_line, read_lines, to_int
+from facekit.datasets.protocol_files import bad_line, read_lines, to_int
 from facekit.errors import InputError
+from facekit.metrics import l2_normalise
 
 SPLITS = 10
 PAIRS_PER_SPLIT = 500
@@ -96,8 +96,3 @@ def avg_group_features(frame_feats: np.ndarray, n: int, n_avg: int) -> np.ndarra
 def seqface_video_feature(frame_feats: np.ndarray) -> np.ndarray:
     """SeqFace protocol: normalise every frame feature, sum, normalise (compared by cosine)."""
     return l2_normalise(l2_normalise(frame_feats).sum(0))
-
-
-def blurred_positions(num: int, every: int = 10) -> np.ndarray:
-    """Paper Table 4: motion blur on 9 of every 10 frames (all but positions 0, 10, 20, ...)."""
-    return np.arange(num) % every != 0

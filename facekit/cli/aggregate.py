@@ -9,7 +9,6 @@ from typing import List, Optional
 import typer
 
 from facekit.cli.options import DEVICE
-
 from facekit.errors import InputError
 
 
@@ -44,15 +43,19 @@ def _sets_from_manifest(root: Path, table: str, group: list[str]) -> dict[str, l
 
 
 def aggregate_cmd(
-    inputs: Optional[List[Path]] = typer.Argument(None, metavar="IMAGES...", help="Aligned face images: each folder is one set, loose "
+    inputs: Optional[List[Path]] = typer.Argument(None, metavar="IMAGES...",
+                                                  help="Aligned face images: each folder is one set, loose "
                                                              "files together form one set."),
-    model: Path = typer.Option(..., "--model", "-m", help="aggregator.pt of a `facekit train aggregator` run (or the run dir)."),
-    out: Path = typer.Option(Path("out/aggregated"), "--out", "-o", help="Output root: aggregated/ + manifests/aggregates/."),
+    model: Path = typer.Option(..., "--model", "-m", help="aggregator.pt of a `facekit train aggregator` run (or the "
+        "run dir)."),
+    out: Path = typer.Option(Path("out/aggregated"), "--out", "-o",
+                             help="Output root: aggregated/ + manifests/aggregates/."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Take the sets from a manifest root instead."),
     table: str = typer.Option("frames", "--table", help="Manifest table with crop_path (frames, faces, identities)."),
     group: str = typer.Option("identity,video", "--group", help="Column(s) defining a set, comma separated."),
-    extractor: Optional[str] = typer.Option(None, "--extractor", help="Feature extractor spec for the features. "
-                                                                     "[default: the one the aggregator was trained with]"),
+    extractor: Optional[str] = typer.Option(
+        None, "--extractor",
+        help="Feature extractor spec for the features. [default: the one the aggregator was trained with]"),
     no_features: bool = typer.Option(False, "--no-features", help="Write the images only."),
     max_set: int = typer.Option(64, "--max-set", min=1, help="Subsample larger sets evenly to this many faces."),
     batch: int = typer.Option(8, "--batch", min=1, help="Sets per forward pass."),
@@ -68,12 +71,12 @@ def aggregate_cmd(
     from facekit.aggregation.apply import load_aggregator, resize_all, subsample
     from facekit.device import resolve_device
     from facekit.fsutil import atomic_path
+    from facekit.images import load_crop
     from facekit.manifests.io import write_part
     from facekit.manifests.owner import claim_root
     from facekit.manifests.schemas import AGGREGATES
     from facekit.progress import progress_bar
     from facekit.train.aggregator import save_grid
-    from facekit.train.images import load_crop
 
     if bool(inputs) == (manifest is not None):
         raise InputError("give either image files/folders or --manifest ROOT")

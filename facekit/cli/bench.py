@@ -9,24 +9,29 @@ import typer
 
 from facekit.cli.options import DEVICE
 
-bench_app = typer.Typer(rich_markup_mode=None, help="Video face benchmarks with reproducible reports.", no_args_is_help=True)
+bench_app = typer.Typer(rich_markup_mode=None, help="Video face benchmarks with reproducible reports.",
+                        no_args_is_help=True)
 
-MODEL = typer.Option(None, "--model", help="PREFIX:PATH, e.g. iresnet50:backbone.pth (insightface), facekit:model.pt, onnx:model.onnx.")
-FEATURES = typer.Option(None, "--features", help="Precomputed per-image features (Parquet path+embedding, or .npz) instead of --model.")
+MODEL = typer.Option(None, "--model", help="PREFIX:PATH, e.g. iresnet50:backbone.pth (insightface), facekit:model.pt, "
+    "onnx:model.onnx.")
+FEATURES = typer.Option(None, "--features", help="Precomputed per-image features (Parquet path+embedding, or .npz) "
+    "instead of --model.")
 OUT = typer.Option(Path("reports"), "--out", help="Reports go to OUT/<bench>-<UTC time>/.")
-CACHE = typer.Option(Path(".facekit-cache/features"), "--cache", help="Feature cache folder (keyed by model fingerprint).")
-AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit train aggregator` (--method aggregator).")
+CACHE = typer.Option(Path(".facekit-cache/features"), "--cache",
+                     help="Feature cache folder (keyed by model fingerprint).")
+AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit train aggregator` (--method "
+    "aggregator).")
 ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 THRESHOLD = typer.Option("kfold", "--threshold", help="kfold: 10-fold, squared distances on a 0.01 grid "
-                         "(insightface / FaceNet); best-on-all: one best threshold on all pairs (SeqFace's evaluate.py).")
+                         "(insightface / FaceNet); best-on-all: one best threshold on all pairs (SeqFace's "
+                             "evaluate.py).")
 
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
             quiet: bool, aggregator: Optional[Path] = None):
     from facekit.bench.runners import FeatureSource
     from facekit.device import resolve_device
-
     from facekit.embed import load_extractor
 
     dev = resolve_device(device)
@@ -56,7 +61,8 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             navg: int = typer.Option(4, "--navg", min=1, help="Groups of N frames averaged per video (DAN protocol)."),
             method: str = typer.Option("avg", "--method", help="avg (mean of frame features) or aggregator."),
             protocol: str = typer.Option("dan", "--protocol", help="dan (N, n_avg) or seqface (all frames)."),
-            blur: int = typer.Option(0, "--blur", min=0, help="Motion blur kernel size on 9 of every 10 frames (paper Table 4)."),
+            blur: int = typer.Option(0, "--blur", min=0, help="Motion blur kernel size on 9 of every 10 frames (paper "
+                "Table 4)."),
             seed: int = typer.Option(0, "--seed", help="Seed of the blur directions."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
@@ -95,14 +101,20 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
 
 
 @bench_app.command("ijb")
-def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protocol CSVs (or the insightface IJBC/IJBB folder)."),
+def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protocol CSVs (or the insightface IJBC/IJBB "
+    "folder)."),
             dataset: str = typer.Option("IJBC", "--dataset", help="IJBB or IJBC."),
-            images: Optional[Path] = typer.Option(None, "--images", help="Folder the FILENAMEs are relative to. [default: --root]"),
-            layout: str = typer.Option("official", "--layout", help="official (CSV protocols) or insightface (meta/*.txt; 1:N when the official 1:N CSVs are in meta/ too)."),
-            tar_rule: str = typer.Option("strict", "--tar-rule", help="strict (best TAR with FAR <= target) or nearest (insightface)."),
+            images: Optional[Path] = typer.Option(None, "--images",
+                                                  help="Folder the FILENAMEs are relative to. [default: --root]"),
+            layout: str = typer.Option("official", "--layout",
+                                       help="official (CSV protocols) or insightface (meta/*.txt; 1:N when the "
+                                            "official 1:N CSVs are in meta/ too)."),
+            tar_rule: str = typer.Option("strict", "--tar-rule",
+                                         help="strict (best TAR with FAR <= target) or nearest (insightface)."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
-            method: str = typer.Option("avg", "--method", help="avg (media = mean of its image features) or aggregator."),
+            method: str = typer.Option("avg", "--method", help="avg (media = mean of its image features) or "
+                "aggregator."),
             aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
     """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
     from facekit.bench.runners import IJBSettings, run_ijb
@@ -119,7 +131,8 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
 
 
 @bench_app.command("compare")
-def compare_cmd(reports: list[Path] = typer.Argument(..., metavar="REPORTS...", help="Report folders (or report.json files).")) -> None:
+def compare_cmd(reports: list[Path] = typer.Argument(..., metavar="REPORTS...",
+                                                     help="Report folders (or report.json files).")) -> None:
     """Put several reports' metrics side by side (Markdown table)."""
     from facekit.errors import InputError
 

@@ -7,22 +7,36 @@ from typing import Optional
 
 import typer
 
-from facekit.cli.options import ALLOW_FAILURES, DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
+from facekit.cli.options import (
+    ALLOW_FAILURES,
+    DEVICE,
+    ENGINE,
+    GPUS_PER_WORKER,
+    RAY_ADDRESS,
+    WORKERS,
+    make_engine,
+    worker_device,
+)
 
-build_app = typer.Typer(rich_markup_mode=None, help="Build datasets: identities from image folders, demo data from the sample clip.", no_args_is_help=True)
+build_app = typer.Typer(rich_markup_mode=None, help="Build datasets: identities from image folders, demo data from the "
+    "sample clip.", no_args_is_help=True)
 
 
 @build_app.command("identities")
 def identities_cmd(
-    root: Path = typer.Argument(..., metavar="ROOT", help="Folder with one sub-folder of images per person (or the root the "
+    root: Path = typer.Argument(..., metavar="ROOT", help="Folder with one sub-folder of images per person (or the "
+        "root the "
                                           "--labels paths are relative to)."),
-    out: Path = typer.Option(Path("out/identities"), "--out", "-o", help="Output root: crops/ and manifests/identities/."),
+    out: Path = typer.Option(Path("out/identities"), "--out", "-o",
+                             help="Output root: crops/ and manifests/identities/."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns path, identity (or identity_id) "
                                                                   "instead of folders."),
     aligned: bool = typer.Option(False, "--aligned", help="Images are aligned crops already: no detection."),
-    template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144), arcface (112) or dlib (150)."),
+    template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144), arcface (112) or "
+        "dlib (150)."),
     size: Optional[int] = typer.Option(None, "--size", min=16, help="Crop side, px. [default: the template's]"),
-    min_face_size: float = typer.Option(20.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
+    min_face_size: float = typer.Option(20.0, "--min-face-size", min=1.0,
+                                        help="Smallest face the detector looks for, px."),
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (identities split by name hash)."),
     workers: int = WORKERS,
     device: str = DEVICE,
@@ -64,7 +78,8 @@ def demo_cmd(
 
     info = build_demo(out, clip, device=str(resolve_device(device)))
     typer.echo(f"{len(info['people'])} people from {info['source']} ({info['seconds']:.0f} s)")
-    typer.echo(f"  people/ ({info['people_folder']} identities), voxceleb2/ ({info['voxceleb_utterances']} utterances), "
+    typer.echo(f"  people/ ({info['people_folder']} identities), voxceleb2/ ({info['voxceleb_utterances']} "
+        "utterances), "
                f"ytf/ ({info['ytf_pairs']} pairs), lfw/ ({info['lfw_pairs']} pairs), ijbc/ and ijbc_insightface/ "
                f"({info['ijb_gallery_templates']} gallery, {info['ijb_probe_templates']} probe templates)")
     typer.echo(f"demo data: {out}  (what is where: {out / 'README.md'})")

@@ -9,7 +9,8 @@ import typer
 
 from facekit.cli.options import DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine
 
-curate_app = typer.Typer(rich_markup_mode=None, help="Curate sequence and identity datasets (each step writes a new root + report).",
+curate_app = typer.Typer(rich_markup_mode=None, help="Curate sequence and identity datasets (each step writes a new "
+    "root + report).",
                          no_args_is_help=True)
 
 CENTRE_FACES = typer.Option(16, "--centre-faces", help="Faces (evenly spaced) per sequence / identity that its "
@@ -27,7 +28,8 @@ def _extractor(model: str, device: str):
     return load_extractor(default_embedder() if model == "auto" else model, resolve_device(device))
 
 
-def embed_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root holding manifests/ (sequences, identities, frames)."),
+def embed_cmd(root: Path = typer.Argument(..., metavar="ROOT",
+                                          help="Output root holding manifests/ (sequences, identities, frames)."),
               table: str = typer.Option("faces", "--table", help="faces, identities or frames."),
               model: str = MODEL, batch: int = typer.Option(64, "--batch", min=1, help="Crops per forward pass."),
               device: str = DEVICE, engine: str = ENGINE, workers: int = WORKERS,
@@ -52,13 +54,16 @@ def embed_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root
 
 @curate_app.command("overlap")
 def overlap_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences root (or identities root) to curate."),
-                out: Path = typer.Option(Path("out/curated-overlap"), "--out", "-o", help="New root for the curated manifests."),
+                out: Path = typer.Option(Path("out/curated-overlap"), "--out", "-o",
+                                         help="New root for the curated manifests."),
                 identities: Optional[List[Path]] = typer.Option(None, "--identities", help="Identity root(s) whose "
                                                                 "people must not appear (repeatable)."),
                 names: Optional[List[Path]] = typer.Option(None, "--names", help="Person name list(s) of test sets "
                                                            "(LFW lfw-names.txt, YTF folders); identity roots only."),
-                threshold: float = typer.Option(0.55, "--threshold", help="Centred-centre cosine that counts as the same person."),
-                centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+                threshold: float = typer.Option(0.55, "--threshold",
+                                                help="Centred-centre cosine that counts as the same person."),
+                centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE,
+                    quiet: bool = QUIET) -> None:
     """Remove sequences (or identities) whose person is in another identity dataset or on a test-set list."""
     from facekit.curate.run import curate_overlap
 
@@ -74,7 +79,8 @@ def overlap_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences
 
 @curate_app.command("clean")
 def clean_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences root or identities root."),
-              out: Path = typer.Option(Path("out/curated-clean"), "--out", "-o", help="New root for the curated manifests."),
+              out: Path = typer.Option(Path("out/curated-clean"), "--out", "-o",
+                                       help="New root for the curated manifests."),
               outlier: float = typer.Option(0.2, "--outlier", help="Drop faces whose centred cosine to the rest of "
                                                                    "their sequence/identity is below this."),
               near_duplicate: float = typer.Option(0.998, "--near-duplicate", help="Cosine to a kept earlier face "
@@ -92,8 +98,10 @@ def clean_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences r
 
 @curate_app.command("clusters")
 def clusters_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequences root."),
-                 threshold: float = typer.Option(0.6, "--threshold", help="Mean centred cosine at which clusters merge."),
-                 centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE, quiet: bool = QUIET) -> None:
+                 threshold: float = typer.Option(0.6, "--threshold",
+                                                 help="Mean centred cosine at which clusters merge."),
+                 centre_faces: int = CENTRE_FACES, model: str = MODEL, device: str = DEVICE,
+                     quiet: bool = QUIET) -> None:
     """Find sequences that look like one person; writes the sequence_clusters table and clusters.png."""
     from facekit.curate.run import curate_clusters
 

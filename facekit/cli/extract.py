@@ -7,8 +7,16 @@ from typing import List, Optional
 
 import typer
 
-from facekit.cli.options import ALLOW_FAILURES, DEVICE, ENGINE, GPUS_PER_WORKER, RAY_ADDRESS, WORKERS, make_engine, worker_device
-
+from facekit.cli.options import (
+    ALLOW_FAILURES,
+    DEVICE,
+    ENGINE,
+    GPUS_PER_WORKER,
+    RAY_ADDRESS,
+    WORKERS,
+    make_engine,
+    worker_device,
+)
 from facekit.video import sample_video
 
 
@@ -34,38 +42,53 @@ def _setting(key: str, flag: str, text: str, **kw):
 
 def extract_sequences_cmd(
     inputs: Optional[List[Path]] = typer.Argument(
-        None, metavar="INPUTS...", help="Video files, folders (searched recursively) or .txt lists. Default: the embedded sample clip."),
+        None, metavar="INPUTS...", help="Video files, folders (searched recursively) or .txt lists. Default: the "
+            "embedded sample clip."),
     out: Path = typer.Option(Path("out/sequences"), "--out", "-o", help="Output root: crops/ and manifests/."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML recipe of settings (recipes/extract_*.yaml). [default: none: the defaults shown below]"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="YAML recipe of settings (recipes/extract_*.yaml). "
+                                               "[default: none: the defaults shown below]"),
     workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (i/n); shards split videos by id hash."),
     device: str = DEVICE,
     engine: str = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
     gpus_per_worker: float = GPUS_PER_WORKER,
-    detect_every: Optional[int] = _setting("detect_every", "--detect-every", "Run MTCNN every k-th frame, track between.", min=1),
-    min_face_size: Optional[float] = _setting("min_face_size", "--min-face-size", "Smallest face the detector looks for, px.", min=1.0),
-    detect_max_side: Optional[int] = _setting("detect_max_side", "--detect-max-side", "Shrink frames to this side for detection (0: never).", min=0),
-    template: Optional[str] = _setting("template", "--template", "Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. [default: the template's]"),
-    min_sequence_length: Optional[int] = _setting("filters.min_sequence_length", "--min-seq-len", "Drop sequences with fewer kept faces.", min=1),
+    detect_every: Optional[int] = _setting("detect_every", "--detect-every",
+                                           "Run MTCNN every k-th frame, track between.", min=1),
+    min_face_size: Optional[float] = _setting("min_face_size", "--min-face-size",
+                                              "Smallest face the detector looks for, px.", min=1.0),
+    detect_max_side: Optional[int] = _setting("detect_max_side", "--detect-max-side",
+                                              "Shrink frames to this side for detection (0: never).", min=0),
+    template: Optional[str] = _setting("template", "--template",
+                                       "Alignment template: arcface (112), seqface (144) or dlib (150)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16,
+                                            help="Aligned crop side, px. [default: the template's]"),
+    min_sequence_length: Optional[int] = _setting("filters.min_sequence_length", "--min-seq-len",
+                                                  "Drop sequences with fewer kept faces.", min=1),
     min_score: Optional[float] = _setting("filters.min_score", "--min-score", "Drop faces below this detection score."),
-    min_face_px: Optional[float] = _setting("filters.min_face_px", "--min-face-px", "Drop faces whose box is smaller, px."),
-    min_blur: Optional[float] = _setting("filters.min_blur", "--min-blur", "Drop faces whose Laplacian variance is lower."),
-    max_abs_yaw: Optional[float] = _setting("filters.max_abs_yaw", "--max-yaw", "Drop faces whose |yaw proxy| is larger."),
-    duplicate_threshold: Optional[float] = _setting("filters.duplicate_threshold", "--dup-threshold", "Near-duplicate distance (0..1)."),
-    max_gap: Optional[int] = _setting("tracker.max_gap", "--max-gap", "End a track after this many frames unseen.", min=0),
+    min_face_px: Optional[float] = _setting("filters.min_face_px", "--min-face-px",
+                                            "Drop faces whose box is smaller, px."),
+    min_blur: Optional[float] = _setting("filters.min_blur", "--min-blur",
+                                         "Drop faces whose Laplacian variance is lower."),
+    max_abs_yaw: Optional[float] = _setting("filters.max_abs_yaw", "--max-yaw",
+                                            "Drop faces whose |yaw proxy| is larger."),
+    duplicate_threshold: Optional[float] = _setting("filters.duplicate_threshold", "--dup-threshold",
+                                                    "Near-duplicate distance (0..1)."),
+    max_gap: Optional[int] = _setting("tracker.max_gap", "--max-gap", "End a track after this many frames unseen.",
+                                      min=0),
     shot_threshold: Optional[float] = _setting("shot_threshold", "--shot-threshold", "Shot-cut score threshold."),
     skip_vfr: bool = typer.Option(False, "--skip-vfr", help="Record variable-frame-rate videos and skip them."),
     allow_failures: float = ALLOW_FAILURES,
-    flush_every: int = typer.Option(8, "--flush-every", min=1, help="Videos per manifest part file (resume granularity)."),
+    flush_every: int = typer.Option(8, "--flush-every", min=1,
+                                    help="Videos per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect, track, align and filter faces in videos into face sequences (crops + Parquet manifests)."""
+    from facekit.manifests.io import read_manifest
     from facekit.pipeline.config import ExtractConfig
     from facekit.pipeline.extract_sequences import extract_sequences, parse_shard
     from facekit.report.grids import sequence_grid
-    from facekit.manifests.io import read_manifest
 
     settings = load_settings(config)
     top = {"detect_every": detect_every, "min_face_size": min_face_size, "template": template}
@@ -102,13 +125,18 @@ def extract_sequences_cmd(
 
 
 def extract_frames_cmd(
-    root: Path = typer.Argument(..., metavar="ROOT", help="VoxCeleb2-layout root: <root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
-    out: Path = typer.Option(Path("out/frames"), "--out", "-o", help="Output root: crops/ and manifests/ (utterances, frames)."),
+    root: Path = typer.Argument(..., metavar="ROOT", help="VoxCeleb2-layout root: "
+        "<root>/[mp4/]<identity>/<video>/<utterance>.mp4."),
+    out: Path = typer.Option(Path("out/frames"), "--out", "-o",
+                             help="Output root: crops/ and manifests/ (utterances, frames)."),
     frames: int = typer.Option(5, "--frames", "-k", min=1, help="Frames per utterance, evenly spaced."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="VoxCeleb2 identity meta CSV (vox2_meta.csv)."),
-    template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112), seqface (144) or dlib (150)."),
-    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16, help="Aligned crop side, px. [default: the template's]"),
-    min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0, help="Smallest face the detector looks for, px."),
+    template: str = typer.Option("arcface", "--template", help="Alignment template: arcface (112), seqface (144) or "
+        "dlib (150)."),
+    crop_size: Optional[int] = typer.Option(None, "--crop-size", min=16,
+                                            help="Aligned crop side, px. [default: the template's]"),
+    min_face_size: float = typer.Option(40.0, "--min-face-size", min=1.0,
+                                        help="Smallest face the detector looks for, px."),
     workers: int = WORKERS,
     shard: str = typer.Option("0/1", "--shard", help="Process shard i of n (utterances split by id hash)."),
     device: str = DEVICE,
@@ -116,7 +144,8 @@ def extract_frames_cmd(
     ray_address: Optional[str] = RAY_ADDRESS,
     gpus_per_worker: float = GPUS_PER_WORKER,
     allow_failures: float = ALLOW_FAILURES,
-    flush_every: int = typer.Option(64, "--flush-every", min=1, help="Utterances per manifest part file (resume granularity)."),
+    flush_every: int = typer.Option(64, "--flush-every", min=1,
+                                    help="Utterances per manifest part file (resume granularity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """k frames per utterance of a VoxCeleb2-style corpus, detected and aligned (frame sets for the aggregator)."""

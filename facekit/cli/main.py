@@ -7,7 +7,6 @@ import sys
 
 import typer
 
-from facekit import __version__
 from facekit.cli.aggregate import aggregate_cmd
 from facekit.cli.bench import bench_app
 from facekit.cli.build import build_app
@@ -16,6 +15,7 @@ from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
 from facekit.cli.train import export_cmd, train_app
 from facekit.errors import FacekitError, Interrupted
+from facekit.provenance import __version__
 
 EXAMPLES = """Examples:
 
@@ -28,7 +28,8 @@ EXAMPLES = """Examples:
   facekit bench ytf --root YTF/aligned_images_DB --splits YTF/splits.txt --N 10 --navg 4 --model dlib-torch:default
 """
 
-app = typer.Typer(rich_markup_mode=None, name="facekit", help="Video face recognition research toolkit.", no_args_is_help=True,
+app = typer.Typer(rich_markup_mode=None, name="facekit", help="Video face recognition research toolkit.",
+                  no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, epilog=EXAMPLES)
 
 

@@ -10,12 +10,14 @@ import typer
 
 from facekit.errors import InputError
 
-manifest_app = typer.Typer(rich_markup_mode=None, help="Query, inspect, split, sample and merge Parquet manifests (DuckDB).", no_args_is_help=True)
+manifest_app = typer.Typer(rich_markup_mode=None, help="Query, inspect, split, sample and merge Parquet manifests "
+    "(DuckDB).", no_args_is_help=True)
 
 
 @manifest_app.command("query")
 def query_cmd(
-    sql: str = typer.Argument(..., metavar="SQL", help='SQL over the tables by name, e.g. "SELECT count(*) FROM faces".'),
+    sql: str = typer.Argument(..., metavar="SQL", help='SQL over the tables by name, e.g. "SELECT count(*) FROM '
+        'faces".'),
     root: Path = typer.Option(Path("out/sequences"), "--root", "-r", help="Output root holding manifests/."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     limit: int = typer.Option(50, "--limit", min=0, help="Rows to print in table format (0: all)."),
@@ -79,7 +81,8 @@ def schema_cmd(
 
 
 @manifest_app.command("split")
-def split_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root to split (sequences, identities or frames)."),
+def split_cmd(root: Path = typer.Argument(..., metavar="ROOT",
+                                          help="Output root to split (sequences, identities or frames)."),
               out: Path = typer.Option(Path("out/split"), "--out", "-o", help="Writes OUT/train and OUT/val."),
               val: float = typer.Option(0.1, "--val", min=0.0, max=1.0, help="Share of the groups that go to val."),
               by: Optional[str] = typer.Option(None, "--by", help="Grouping column. [default: identity, or "
@@ -105,8 +108,10 @@ def sample_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output roo
 
 
 @manifest_app.command("merge")
-def merge_cmd(roots: List[Path] = typer.Argument(..., metavar="ROOTS...", help="Roots of one kind (e.g. shards written apart)."),
-              out: Path = typer.Option(Path("out/merged"), "--out", "-o", help="Merged root (crops stay where they are).")) -> None:
+def merge_cmd(roots: List[Path] = typer.Argument(..., metavar="ROOTS...",
+                                                 help="Roots of one kind (e.g. shards written apart)."),
+              out: Path = typer.Option(Path("out/merged"), "--out", "-o",
+                                       help="Merged root (crops stay where they are).")) -> None:
     """Merge roots into one; refuses overlapping sequences / images / utterances."""
     from facekit.manifests.ops import merge
 

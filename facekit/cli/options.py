@@ -34,8 +34,8 @@ GPUS_PER_WORKER = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs eac
 
 
 def make_engine(engine: str, workers: int, ray_address: str | None, gpus_per_worker: float):
-    """The :class:`~facekit.pipeline.engine.Engine` the options name."""
-    from facekit.pipeline.engine import Engine
+    """The :class:`~facekit.engine.local.Engine` the options name."""
+    from facekit.engine.local import Engine
 
     return Engine(engine, workers, ray_address, gpus_per_worker)
 

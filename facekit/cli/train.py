@@ -8,10 +8,10 @@ from typing import List, Optional
 import typer
 
 from facekit.cli.options import DEVICE
-
 from facekit.errors import InputError
 
-train_app = typer.Typer(rich_markup_mode=None, help="Train models from manifests (recipes in recipes/).", no_args_is_help=True)
+train_app = typer.Typer(rich_markup_mode=None, help="Train models from manifests (recipes in recipes/).",
+                        no_args_is_help=True)
 
 
 RECIPE = typer.Option(None, "--recipe", "-r", help="YAML recipe: recipes/seqface_*.yaml or recipes/aggregator_*.yaml "
@@ -84,15 +84,19 @@ def aggregator_cmd(recipe: Optional[Path] = RECIPE, set_: Optional[List[str]] = 
 
 
 def export_cmd(
-    model: str = typer.Argument(..., metavar="MODEL", help="facekit model.pt, a training run directory, or an extractor spec "
+    model: str = typer.Argument(..., metavar="MODEL", help="facekit model.pt, a training run directory, or an "
+        "extractor spec "
                                           "(dlib-torch:default, iresnet50:backbone.pth)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (.pt for a state_dict, .onnx for ONNX). "
-                                                                 "[default: out/model.pt, out/model.onnx with --format onnx]"),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="state_dict or onnx. [default: from --out's suffix, else state_dict]"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o",
+        help="Output file (.pt for a state_dict, .onnx for ONNX). [default: out/model.pt, out/model.onnx with --format "
+             "onnx]"),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f",
+                                      help="state_dict or onnx. [default: from --out's suffix, else state_dict]"),
 ) -> None:
     """Export a feature extractor to a plain state_dict or to ONNX (input (x - 127.5) / 127.5 RGB, alignment in
     the metadata, read back by --model onnx:FILE); checks the outputs match the original."""
-    from facekit.models.export import export_model
+    from facekit.embed.export import export_model
 
     fmt = fmt or ("onnx" if out is not None and out.suffix == ".onnx" else "state_dict")
     out = out or Path("out/model.onnx" if fmt == "onnx" else "out/model.pt")

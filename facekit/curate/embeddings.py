@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from facekit.align import Template, align_faces, get_template
-from facekit.bench.features import FeatureCache, compute_features
+from facekit.embed.features import FeatureCache, compute_features
+from facekit.engine.local import Engine
 from facekit.errors import InputError
+from facekit.images import load_crop
 from facekit.manifests.io import read_manifest
 from facekit.manifests.lineage import crop_template
-from facekit.pipeline.engine import Engine
 from facekit.progress import progress_bar
-from facekit.train.images import load_crop
 
 CROP_TABLES = ("faces", "identities", "frames")
 

@@ -12,13 +12,13 @@ import pandas as pd
 
 from facekit.curate import steps
 from facekit.curate.embeddings import embed_crops, manifest_crops
-from facekit.embed.extractors import file_fingerprint
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.manifests.io import read_manifest, write_part
 from facekit.manifests.lineage import check_output_root, write_derived
 from facekit.manifests.ops import root_tables
 from facekit.manifests.schemas import SEQUENCE_CLUSTERS
+from facekit.provenance import file_digest
 
 
 @dataclass
@@ -127,7 +127,8 @@ def curate_overlap(root: Path, out: Path, extractor, identities: list[Path] = ()
     # centre on the reference people (each identity once), so a sequence's score does not depend on which
     # other sequences are being curated with it
     ref_centres_all = [steps.group_centres(f, r["identity"].to_numpy())[1] for _, r, f in refs]
-    mean = np.concatenate(ref_centres_all).mean(0) if refs else steps.group_centres(feats, sample[group].to_numpy())[1].mean(0)
+    mean = (np.concatenate(ref_centres_all).mean(0) if refs
+            else steps.group_centres(feats, sample[group].to_numpy())[1].mean(0))
     uniq, centres = steps.group_centres(steps.centred(feats, mean), sample[group].to_numpy())
     reason = pd.Series("", index=uniq, dtype=object)
     # every decision, kept or removed, with its best match: the closest reference identity over all references
@@ -179,7 +180,7 @@ def curate_clean(root: Path, out: Path, extractor, outlier_threshold: float = 0.
         source_root = read_lineage(root).get("settings", {}).get("root")
     files = [Path(source_root) / p for p in rows["source_path"]] if source_root and \
         all((Path(source_root) / p).is_file() for p in rows["source_path"]) else [root / p for p in rows["crop_path"]]
-    exact_of = steps.exact_duplicates([file_fingerprint(f) for f in files], groups)
+    exact_of = steps.exact_duplicates([file_digest(f) for f in files], groups)
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
     near_of, near_cos = steps.near_duplicates(feats, groups, near_duplicate)  # raw cosine: copies are copies
     exact, near = exact_of >= 0, (near_of >= 0) & (exact_of < 0)

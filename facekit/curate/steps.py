@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit.bench.metrics import l2_normalise
+from facekit.metrics import l2_normalise
 
 
 def centred(feats: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -48,7 +48,8 @@ def overlap(query_centres: np.ndarray, reference_centres: np.ndarray, threshold:
     return best, score
 
 
-def outliers(feats: np.ndarray, groups: np.ndarray, threshold: float, min_group: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def outliers(feats: np.ndarray, groups: np.ndarray, threshold: float,
+             min_group: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(is_outlier, cosine to the centre of the *other* members of its group) per face. Groups smaller than
     ``min_group`` have no outliers (two faces cannot out-vote each other)."""
     f = l2_normalise(feats)

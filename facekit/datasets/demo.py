@@ -24,7 +24,6 @@ commands run end to end, nothing about a model. ``demo.json`` lists the digests 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -34,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit import __version__
-from facekit.bench.ijb import GALLERY_FILES, PROBE_FILES
 from facekit.datasets import layouts
+from facekit.datasets.ijb_files import GALLERY_FILES, PROBE_FILES
 from facekit.errors import InputError
 from facekit.pipeline.config import ExtractConfig, FilterConfig
+from facekit.provenance import __version__, file_digest
 
 # every frame detected, no quality filter: the demo wants each person in as many frames as possible
 DETECT = ExtractConfig(min_face_size=16, detect_every=1, filters=FilterConfig(
@@ -105,10 +104,6 @@ def protocol_files(root: Path) -> list[Path]:
     """The files that define the demo's benchmarks (the data fingerprints of their reports)."""
     return sorted([root / "ytf" / "splits.txt", root / "lfw" / "pairs.txt", *(root / "ijbc" / "protocols").iterdir(),
                    *(root / "ijbc_insightface" / "meta").iterdir()])
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def is_demo_data(files: list[Path]) -> bool:
@@ -204,7 +199,7 @@ def _write_ijb(root: Path, frames: np.ndarray, people: list[Person], device: str
     differently in the two layouts: TAR@1e-4 50% vs 100% with the walk-through model.)"""
     from facekit.detect.mtcnn import MTCNN
 
-    onet = MTCNN(device, min_face_size=20)  # as facekit.bench.features.FaceCropper
+    onet = MTCNN(device, min_face_size=20)  # as facekit.embed.features.FaceCropper
     images, crops, faces_if = {}, {}, []
     galleries: tuple[list, list] = ([], [])
     probes = []

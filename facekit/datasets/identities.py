@@ -7,7 +7,7 @@
 - unreadable images are recorded (`error`) and skipped, images without a face are recorded (`no_face`);
 - sharding by identity hash (``--shard i/n``); resume: identities are processed in fixed chunks, each written as
   one atomic part file, and a rerun skips chunks whose part exists;
-- images run on an :class:`~facekit.pipeline.engine.Engine` (this process, ``--workers`` processes, or Ray);
+- images run on an :class:`~facekit.engine.local.Engine` (this process, ``--workers`` processes, or Ray);
   the driver writes the parts.
 """
 
@@ -23,16 +23,16 @@ from PIL import Image, UnidentifiedImageError
 
 from facekit.align.similarity import align_faces
 from facekit.align.templates import get_template
-from facekit.curate.quality import laplacian_variance
+from facekit.engine.failures import raise_if_too_many
+from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import table_dir, write_part
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
-from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import in_shard
-from facekit.pipeline.failures import raise_if_too_many
 from facekit.progress import progress_bar
+from facekit.quality import laplacian_variance
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -135,7 +135,8 @@ def _crashed(job: ImageJob, reason: str) -> dict:
     return {**_empty_row(job.job_id, job.identity, job.class_index), "status": "error", "error": reason}
 
 
-def build_identities(root: Path, out: Path, labels: Path | None = None, template: str = "seqface", size: int | None = None,
+def build_identities(root: Path, out: Path, labels: Path | None = None, template: str = "seqface",
+                     size: int | None = None,
                      aligned: bool = False, min_face_size: float = 20.0, shard: tuple[int, int] = (0, 1),
                      chunk: int = 256, device: str = "cpu", progress: bool = True,
                      engine: Engine | None = None) -> IdentityBuildSummary:

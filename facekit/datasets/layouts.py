@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from facekit.bench.ijb import GALLERY_FILES, MATCH_FILES, PROBE_FILES, REQUIRED
+from facekit.datasets.ijb_files import GALLERY_FILES, MATCH_FILES, PROBE_FILES, REQUIRED
 
 # one IJB protocol row: template, subject, filename, media (sighting), box x, y, width, height
 IJBRow = tuple[int, int, str, int, float, float, float, float]
@@ -102,7 +102,8 @@ def _protocol_csv(path: Path, rows: Sequence[IJBRow]) -> None:
     path.write_text(",".join(REQUIRED) + "\n" + body)
 
 
-def write_ijb_official(root: Path, dataset: str, images: Mapping[str, np.ndarray], galleries: Sequence[Sequence[IJBRow]],
+def write_ijb_official(root: Path, dataset: str, images: Mapping[str, np.ndarray],
+                       galleries: Sequence[Sequence[IJBRow]],
                        probes: Sequence[IJBRow], matches: Sequence[tuple[int, int]]) -> tuple[Path, Path]:
     """IJB-B (``IJBB``) or IJB-C (``IJBC``) as NIST distributes it: ``<root>/images/<filename>`` (whole stills and
     video frames; faces are given by the rows' boxes) and ``<root>/protocols/`` with the two 1:N gallery CSVs,

@@ -165,7 +165,8 @@ def warp_patches(images: torch.Tensor | ImagePyramid, image_index: torch.Tensor,
     return out
 
 
-def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor,
+                      out_hw: tuple[int, int]) -> torch.Tensor:
     """Bilinear sampling as ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)`` with the
     pixel ``a @ [x, y, 1]``, written as exactly rounded elementwise steps in a fixed order (positions and weights
     in float64, the four-tap sum in float32). torch's own sampler gives other last bits on each SIMD path

@@ -23,7 +23,8 @@ class Detections:
 
     boxes_xyxy: np.ndarray  # (n, 4) float32
     scores: np.ndarray  # (n,) float32
-    landmarks_5x2: np.ndarray  # (n, 5, 2) float32: left eye, right eye, nose, left mouth, right mouth (image left/right)
+    # (n, 5, 2) float32: left eye, right eye, nose, left mouth, right mouth (image left/right)
+    landmarks_5x2: np.ndarray
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -16,7 +16,6 @@ Nothing is downloaded: weights come from the file the user names.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,10 +23,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from facekit.embed.iresnet import LAYERS, iresnet
 from facekit.errors import InputError
 from facekit.models.checkpoint import FACEKIT_FORMAT
-
+from facekit.models.iresnet import LAYERS, iresnet
+from facekit.provenance import file_digest
 
 
 @dataclass
@@ -70,14 +69,6 @@ class FeatureExtractor:
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def file_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def _torch_load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -91,7 +82,8 @@ def _strict(module: torch.nn.Module, state: dict, path: Path) -> None:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = [line.strip() for line in str(err).splitlines() if line.strip()][1:2]
-        raise InputError(f"{path}: weights do not match the architecture ({first[0][:200] if first else err})") from None
+        detail = first[0][:200] if first else err
+        raise InputError(f"{path}: weights do not match the architecture ({detail})") from None
 
 
 def _load_iresnet(arch: str, path: Path, device: torch.device) -> FeatureExtractor:
@@ -104,7 +96,7 @@ def _load_iresnet(arch: str, path: Path, device: torch.device) -> FeatureExtract
     net = iresnet(arch, num_features=fc.shape[0])
     _strict(net, state, path)
     net.eval().to(device)
-    return FeatureExtractor(arch, file_fingerprint(path), net, device=device, module=net)
+    return FeatureExtractor(arch, file_digest(path), net, device=device, module=net)
 
 
 def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
@@ -117,12 +109,13 @@ def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
     _strict(net, ckpt["state_dict"], path)
     net.eval().to(device)
     # embed() feeds (x - 127.5) / 127.5; rescale to the checkpoint's own normalisation
-    gain, shift = 127.5 / float(ckpt.get("std", 127.5)), (127.5 - float(ckpt.get("mean", 127.5))) / float(ckpt.get("std", 127.5))
+    mean, std = float(ckpt.get("mean", 127.5)), float(ckpt.get("std", 127.5))
+    gain, shift = 127.5 / std, (127.5 - mean) / std
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return net(x * gain + shift)
 
-    return FeatureExtractor(ckpt["arch"], file_fingerprint(path), forward, template=ckpt.get("template", "arcface"),
+    return FeatureExtractor(ckpt["arch"], file_digest(path), forward, template=ckpt.get("template", "arcface"),
                             input_size=int(ckpt.get("input_size", 112)), flip=bool(ckpt.get("flip", True)),
                             device=device, module=net)
 
@@ -143,7 +136,7 @@ def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:
     def forward(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(sess.run(None, {inp.name: x.cpu().numpy()})[0])
 
-    return FeatureExtractor(f"onnx:{path.name}", file_fingerprint(path), forward,
+    return FeatureExtractor(f"onnx:{path.name}", file_digest(path), forward,
                             template=meta.get("facekit.template", "arcface"), input_size=size,
                             flip=meta.get("facekit.flip", "1") == "1", device=device)
 
@@ -175,7 +168,7 @@ def _load_dlib_torch(rest: str, device: torch.device, half: bool = False) -> Fea
     def forward(x: torch.Tensor) -> torch.Tensor:  # [-1, 1] -> pixels -> dlib's input scale
         return net(DlibFaceResNet.from_pixels(x * 127.5 + 127.5).to(dtype)).float()
 
-    return FeatureExtractor("dlib_torch", file_fingerprint(path), forward, template="dlib", input_size=150,
+    return FeatureExtractor("dlib_torch", file_digest(path), forward, template="dlib", input_size=150,
                             flip=False, device=device, module=net)
 
 
@@ -198,7 +191,7 @@ def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
         crops = (x * 127.5 + 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
         return torch.from_numpy(embed_uint8(crops))
 
-    return FeatureExtractor("dlib_resnet", file_fingerprint(path), forward, template="dlib", input_size=150,
+    return FeatureExtractor("dlib_resnet", file_digest(path), forward, template="dlib", input_size=150,
                             flip=False, device=torch.device("cpu"), embed_uint8=embed_uint8)
 
 

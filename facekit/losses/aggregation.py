@@ -75,7 +75,8 @@ class IdentityCentres(nn.Module):
         (1 - r)^k c + r s_1. ``ok`` (0-d bool on the device) false: nothing moves (a skipped step)."""
         n_b = f_in.shape[1] if mask is None else mask.sum(dim=1)
         total = f_p + (f_in.sum(dim=1) if mask is None else (f_in * mask[..., None]).sum(dim=1))
-        sample_bd = total.float() / (torch.as_tensor(n_b, device=total.device).reshape(-1, 1) + 1)  # [f_P + sum f_In] / (N+1)
+        n_b1 = torch.as_tensor(n_b, device=total.device).reshape(-1, 1)
+        sample_bd = total.float() / (n_b1 + 1)  # [f_P + sum f_In] / (N+1)
         sample_bd, identity_b = _gather(sample_bd), _gather(identity_b)
         same_bb = identity_b[:, None] == identity_b[None, :]
         order_bb = torch.arange(len(identity_b), device=identity_b.device)
@@ -83,7 +84,8 @@ class IdentityCentres(nn.Module):
         first_b = ~(same_bb & (order_bb[None, :] < order_bb[:, None])).any(1)
         seen_b, r = self.seen[identity_b], self.rate
         weight_b = (1 - r) ** later_b.double() * torch.where(seen_b | ~first_b, r, 1.0)
-        base_bd = torch.where(seen_b[:, None], (1 - r) ** same_bb.sum(1, keepdim=True).double() * self.centres[identity_b], 0.0)
+        decay_b1 = (1 - r) ** same_bb.sum(1, keepdim=True).double()
+        base_bd = torch.where(seen_b[:, None], decay_b1 * self.centres[identity_b], 0.0)
         new_bd = (base_bd + same_bb.double() @ (weight_b[:, None] * sample_bd.double())).to(self.centres.dtype)
         if ok is not None:
             new_bd = torch.where(ok, new_bd, self.centres[identity_b])

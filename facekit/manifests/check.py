@@ -52,7 +52,8 @@ def check_root(root: str | Path) -> list[Damage]:
     tables = sorted(p.name for p in base.iterdir() if p.is_dir())
     damage = [Damage(p, f"unreadable: {why}") for t in tables for p in sorted(table_dir(root, t).glob("*.parquet"))
               if not p.name.startswith(".") and (why := _unreadable(p, t))]
-    damage += [Damage(p, "unfinished temporary file") for t in tables for p in sorted(table_dir(root, t).glob(".*.tmp"))]
+    damage += [Damage(p,
+                      "unfinished temporary file") for t in tables for p in sorted(table_dir(root, t).glob(".*.tmp"))]
     for commit, others in GROUPS.items():
         if commit not in tables:
             continue

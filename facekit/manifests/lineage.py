@@ -9,7 +9,6 @@ paths relative to the new root, so a derived root costs only its manifests.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,13 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from facekit import __version__
 from facekit.align.templates import Template, get_template
 from facekit.errors import InputError
 from facekit.fsutil import write_json
 from facekit.manifests.io import write_part
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import SCHEMAS
+from facekit.provenance import __version__, fingerprint_files, git_revision
 
 LINEAGE = "lineage.json"
 
@@ -31,16 +30,10 @@ LINEAGE = "lineage.json"
 def content_fingerprint(root: str | Path) -> str:
     """sha256 (16 hex digits) over every manifest part file under ``<root>/manifests`` (relative names + bytes)."""
     base = Path(root) / "manifests"
-    h = hashlib.sha256()
-    for p in sorted(base.rglob("*.parquet")) if base.is_dir() else []:
-        h.update(p.relative_to(base).as_posix().encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
+    return fingerprint_files(list(base.rglob("*.parquet")) if base.is_dir() else [], base)
 
 
 def write_lineage(out: Path, command: str, settings: dict, inputs: list[Path] = ()) -> None:
-    from facekit.bench.report import git_revision
-
     write_json(out / LINEAGE, {
         "command": command, "settings": settings, "facekit_version": __version__, "git_revision": git_revision(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

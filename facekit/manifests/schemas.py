@@ -45,14 +45,16 @@ DROP_REASONS: tuple[str, ...] = ("score", "size", "blur", "pose", "duplicate", "
 VIDEOS = TableSchema("videos", 1, "One row per input video, whatever happened to it.", (
     Column("video_id", pa.string(), "input path relative to its input root, without extension"),
     Column("path", pa.string(), "path of the video as given on the command line"),
-    Column("status", pa.string(), "`ok` (sequences found), `no_faces`, `error` (unreadable; see `error`) or `skipped_vfr`"),
+    Column("status", pa.string(), "`ok` (sequences found), `no_faces`, `error` (unreadable; see `error`) or "
+        "`skipped_vfr`"),
     Column("error", pa.string(), "one-line reason when status is `error`/`skipped_vfr`", nullable=True),
     Column("num_frames", pa.int64(), "decoded frame count (0 when unreadable)"),
     Column("fps", pa.float64(), "average frame rate reported by the container"),
     Column("duration_sec", pa.float64(), "duration from frame timestamps"),
     Column("width", pa.int32(), "frame width, px"),
     Column("height", pa.int32(), "frame height, px"),
-    Column("vfr", pa.bool_(), "variable frame rate (frame intervals vary by more than 5%); timestamps are then exact pts"),
+    Column("vfr", pa.bool_(), "variable frame rate (frame intervals vary by more than 5%); timestamps are then exact "
+        "pts"),
     Column("num_sequences", pa.int32(), "sequences kept"),
     Column("num_faces", pa.int64(), "faces kept"),
     Column("num_detections", pa.int64(), "faces seen (detected or tracked) before filtering"),
@@ -156,7 +158,8 @@ AGGREGATES = TableSchema("aggregates", 1, "One row per set fused by `facekit agg
 ))
 
 SEQUENCE_CLUSTERS = TableSchema("sequence_clusters", 1, "Written by `facekit curate clusters`: sequences that look "
-                                "like one person (SeqFace allows several sequences per person, but they must be known).", (
+                                "like one person (SeqFace allows several sequences per person, but they must be "
+                                    "known).", (
     Column("sequence_id", pa.string(), "joins `sequences.sequence_id`"),
     Column("cluster", pa.int64(), "cluster label; sequences sharing it look like one person"),
     Column("cluster_size", pa.int32(), "sequences in the cluster"),

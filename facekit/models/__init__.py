@@ -4,7 +4,7 @@
 |---|---|---|---|
 | ``sphereface20/64`` | SeqFace ResNet-20/64 (SphereFace layout, no BN) | 128 (crop of 144) | (x - 127.5) / 128 |
 | ``resnet27`` | SeqFace ResNet-27 (Figure 5: centre-loss net, max-pooling) | 128 (crop of 144) | (x - 127.5) / 128 |
-| ``dlib_resnet`` | dlib's face ResNet (``model.init: dlib-torch:default`` loads its weights) | 150 | (x - 127.5) / 127.5 |
+| ``dlib_resnet`` | dlib's face ResNet (``model.init: dlib-torch:default`` loads it) | 150 | (x - 127.5) / 127.5 |
 | ``iresnet18/34/50/100`` | insightface ArcFace IResNet, loads public ``backbone.pth`` | 112 | (x - 127.5) / 127.5 |
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from facekit.embed.iresnet import LAYERS, iresnet
 from facekit.errors import InputError
+from facekit.models.iresnet import LAYERS, iresnet
 from facekit.models.resnet27 import ResNet27
 from facekit.models.sphereface import UNITS, sphereface
 

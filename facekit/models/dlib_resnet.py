@@ -142,7 +142,7 @@ def _read_con(r: DlibReader, n: int, k: int, stride: int, cin: int, where: str) 
     pad = k // 2 if stride == 1 else 0
     if (num_filters, nr, nc, sy, sx, py, px) != (n, k, k, stride, stride, pad, pad):
         raise r.fail(f"{where}: conv {num_filters} {nr}x{nc} /{sy} pad {py}, expected {n} {k}x{k} /{stride} pad {pad}")
-    filt, bias = r.alias_tensor(where), r.alias_tensor(where)
+    filt, _bias = r.alias_tensor(where), r.alias_tensor(where)
     for _ in range(4):
         r.float(where)  # learning-rate and weight-decay multipliers
     if version in ("con_5", "con_6"):
@@ -157,7 +157,7 @@ def _read_con(r: DlibReader, n: int, k: int, stride: int, cin: int, where: str) 
 def _read_affine(r: DlibReader, n: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     version = r.tag(("affine_", "affine_2"), where)
     params = r.tensor(f"{where} params").reshape(-1)
-    gamma, beta = r.alias_tensor(where), r.alias_tensor(where)
+    gamma, _beta = r.alias_tensor(where), r.alias_tensor(where)
     mode = r.int(where)
     if version == "affine_2":
         r.bool(where)

@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from facekit.engine.failures import Failures, stop_after_commit
+from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import FRAMES, UTTERANCES
-from facekit.pipeline.engine import Engine
 from facekit.pipeline.extract_sequences import check_run_config, clean_leftovers, in_shard
-from facekit.pipeline.failures import Failures, stop_after_commit
 from facekit.progress import progress_bar
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -87,7 +87,8 @@ def read_meta(path: Path) -> dict[str, dict]:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column {missing[0]!r} (expected {', '.join(need)})")
-    return {r["voxceleb2 id"].strip(): {"vggface2_id": str(r["vggface2 id"]).strip(), "gender": str(r["gender"]).strip(),
+    return {r["voxceleb2 id"].strip(): {"vggface2_id": str(r["vggface2 id"]).strip(),
+                                        "gender": str(r["gender"]).strip(),
                                         "split": str(r["set"]).strip()} for _, r in df.iterrows()}
 
 
@@ -121,7 +122,7 @@ def process_utterance(u: Utterance, out: Path, cfg: FramesConfig, detector) -> t
     import decord
 
     from facekit.align import align_faces, get_template
-    from facekit.curate.quality import laplacian_variance
+    from facekit.quality import laplacian_variance
 
     row = utterance_row(u)
     try:
@@ -215,7 +216,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
             row.update(vggface2_id=info.get("vggface2_id"), gender=info.get("gender"),
                        split=info.get("split", row["split"]) or row["split"])
             if row["status"] == "error":  # a worker that died mid-utterance may have written crops
-                for crop in (out / "crops" / row["utterance_id"]).parent.glob(f"{Path(row['utterance_id']).name}_*.jpg"):
+                stem = Path(row["utterance_id"]).name
+                for crop in (out / "crops" / row["utterance_id"]).parent.glob(f"{stem}_*.jpg"):
                     crop.unlink()
             parts.add("utterances", [row])
             parts.add("frames", rows)

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from facekit import __version__
+from facekit.engine.failures import Failures, stop_after_commit
+from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import write_json
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
-from facekit.pipeline.engine import Engine
-from facekit.pipeline.failures import Failures, stop_after_commit
 from facekit.progress import progress_bar
+from facekit.provenance import __version__
 from facekit.video.decode import VIDEO_EXTENSIONS
 
 RUN_CONFIG = "extract_config.json"
@@ -160,7 +160,8 @@ def clean_leftovers(out: Path, shard_tag: str, commit: str = "videos", others: t
             tmp.unlink()
     if not committed:
         return set()
-    return set(pd.concat([read_manifest(p, commit, columns=[key]) for p in sorted(cdir.glob(f"{shard_tag}-*.parquet"))])[key])
+    return set(pd.concat([read_manifest(p, commit,
+                                        columns=[key]) for p in sorted(cdir.glob(f"{shard_tag}-*.parquet"))])[key])
 
 
 # -- workers --------------------------------------------------------------------------------------------------------
@@ -220,7 +221,8 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     start = time.perf_counter()
     results = engine.map(todo, _worker_run, _worker_init, (cfg, device, str(out)), _crashed)
     _WORKER["frame_bar"] = progress  # read only when the jobs run in this process (workers have their own dict)
-    bar = progress_bar(total=len(todo), unit="video", desc="extract-sequences", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), unit="video", desc="extract-sequences", disable=not progress,
+                       dynamic_ncols=True)
     handed = 0  # videos whose results are in ``parts`` (written or pending)
     try:
         for res in results:

@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 
 from facekit.align import align_faces, get_template
-from facekit.curate.quality import duplicate_signature, laplacian_variance, pose_proxy
 from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.memory import release_free_memory
 from facekit.pipeline.config import ExtractConfig
+from facekit.quality import duplicate_signature, laplacian_variance, pose_proxy
 from facekit.track.tracker import FaceTracker
 from facekit.video.decode import VideoStream
 from facekit.video.prefetch import prefetch

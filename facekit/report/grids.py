@@ -25,7 +25,8 @@ def sequence_grid(faces: pd.DataFrame, root: Path, target: Path, rows: int = 8, 
     widest row."""
     if faces.empty:
         return None
-    noun = noun or {"sequence_id": "sequences", "identity": "identities", "utterance_id": "utterances"}.get(group, group)
+    nouns = {"sequence_id": "sequences", "identity": "identities", "utterance_id": "utterances"}
+    noun = noun or nouns.get(group, group)
     groups = sorted(faces[group].unique())
     pick = [groups[i] for i in np.unique(np.linspace(0, len(groups) - 1, min(rows, len(groups))).round().astype(int))]
     font = ImageFont.load_default()

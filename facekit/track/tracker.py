@@ -70,7 +70,8 @@ class FaceTracker:
             pred_boxes = np.stack([p[0] for p in preds])
             pred_marks = np.stack([p[1] for p in preds])
             iou = iou_matrix(pred_boxes, boxes_xyxy)
-            side = np.maximum(np.sqrt((pred_boxes[:, 2] - pred_boxes[:, 0]) * (pred_boxes[:, 3] - pred_boxes[:, 1])), 1.0)
+            side = np.maximum(np.sqrt((pred_boxes[:, 2] - pred_boxes[:, 0]) * (pred_boxes[:, 3] - pred_boxes[:, 1])),
+                              1.0)
             c_pred = (pred_boxes[:, :2] + pred_boxes[:, 2:]) / 2
             c_det = (boxes_xyxy[:, :2] + boxes_xyxy[:, 2:]) / 2
             centre = np.linalg.norm(c_pred[:, None] - c_det[None], axis=2) / side[:, None]
@@ -84,7 +85,8 @@ class FaceTracker:
                     assigned[c] = tracks[r].track_id
         for d in range(n_det):
             if assigned[d] < 0:
-                track = _Track(self._next_id, frame, np.asarray(boxes_xyxy[d], float), np.asarray(landmarks_n5x2[d], float))
+                track = _Track(self._next_id, frame, np.asarray(boxes_xyxy[d], float),
+                               np.asarray(landmarks_n5x2[d], float))
                 self._tracks[track.track_id] = track
                 assigned[d] = track.track_id
                 self._next_id += 1

@@ -28,15 +28,27 @@ from facekit.align.templates import Template, get_template
 from facekit.align.warp import template_warp
 from facekit.embed.extractors import load_extractor
 from facekit.fsutil import atomic_path
-from facekit.losses.aggregation import (IdentityCentres, adversarial_d_loss, adversarial_g_loss,
-                                        discriminative_loss, reconstruction_avg_loss, total_variation_loss)
+from facekit.losses.aggregation import (
+    IdentityCentres,
+    adversarial_d_loss,
+    adversarial_g_loss,
+    discriminative_loss,
+    reconstruction_avg_loss,
+    total_variation_loss,
+)
 from facekit.models.aggregator import Discriminator, FaceAggregator
 from facekit.progress import progress_bar
+from facekit.recipes import to_dict
 from facekit.train import distributed
 from facekit.train.aggregator_config import AggregatorConfig
-from facekit.train.framesets import (FrameSetDataset, FrameSetSampler, FrameSets, frames_template, load_frame_sets,
-                                     to_unit)
-from facekit.recipes import to_dict
+from facekit.train.framesets import (
+    FrameSetDataset,
+    FrameSets,
+    FrameSetSampler,
+    frames_template,
+    load_frame_sets,
+    to_unit,
+)
 from facekit.train.precision import StepGuard, autotune_convolutions, channels_last_for, resolve_amp, speed_up
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import MetricWindow, RunLog
@@ -285,8 +297,7 @@ def evaluate_heldout(G: FaceAggregator, feats: FrozenFeatures, data: FrameSets, 
 
 
 def _heldout_condition(G, feats, data, cfg, images: dict, unit_feats: dict, blur: int, grid: Path) -> dict:
-    from facekit.bench.ytf import blurred_positions
-    from facekit.transforms.blur import motion_blur
+    from facekit.transforms.blur import blurred_positions, motion_blur
 
     n_set = cfg.data.set_size
     gen = {k: [] for k in METHODS}

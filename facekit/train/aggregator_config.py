@@ -85,7 +85,8 @@ class AggregatorConfig:
         if self.data.frames is None:
             raise InputError(f"{where}: set data.frames (a `facekit extract-frames` output root)")
         if not self.model.extractor:
-            raise InputError(f"{where}: set model.extractor, the frozen feature extractor (e.g. iresnet50:backbone.pth)")
+            raise InputError(f"{where}: set model.extractor, the frozen feature extractor (e.g. "
+                "iresnet50:backbone.pth)")
         if self.data.set_size < 1:
             raise InputError(f"{where}: data.set_size must be >= 1")
         if self.data.image_size % 16:

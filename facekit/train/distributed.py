@@ -61,7 +61,8 @@ def launch_env(environ: dict | None = None) -> dict[str, str]:
                          "(one task per node), see the README's SLURM script")
     return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_NTASKS"],
             "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
-            "MASTER_ADDR": env.get("MASTER_ADDR") or first_host(nodelist), "MASTER_PORT": env.get("MASTER_PORT", "29500")}
+            "MASTER_ADDR": env.get("MASTER_ADDR") or first_host(nodelist),
+                "MASTER_PORT": env.get("MASTER_PORT", "29500")}
 
 
 def launch_rank() -> int:

@@ -14,12 +14,12 @@ import torch
 from torch.utils.data import Dataset
 
 from facekit.align.templates import Template, get_template
-from facekit.bench.report import fingerprint_files
 from facekit.errors import InputError
+from facekit.images import load_crop, normalise, to_chw
 from facekit.manifests.io import read_manifest, table_files
 from facekit.manifests.lineage import crop_template
+from facekit.provenance import fingerprint_files
 from facekit.train.aggregator_config import FrameSetDataConfig
-from facekit.train.images import load_crop, normalise, to_chw
 from facekit.train.seqface_data import PathTable
 from facekit.train.streams import EpochStream, sample_seed
 from facekit.transforms.photometric import augment_face

@@ -16,8 +16,8 @@ import torch
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
 from facekit.manifests.owner import claim_root
-from facekit.train import distributed
 from facekit.recipes import build, read_recipe, to_dict
+from facekit.train import distributed
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ def plot_metrics(metrics_csv: Path, target: Path, panels: list[tuple[str, list[s
         return
     import pandas as pd
 
-    from facekit.bench.report import pyplot, save_figure
+    from facekit.report.plots import pyplot, save_figure
 
     df = pd.read_csv(metrics_csv)
     plt = pyplot()
@@ -119,7 +119,7 @@ def plot_metrics(metrics_csv: Path, target: Path, panels: list[tuple[str, list[s
 
 def write_summary(run_dir: Path, command: str, cfg, steps: int, final: dict, seconds: float, **extra) -> None:
     """``summary.json``: settings, versions, git revision, data fingerprint and the final numbers."""
-    from facekit.bench.report import git_revision, versions
+    from facekit.provenance import git_revision, versions
 
     write_json(run_dir / "summary.json", {"command": command, "steps": steps, "final": final, **extra,
                                           "deterministic": torch.are_deterministic_algorithms_enabled(),

@@ -18,18 +18,18 @@ from torch.utils.data import DataLoader
 
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
+from facekit.images import normalise
 from facekit.losses import CentreLoss, CentreTable, DSALoss, build_head, lsr_cross_entropy
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
 from facekit.progress import progress_bar
-from facekit.train import distributed
-from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.recipes import to_dict
-from facekit.train.images import normalise
+from facekit.train import distributed
 from facekit.train.precision import StepGuard, autotune_convolutions, channels_last_for, resolve_amp, speed_up
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
 from facekit.train.runlog import MetricWindow, RunLog
 from facekit.train.seqface_config import SeqFaceConfig
+from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
 from facekit.train.verify import load_pair_set, verify
 
 CKPT_FORMAT = "facekit-seqface-run-v1"

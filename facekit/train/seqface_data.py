@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from facekit.bench.report import fingerprint_files
 from facekit.errors import InputError
+from facekit.images import load_crop, to_chw
 from facekit.manifests.io import read_manifest, table_files
-from facekit.train.images import load_crop, to_chw
+from facekit.provenance import fingerprint_files
 from facekit.train.seqface_config import DataConfig
 from facekit.train.streams import EpochStream, sample_seed
 

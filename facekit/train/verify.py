@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facekit.bench.metrics import kfold_accuracy, squared_distances
+from facekit.images import centre_crop, load_crop, to_tensor
 from facekit.manifests.io import read_manifest
-from facekit.train.images import centre_crop, load_crop, to_tensor
+from facekit.metrics import kfold_accuracy, squared_distances
 from facekit.train.seqface_config import DataConfig, VerifyConfig
 
 
@@ -49,14 +49,14 @@ def pairs_from_identities(root: Path, max_pairs: int, seed: int = 0) -> PairSet:
 
 def load_pair_set(cfg: VerifyConfig) -> PairSet | None:
     if cfg.bin is not None:
-        from facekit.bench.lfw import read_bin
+        from facekit.datasets.lfw import read_bin
 
         images, issame = read_bin(cfg.bin)
         n = len(issame)
         return PairSet(f"bin:{cfg.bin.name}", images, np.arange(n) * 2, np.arange(n) * 2 + 1, np.asarray(issame),
                        _folds(n))
     if cfg.lfw_pairs is not None:
-        from facekit.bench.lfw import read_pairs
+        from facekit.datasets.lfw import read_pairs
 
         pairs = read_pairs(cfg.lfw_pairs)
         names = sorted(set(pairs.image_a) | set(pairs.image_b))

@@ -42,3 +42,8 @@ def motion_blur(images_bchw: torch.Tensor, size: int, angle_deg: float) -> torch
     if images_bchw.dtype == torch.uint8:
         return y.round().clamp(0, 255).to(torch.uint8)
     return y
+
+
+def blurred_positions(num: int, every: int = 10) -> np.ndarray:
+    """Paper Table 4: motion blur on 9 of every 10 frames (all but positions 0, 10, 20, ...)."""
+    return np.arange(num) % every != 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit.bench.protocol_files import bad_line, read_lines, to_int
+from facekit.datasets.protocol_files import bad_line, read_lines, to_int
 from facekit.errors import InputError
 
 
@@ -62,7 +62,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Only builtin containers and bytes; numpy arrays (some .bin files hold an ndarray of flags) by name."""
 
     ALLOWED = {("builtins", "list"), ("builtins", "tuple"), ("builtins", "bytes"), ("builtins", "bytearray"),
-               ("builtins", "bool"), ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("builtins", "bool"), ("numpy", "ndarray"), ("numpy", "dtype"),
+                   ("numpy.core.multiarray", "_reconstruct"),
                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 
 def _job_id(job: Any) -> str:
-    return str(getattr(job, "job_id", None) or getattr(job, "video_id", None) or getattr(job, "utterance_id", None) or "")
+    names = ("job_id", "video_id", "utterance_id")
+    return str(next((getattr(job, n) for n in names if getattr(job, n, None)), ""))
 
 
 def guarded(fn: Callable, job: Any) -> Any:

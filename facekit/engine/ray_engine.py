@@ -16,8 +16,8 @@ import socket
 from collections import deque
 from typing import Any, Callable, Iterator
 
+from facekit.engine.workers import guarded
 from facekit.errors import InputError
-from facekit.pipeline.workers import guarded
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -26,7 +26,7 @@ class Slot:
     """A Ray actor (wrapped with ``ray.remote`` at run time): ``init`` once, then ``fn(job)`` per call."""
 
     def __init__(self, init: Callable, initargs: tuple, threads: int) -> None:
-        from facekit.pipeline.engine import threaded_init
+        from facekit.engine.local import threaded_init
 
         self.error = None
         try:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+
 def grey(crops_n3hw: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma of uint8/float RGB crops -> float (n, 1, H, W) in 0..255."""
     c = crops_n3hw.float()

@@ -155,7 +155,8 @@ def read_feature_file(path: str | Path) -> dict[str, np.ndarray]:
             df = pd.read_parquet(path, columns=["path", "embedding"])
             paths, emb = df["path"].astype(str).tolist(), np.stack(df["embedding"].to_numpy()).astype(np.float32)
     except (KeyError, ValueError) as err:
-        raise InputError(f"{path}: expected columns path + embedding (Parquet) or paths + embeddings (.npz): {err}") from None
+        raise InputError(f"{path}: expected columns path + embedding (Parquet) or paths + embeddings (.npz): "
+                         f"{err}") from None
     except Exception as err:
         raise InputError(f"{path}: cannot read features ({type(err).__name__})") from None
     if len(paths) != len(emb):

@@ -76,11 +76,11 @@ class Engine:
         """``fn(job)`` for every job, in order (see the module docstring)."""
         jobs = list(jobs)
         if self.name == "ray":
-            from facekit.pipeline.ray_engine import run_ray
+            from facekit.engine.ray_engine import run_ray
 
             return run_ray(jobs, fn, init, initargs, crashed, self)
         if self.workers > 0 and len(jobs) > 1:
-            from facekit.pipeline.workers import run_jobs
+            from facekit.engine.workers import run_jobs
 
             threads = max(1, cores() // self.workers)
             return run_jobs(jobs, fn, self.workers, threaded_init, (init, initargs, threads), crashed)
