@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit.bench.runners import verification_accuracy
+from facekit.bench.common import verification_accuracy
 from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.embed.extractors import FeatureExtractor, load_extractor
 from facekit.manifests.io import read_manifest

@@ -37,6 +37,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` as its JSON file will hold it: tuples as lists, Paths (and other objects) as strings."""
+    return json.loads(json.dumps(obj, default=str))
+
+
 def write_json(target: str | Path, obj: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

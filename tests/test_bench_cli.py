@@ -244,7 +244,7 @@ def test_ytf_aggregator_method_one_extraction_per_set(tmp_path):
 
 def test_ijb_aggregator_media_features():
     """Every face of a multi-image media gets its media's aggregated feature; a still keeps its own."""
-    from facekit.bench.runners import _aggregate_media
+    from facekit.bench.run_ijb import _aggregate_media
 
     faces = pd.DataFrame({"template": [1, 1, 1, 2], "media": [10, 10, 11, 10]})
     keys = ["a", "b", "c", "d"]

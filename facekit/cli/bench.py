@@ -1,4 +1,4 @@
-"""``facekit bench ytf|lfw|ijb|compare``: thin commands over ``facekit.bench.runners``."""
+"""``facekit bench ytf|lfw|ijb|compare``: thin commands over ``facekit.bench.run_*``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ THRESHOLD = typer.Option("kfold", "--threshold", help="kfold: 10-fold, squared d
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
             quiet: bool, aggregator: Optional[Path] = None):
-    from facekit.bench.runners import FeatureSource
+    from facekit.bench.source import FeatureSource
     from facekit.device import resolve_device
     from facekit.embed import load_extractor
 
@@ -70,7 +70,7 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, threshold: str = THRESHOLD) -> None:
     """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy
     (or SeqFace's one threshold on all pairs with --threshold best-on-all)."""
-    from facekit.bench.runners import YTFSettings, run_ytf
+    from facekit.bench.run_ytf import YTFSettings, run_ytf
 
     settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset,
                            threshold=threshold)
@@ -93,7 +93,7 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET,
             threshold: str = THRESHOLD) -> None:
     """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
-    from facekit.bench.runners import run_lfw
+    from facekit.bench.run_lfw import run_lfw
 
     report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned, quiet), out,
                         threshold)
@@ -117,7 +117,7 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
                 "aggregator."),
             aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
     """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
-    from facekit.bench.runners import IJBSettings, run_ijb
+    from facekit.bench.run_ijb import IJBSettings, run_ijb
 
     settings = IJBSettings(root, dataset, images, layout, tar_rule, method)
     report, m = run_ijb(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)

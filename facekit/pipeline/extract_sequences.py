@@ -24,7 +24,7 @@ import pandas as pd
 from facekit.engine.failures import Failures, stop_after_commit
 from facekit.engine.local import Engine
 from facekit.errors import InputError
-from facekit.fsutil import write_json
+from facekit.fsutil import jsonable, write_json
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
@@ -134,14 +134,10 @@ def check_run_config(out: Path, config: dict, name: str = RUN_CONFIG) -> None:
             previous = json.loads(saved.read_text())["config"]
         except (ValueError, KeyError):
             raise InputError(f"{saved}: unreadable run config; remove it or use a new --out") from None
-        if previous != _jsonable(config):
+        if previous != jsonable(config):
             raise InputError(f"{out}: made with other settings (see {saved}); use a new --out, or the same settings")
     else:
-        write_json(saved, {"facekit_version": __version__, "config": _jsonable(config)})
-
-
-def _jsonable(obj):
-    return json.loads(json.dumps(obj))  # tuples -> lists, as the saved file holds them
+        write_json(saved, {"facekit_version": __version__, "config": jsonable(config)})
 
 
 def clean_leftovers(out: Path, shard_tag: str, commit: str = "videos", others: tuple[str, ...] = ("faces", "sequences"),
@@ -249,7 +245,7 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     summary.seconds = time.perf_counter() - start
     from facekit.manifests.lineage import write_lineage
 
-    write_lineage(out, "extract-sequences", _jsonable(cfg.to_dict()))
+    write_lineage(out, "extract-sequences", jsonable(cfg.to_dict()))
     _fill_totals(summary, out, shard_tag)
     return summary
 
