@@ -229,7 +229,7 @@ def test_train_aggregator_runs_resumes_and_reports(frames_root, tmp_path):
 
 
 def test_frozen_extractor_gets_no_updates_but_passes_gradients(frames_root):
-    from facekit.train.aggregator import FrozenFeatures
+    from facekit.train.frozen_features import FrozenFeatures
 
     feats = FrozenFeatures(f"facekit:{frames_root / 'f.pt'}", torch.device("cpu"))
     before = {k: v.clone() for k, v in feats.net.state_dict().items()}
@@ -253,7 +253,7 @@ def test_heldout_people_by_name(frames_root, tmp_path, capsys):
 
 
 def test_feature_scale_multiplies_fs_features(frames_root):
-    from facekit.train.aggregator import FrozenFeatures
+    from facekit.train.frozen_features import FrozenFeatures
 
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     one = FrozenFeatures(f"facekit:{frames_root / 'f.pt'}", torch.device("cpu"))
@@ -328,7 +328,7 @@ def test_heldout_eq2_rate_worked_by_hand(tmp_path, monkeypatch):
     import math
     from types import SimpleNamespace
 
-    from facekit.train import aggregator as agg_mod
+    from facekit.train import heldout as agg_mod
 
     angles = {0: 0.0, 1: 40.0, 2: 10.0, 3: 90.0, 4: 90.0, 5: 100.0}  # frame -> degrees
     data = SimpleNamespace(heldout_videos=np.array([0, 1, 2, 3]), identity_of_video=np.array([0, 0, 1, 1]),
@@ -417,7 +417,8 @@ def test_aggregator_steps_do_not_wait_for_the_device(frames_root, tmp_path, monk
     step = {"n": 0}
     real = agg.total_variation_loss
     monkeypatch.setattr(agg, "total_variation_loss", lambda x: step.update(n=step["n"] + 1) or real(x))
-    files = ("facekit/train/aggregator.py", "facekit/train/precision.py", "facekit/train/runlog.py",
+    files = ("facekit/train/aggregator.py", "facekit/train/frozen_features.py", "facekit/train/precision.py",
+             "facekit/train/runlog.py",
              "facekit/losses/aggregation.py", "facekit/models/aggregator.py")
     reads = host_reads(monkeypatch, files, lambda: step["n"], pictures=("save_grid", "to_img"))
     assert main(["train", "aggregator", "-r", str(frames_root / "recipe.yaml"), "-q", "--device", "cpu",

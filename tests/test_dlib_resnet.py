@@ -263,7 +263,7 @@ def test_dlib_torch_as_the_aggregators_frozen_f():
     128-d, gradients reach the faces, F's weights stay put."""
     _dlib_or_skip()
     from facekit.align import get_template
-    from facekit.train.aggregator import FrozenFeatures
+    from facekit.train.frozen_features import FrozenFeatures
 
     feats = FrozenFeatures("dlib-torch:default", torch.device("cpu"), get_template("arcface", 112))
     x = (torch.rand(2, 3, 112, 112) * 2 - 1).requires_grad_(True)

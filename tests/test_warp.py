@@ -14,7 +14,7 @@ from facekit.align import Template, get_template
 from facekit.align.warp import template_warp, warp_crops
 from facekit.models import build_backbone
 from facekit.models.checkpoint import save_backbone
-from facekit.train.aggregator import FrozenFeatures
+from facekit.train.frozen_features import FrozenFeatures
 
 
 def _blobs(t: Template, sigma: float = 1.5) -> torch.Tensor:

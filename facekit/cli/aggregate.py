@@ -76,7 +76,7 @@ def aggregate_cmd(
     from facekit.manifests.owner import claim_root
     from facekit.manifests.schemas import AGGREGATES
     from facekit.progress import progress_bar
-    from facekit.train.aggregator import save_grid
+    from facekit.report.set_grids import save_grid
 
     if bool(inputs) == (manifest is not None):
         raise InputError("give either image files/folders or --manifest ROOT")
