@@ -295,6 +295,15 @@ def test_aggregate_command_from_folders_and_manifest(frames_root, tmp_path, caps
     assert np.allclose(ext.embed(img)[0], df2["feature"].iloc[0], atol=1e-4)
     assert main(["aggregate", "--model", str(tmp_path / "nope.pt"), str(frames_root)]) == 2
     assert "aggregator file not found" in capsys.readouterr().err
+    # issue 26: the Python API writes what the command writes (images, manifest, preview), byte for byte
+    from facekit.aggregation.run import aggregate_sets, sets_from_manifest
+
+    sets = sets_from_manifest(frames_root, "frames", ["identity", "video"])
+    res = aggregate_sets(sets, run, tmp_path / "api", torch.device("cpu"), progress=False)
+    assert (res.sets, res.faces, res.preview) == (10, 40, tmp_path / "api" / "aggregates_preview.png")
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "api", "aggregates"), df)
+    for rel in [*df["image_path"], "aggregates_preview.png"]:
+        assert (tmp_path / "api" / rel).read_bytes() == (out / rel).read_bytes(), rel
 
 
 def test_aggregator_torchrun_two_processes_match_one(frames_root, tmp_path):
