@@ -45,3 +45,21 @@ def test_import_facekit_is_light_and_the_api_is_the_librarys():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         facekit.nope  # noqa: B018
+
+
+def test_the_api_writes_what_the_commands_write(tmp_path):
+    """Issue 26: ``facekit.extract_sequences`` and ``facekit extract-sequences`` write the same root: manifests,
+    crops and the preview grid, byte for byte (the preview is the library's, not the command's)."""
+    import facekit
+    from facekit.cli.main import main
+
+    api_out, cli_out = tmp_path / "api", tmp_path / "cli"
+    summary = facekit.extract_sequences([facekit.sample_video()], api_out, progress=False)
+    assert main(["extract-sequences", "-o", str(cli_out), "-q"]) == 0
+    assert summary.preview == api_out / "sequences_preview.png" and summary.faces > 0
+    skip = {"lineage.json", "facekit_root.json", "extract_config.json"}  # they name the output root or the time
+    api_files = sorted(p.relative_to(api_out) for p in api_out.rglob("*") if p.is_file() and p.name not in skip)
+    cli_files = sorted(p.relative_to(cli_out) for p in cli_out.rglob("*") if p.is_file() and p.name not in skip)
+    assert api_files == cli_files and any(p.name == "sequences_preview.png" for p in api_files)
+    for rel in api_files:
+        assert (api_out / rel).read_bytes() == (cli_out / rel).read_bytes(), rel

@@ -85,10 +85,8 @@ def extract_sequences_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect, track, align and filter faces in videos into face sequences (crops + Parquet manifests)."""
-    from facekit.manifests.io import read_manifest
     from facekit.pipeline.config import ExtractConfig
     from facekit.pipeline.extract_sequences import extract_sequences, parse_shard
-    from facekit.report.grids import sequence_grid
 
     settings = load_settings(config)
     top = {"detect_every": detect_every, "min_face_size": min_face_size, "template": template}
@@ -117,10 +115,6 @@ def extract_sequences_cmd(
                                 flush_every=flush_every, progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
-    if summary.faces:
-        grid = sequence_grid(read_manifest(out, "faces", columns=["sequence_id", "crop_path"]), out,
-                             out / "sequences_preview.png")
-        typer.echo(f"preview: {grid}")
     summary.check(allow_failures)
 
 
@@ -150,10 +144,8 @@ def extract_frames_cmd(
 ) -> None:
     """k frames per utterance of a VoxCeleb2-style corpus, detected and aligned (frame sets for the aggregator)."""
     from facekit.align.templates import get_template
-    from facekit.manifests.io import read_manifest
     from facekit.pipeline.extract_frames import FramesConfig, extract_frames
     from facekit.pipeline.extract_sequences import parse_shard
-    from facekit.report.grids import sequence_grid
 
     cfg = FramesConfig(frames_per_utterance=frames, template=template,
                        crop_size=crop_size or get_template(template).size, min_face_size=min_face_size)
@@ -162,8 +154,4 @@ def extract_frames_cmd(
                              flush_every=flush_every, progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
-    if summary.frames:
-        grid = sequence_grid(read_manifest(out, "frames", columns=["utterance_id", "crop_path"]), out,
-                             out / "frames_preview.png", group="utterance_id")
-        typer.echo(f"preview: {grid}")
     summary.check(allow_failures)

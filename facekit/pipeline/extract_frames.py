@@ -29,6 +29,7 @@ from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.extract_sequences import check_run_config, clean_leftovers, in_shard
 from facekit.progress import progress_bar
+from facekit.report.grids import sequence_grid
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -63,13 +64,14 @@ class FramesSummary:
     seconds: float = 0.0
     failures: Failures = field(default_factory=lambda: Failures("utterances", "clips"))
     engine: Engine = field(default_factory=Engine)
+    preview: Path | None = None  # frames_preview.png
 
     def lines(self) -> list[str]:
         return [f"shard {self.shard[0]}/{self.shard[1]}: {self.total} utterances ({self.done_before} done before), "
                 f"{self.seconds:.1f} s",
                 "utterances by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
                 f"frames kept: {self.frames}", *self.failures.lines(), *self.engine.summary_lines(),
-                f"manifests: {self.out / 'manifests'}"]
+                f"manifests: {self.out / 'manifests'}", *([f"preview: {self.preview}"] if self.preview else [])]
 
     def check(self, allowed: float = 0.0) -> None:
         """Raise when inputs failed (see ``Failures.check``); call after the summary is printed."""
@@ -244,4 +246,7 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
         summary.status = Counter(utts["status"].tolist())
         summary.frames = int(utts["frames_kept"].sum())
         summary.failures.read(utts)
+    if summary.frames:
+        summary.preview = sequence_grid(read_manifest(out, "frames", columns=["utterance_id", "crop_path"]), out,
+                                        out / "frames_preview.png", group="utterance_id")
     return summary

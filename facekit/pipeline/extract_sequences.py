@@ -31,6 +31,7 @@ from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
 from facekit.progress import progress_bar
 from facekit.provenance import __version__
+from facekit.report.grids import sequence_grid
 from facekit.video.decode import VIDEO_EXTENSIONS
 
 RUN_CONFIG = "extract_config.json"
@@ -57,6 +58,7 @@ class RunSummary:
     seconds: float = 0.0
     failures: Failures = field(default_factory=lambda: Failures("videos", "videos"))
     engine: Engine = field(default_factory=Engine)
+    preview: Path | None = None  # sequences_preview.png: first, middle and last face of some sequences
 
     def lines(self) -> list[str]:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -71,6 +73,7 @@ class RunSummary:
             *self.failures.lines(),
             *self.engine.summary_lines(),
             f"manifests: {self.out / 'manifests'}",
+            *([f"preview: {self.preview}"] if self.preview else []),
         ]
 
     def check(self, allowed: float = 0.0) -> None:
@@ -247,6 +250,9 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
 
     write_lineage(out, "extract-sequences", jsonable(cfg.to_dict()))
     _fill_totals(summary, out, shard_tag)
+    if summary.faces:
+        summary.preview = sequence_grid(read_manifest(out, "faces", columns=["sequence_id", "crop_path"]), out,
+                                        out / "sequences_preview.png")
     return summary
 
 
