@@ -155,7 +155,7 @@ def test_model_loading_is_strict(tmp_path):
     torch.save(state, bad)
     with pytest.raises(InputError, match="bad.pth: weights do not match"):
         load_extractor(f"iresnet18:{bad}")
-    with pytest.raises(InputError, match="unknown prefix"):
+    with pytest.raises(InputError, match="unknown extractor prefix"):
         load_extractor(f"resnet9:{good}")
     assert main(["bench", "lfw", "--bin", str(tmp_path / "missing.bin"), "--model", f"iresnet18:{good}"]) == 2
 

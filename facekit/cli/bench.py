@@ -1,4 +1,5 @@
-"""``facekit bench ytf|lfw|ijb|compare``: thin commands over ``facekit.bench.run_*``."""
+"""``facekit bench ytf|lfw|ijb|run|list|compare``: thin commands over ``facekit.bench.run_*`` and the benchmark
+registry (``facekit.bench.protocols``)."""
 
 from __future__ import annotations
 
@@ -142,3 +143,35 @@ def compare_cmd(reports: list[Path] = typer.Argument(..., metavar="REPORTS...",
     from facekit.bench.report import compare
 
     typer.echo(compare(reports))
+
+
+@bench_app.command("run")
+def run_cmd(name: str = typer.Argument(..., help="A registered benchmark (facekit bench list)."),
+            settings: Optional[list[str]] = typer.Option(None, "--set", help="key=value setting of the benchmark "
+                                                         "(repeatable), e.g. --set root=ytf --set n=10."),
+            model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
+            cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
+    """Any registered benchmark by name (the built-in ones and those of FACEKIT_PLUGINS modules)."""
+    from facekit.bench.protocols import BENCHMARKS
+    from facekit.recipes import read_recipe
+
+    run = BENCHMARKS.get(name)
+    values = read_recipe(None, list(settings or []))
+    try:
+        report, m = run(_source(model, features, cache, device, aligned, quiet, aggregator), out, **values)
+    except TypeError as err:
+        from facekit.errors import InputError
+
+        raise InputError(f"bench run {name}: {err}") from None
+    _done(report, [f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))])
+
+
+@bench_app.command("list")
+def list_cmd() -> None:
+    """The registered benchmarks, one line each with the settings they take."""
+    from facekit.bench.protocols import BENCHMARKS
+
+    for name in BENCHMARKS.names():
+        doc = (BENCHMARKS.get(name).__doc__ or "").strip().splitlines()
+        typer.echo(f"{name}: {doc[0] if doc else ''}")

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     (exit 2 for usage, the error's own code otherwise); Ctrl-C prints how to resume (exit 130)."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
+        from facekit.registry import load_plugins
+
+        load_plugins()  # FACEKIT_PLUGINS: modules whose @REG.register lines add components
         code = app(args=args, prog_name="facekit", standalone_mode=False)
         if code == 130:  # Typer turns Ctrl-C inside a command into a silent exit 130
             return _interrupted()

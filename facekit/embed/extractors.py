@@ -27,6 +27,7 @@ from facekit.errors import InputError
 from facekit.models.checkpoint import FACEKIT_FORMAT
 from facekit.models.iresnet import LAYERS, iresnet
 from facekit.provenance import file_digest
+from facekit.registry import Registry
 
 
 @dataclass
@@ -195,7 +196,29 @@ def _load_dlib(rest: str, device: torch.device) -> FeatureExtractor:
                             flip=False, device=torch.device("cpu"), embed_uint8=embed_uint8)
 
 
-PREFIXES = (*LAYERS, "facekit", "onnx", "dlib", "dlib-torch", "dlib-torch16")
+Loader = Callable[[str, torch.device], "FeatureExtractor"]  # (the spec after its prefix, device) -> extractor
+EXTRACTORS: Registry[Loader] = Registry("extractor prefix")
+"""prefix -> loader(rest of the spec, device): ``iresnet50:backbone.pth`` calls EXTRACTORS.get("iresnet50")."""
+
+
+def _file(load: Callable[[Path, torch.device], "FeatureExtractor"]) -> Loader:
+    """A loader whose spec names a file: a missing file is one line naming it."""
+    def loader(rest: str, device: torch.device) -> FeatureExtractor:
+        path = Path(rest)
+        if not path.is_file():
+            raise InputError(f"{path}: model file not found")
+        return load(path, device)
+
+    return loader
+
+
+for _depth in LAYERS:
+    EXTRACTORS.register(_depth)(_file(lambda path, device, _d=_depth: _load_iresnet(_d, path, device)))
+EXTRACTORS.register("facekit")(_file(_load_facekit))
+EXTRACTORS.register("onnx")(_file(_load_onnx))
+EXTRACTORS.register("dlib")(_load_dlib)
+EXTRACTORS.register("dlib-torch")(_load_dlib_torch)
+EXTRACTORS.register("dlib-torch16")(lambda rest, device: _load_dlib_torch(rest, device, half=True))  # float16 on CUDA
 
 
 def default_embedder() -> str:
@@ -210,19 +233,5 @@ def load_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtr
     prefix, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise InputError(f"--model {spec!r}: expected PREFIX:PATH, e.g. iresnet50:backbone.pth "
-                         f"(prefixes: {', '.join(PREFIXES)})")
-    device = torch.device(device)
-    if prefix == "dlib":
-        return _load_dlib(rest, device)
-    if prefix in ("dlib-torch", "dlib-torch16"):  # 16: float16 weights and activations on CUDA
-        return _load_dlib_torch(rest, device, half=prefix == "dlib-torch16")
-    path = Path(rest)
-    if not path.is_file():
-        raise InputError(f"{path}: model file not found")
-    if prefix in LAYERS:
-        return _load_iresnet(prefix, path, device)
-    if prefix == "facekit":
-        return _load_facekit(path, device)
-    if prefix == "onnx":
-        return _load_onnx(path, device)
-    raise InputError(f"--model {spec!r}: unknown prefix {prefix!r} (known: {', '.join(PREFIXES)})")
+                         f"(prefixes: {', '.join(EXTRACTORS.names())})")
+    return EXTRACTORS.get(prefix, f"--model {spec!r}")(rest, torch.device(device))

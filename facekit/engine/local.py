@@ -20,7 +20,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-ENGINES = ("local", "ray")
+from facekit.registry import Registry
+
+# name -> runner(jobs, fn, init, initargs, crashed, engine) -> iterator of results in job order
+ENGINES: Registry[Callable[..., Iterator]] = Registry("engine")
 
 
 def cores() -> int:
@@ -63,8 +66,7 @@ class Engine:
     def __post_init__(self) -> None:
         from facekit.errors import InputError
 
-        if self.name not in ENGINES:
-            raise InputError(f"--engine {self.name!r}: choose one of {', '.join(ENGINES)}")
+        ENGINES.check(self.name, "--engine")
         if self.name != "ray" and (self.address or self.gpus_per_worker):
             raise InputError("--ray-address and --gpus-per-worker need --engine ray")
 
@@ -74,17 +76,27 @@ class Engine:
     def map(self, jobs: Iterable, fn: Callable[[Any], Any], init: Callable, initargs: tuple,
             crashed: Callable[[Any, str], Any]) -> Iterator:
         """``fn(job)`` for every job, in order (see the module docstring)."""
-        jobs = list(jobs)
-        if self.name == "ray":
-            from facekit.engine.ray_engine import run_ray
+        return ENGINES.get(self.name)(list(jobs), fn, init, initargs, crashed, self)
 
-            return run_ray(jobs, fn, init, initargs, crashed, self)
-        if self.workers > 0 and len(jobs) > 1:
-            from facekit.engine.workers import run_jobs
 
-            threads = max(1, cores() // self.workers)
-            return run_jobs(jobs, fn, self.workers, threaded_init, (init, initargs, threads), crashed)
-        return _inline(jobs, fn, init, initargs)
+@ENGINES.register("local")
+def run_local(jobs: list, fn: Callable, init: Callable, initargs: tuple, crashed: Callable, engine: Engine) -> Iterator:
+    """This process (``workers`` 0, or one job), or a pool of ``workers`` processes."""
+    if engine.workers > 0 and len(jobs) > 1:
+        from facekit.engine.workers import run_jobs
+
+        threads = max(1, cores() // engine.workers)
+        return run_jobs(jobs, fn, engine.workers, threaded_init, (init, initargs, threads), crashed)
+    return _inline(jobs, fn, init, initargs)
+
+
+@ENGINES.register("ray")
+def run_on_ray(jobs: list, fn: Callable, init: Callable, initargs: tuple, crashed: Callable,
+               engine: Engine) -> Iterator:
+    """Ray actors (``facekit.engine.ray_engine``; needs ``pip install 'facekit[ray]'``)."""
+    from facekit.engine.ray_engine import run_ray
+
+    return run_ray(jobs, fn, init, initargs, crashed, engine)
 
 
 def _inline(jobs: list, fn: Callable, init: Callable, initargs: tuple) -> Iterator:

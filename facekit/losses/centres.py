@@ -69,6 +69,7 @@ class CentreLoss(nn.Module):
         super().__init__()
         self.table = table
 
-    def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:  # generator: unused (one call for all)
         c_bd = self.table.centres[self.table.index(labels_b)]
         return 0.5 * (x_bd.float() - c_bd).pow(2).sum(dim=1).mean()

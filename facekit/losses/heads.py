@@ -14,7 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facekit.registry import Registry
 
+HEADS: Registry[type[nn.Module]] = Registry("chief loss")  # name -> head class (dim, num_classes, **kwargs)
+
+
+@HEADS.register("softmax")
 class SoftmaxHead(nn.Module):
     """Plain fully connected layer, logits = W x + b (SeqFace Table 1, models I, III-VI)."""
 
@@ -26,7 +31,7 @@ class SoftmaxHead(nn.Module):
         return self.fc(x_bd)
 
 
-class _CosineHead(nn.Module, ABC):
+class CosineHead(nn.Module, ABC):
     """Normalised class weights W (C, d) and normalised features: cos(theta) (B, C), then a target-logit margin."""
 
     def __init__(self, dim: int, num_classes: int, scale: float) -> None:
@@ -54,7 +59,8 @@ class _CosineHead(nn.Module, ABC):
             return self.scale * logits_bc
 
 
-class L2SphereFaceHead(_CosineHead):
+@HEADS.register("l2sphereface")
+class L2SphereFaceHead(CosineHead):
     """L2-SphereFace (A-Softmax with the feature normalised and scaled by s, section 3.2).
 
     Target logit s * (psi(theta) + lambda cos(theta)) / (1 + lambda), with psi(theta) = (-1)^k cos(m theta) - 2k
@@ -83,7 +89,8 @@ class L2SphereFaceHead(_CosineHead):
         return (psi_b + self.lambda_ * cos_b) / (1.0 + self.lambda_)
 
 
-class ArcFaceHead(_CosineHead):
+@HEADS.register("arcface")
+class ArcFaceHead(CosineHead):
     """ArcFace (Deng et al.): cos(theta + m) on the target, s = 64, m = 0.5. Where theta + m > pi the target
     falls back to cos(theta) - m sin(m) so it stays monotonic (insightface's rule)."""
 
@@ -100,7 +107,8 @@ class ArcFaceHead(_CosineHead):
         return torch.where(cos_b > math.cos(math.pi - self.m), phi_b, cos_b - math.sin(math.pi - self.m) * self.m)
 
 
-class CosFaceHead(_CosineHead):
+@HEADS.register("cosface")
+class CosFaceHead(CosineHead):
     """CosFace (Wang et al.): cos(theta) - m on the target, s = 64, m = 0.35."""
 
     def __init__(self, dim: int, num_classes: int, scale: float = 64.0, m: float = 0.35) -> None:
@@ -111,7 +119,6 @@ class CosFaceHead(_CosineHead):
         return cos_b - self.m
 
 
-HEADS = {"softmax": SoftmaxHead, "l2sphereface": L2SphereFaceHead, "arcface": ArcFaceHead, "cosface": CosFaceHead}
 
 
 def build_head(name: str, dim: int, num_classes: int, **kwargs) -> nn.Module:
@@ -119,10 +126,9 @@ def build_head(name: str, dim: int, num_classes: int, **kwargs) -> nn.Module:
 
     from facekit.errors import InputError
 
-    if name not in HEADS:
-        raise InputError(f"unknown chief loss {name!r} (known: {', '.join(HEADS)})")
-    known = [p for p in inspect.signature(HEADS[name]).parameters if p not in ("dim", "num_classes")]
+    head = HEADS.get(name)
+    known = [p for p in inspect.signature(head).parameters if p not in ("dim", "num_classes")]
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
         raise InputError(f"loss.chief_kwargs: {name} has no setting {unknown[0]!r} (known: {', '.join(known)})")
-    return HEADS[name](dim, num_classes, **kwargs)
+    return head(dim, num_classes, **kwargs)

@@ -10,31 +10,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from torch import nn
 
-from facekit.errors import InputError
 from facekit.models.iresnet import LAYERS, iresnet
 from facekit.models.resnet27 import ResNet27
 from facekit.models.sphereface import UNITS, sphereface
+from facekit.registry import Registry
 
-SEQFACE_NETS: tuple[str, ...] = (*UNITS, "resnet27")
-BACKBONES: tuple[str, ...] = (*SEQFACE_NETS, "dlib_resnet", *LAYERS)
+SEQFACE_NETS: tuple[str, ...] = (*UNITS, "resnet27")  # normalised (x - 127.5) / 128, as SeqFace's Caffe nets
+
+BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone", hints={
+    "sphereface27": "SeqFace's ResNet-27 is 'resnet27': the max-pooling layout of its Figure 5"})
+for _unit in UNITS:
+    BACKBONES.register(_unit)(partial(sphereface, _unit))
+BACKBONES.register("resnet27")(ResNet27)
+for _depth in LAYERS:
+    BACKBONES.register(_depth)(partial(iresnet, _depth))
+
+
+@BACKBONES.register("dlib_resnet")
+def _dlib_resnet(**kwargs) -> nn.Module:
+    from facekit.models.dlib_resnet import DlibBackbone
+
+    return DlibBackbone(**kwargs)
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
-    if name in UNITS:
-        return sphereface(name, **kwargs)
-    if name == "resnet27":
-        return ResNet27(**kwargs)
-    if name == "dlib_resnet":
-        from facekit.models.dlib_resnet import DlibBackbone
-
-        return DlibBackbone(**kwargs)
-    if name in LAYERS:
-        return iresnet(name, **kwargs)
-    hint = " (SeqFace's ResNet-27 is 'resnet27': the max-pooling layout of its Figure 5)" \
-        if name == "sphereface27" else ""
-    raise InputError(f"unknown backbone {name!r}{hint} (known: {', '.join(BACKBONES)})")
+    """``BACKBONES.build``: the network ``name`` with its settings (``num_features``, ``input_size`` ...)."""
+    return BACKBONES.build(name, **kwargs)
 
 
 def input_scale(name: str) -> tuple[float, float]:

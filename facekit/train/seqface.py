@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.images import normalise
-from facekit.losses import CentreLoss, CentreTable, DSALoss, build_head, lsr_cross_entropy
+from facekit.losses import AUXILIARY, CentreTable, build_head, lsr_cross_entropy
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
 from facekit.progress import progress_bar
@@ -84,8 +84,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         _init_from(model, cfg.model.init)
     model = model.to(device)
     table = CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding).to(device)
-    aux = {"dsa": lambda: DSALoss(table, **vars(cfg.loss.dsa)), "centre": lambda: CentreLoss(table),
-           "none": lambda: None}[cfg.loss.auxiliary]()
+    aux = AUXILIARY.build(cfg.loss.auxiliary, table, cfg.loss)
     # fused: one kernel per step, and it takes the step guard's skip flag on the device (StepGuard.step)
     opt = torch.optim.SGD(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                           momentum=cfg.optim.momentum, fused=True)
@@ -144,7 +143,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         chief = lsr_cross_entropy(logits_bc, labels_b)                                      # Eq. 5
         if aux is not None:
             generator.manual_seed(cfg.seed * 1_000_003 + step)  # the same centre subset on every rank
-            auxiliary = aux(feats_bd, labels_b, generator) if isinstance(aux, DSALoss) else aux(feats_bd, labels_b)
+            auxiliary = aux(feats_bd, labels_b, generator)
         else:
             auxiliary = torch.zeros((), device=device)
         loss = chief + cfg.loss.weight * auxiliary                                         # Eq. 1

@@ -95,7 +95,11 @@ class SeqFaceConfig:
             raise InputError(f"{where}: data.identity_share must lie in [0, 1]")
         if self.data.input_size > self.data.load_size:
             raise InputError(f"{where}: data.input_size {self.data.input_size} > data.load_size {self.data.load_size}")
-        if self.loss.auxiliary not in ("dsa", "centre", "none"):
-            raise InputError(f"{where}: loss.auxiliary must be dsa, centre or none, got {self.loss.auxiliary!r}")
+        from facekit.losses import AUXILIARY, HEADS
+        from facekit.models import BACKBONES
+
+        AUXILIARY.check(self.loss.auxiliary, f"{where}: loss.auxiliary")
+        HEADS.check(self.loss.chief, f"{where}: loss.chief")
+        BACKBONES.check(self.model.backbone, f"{where}: model.backbone")
         if self.optim.batch_size < 2:
             raise InputError(f"{where}: optim.batch_size must be >= 2")
