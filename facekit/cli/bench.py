@@ -146,9 +146,10 @@ def compare_cmd(reports: list[Path] = typer.Argument(..., metavar="REPORTS...",
 
 
 @bench_app.command("run")
-def run_cmd(name: str = typer.Argument(..., help="A registered benchmark (facekit bench list)."),
-            settings: Optional[list[str]] = typer.Option(None, "--set", help="key=value setting of the benchmark "
-                                                         "(repeatable), e.g. --set root=ytf --set n=10."),
+def run_cmd(name: str = typer.Argument(..., metavar="NAME", help="A registered benchmark (facekit bench list)."),
+            settings: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                                         help="A setting of the benchmark (repeatable), e.g. "
+                                                              "--set root=ytf --set n=10."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
             aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
