@@ -1,5 +1,5 @@
 """Reference MTCNN outputs from the `mtcnn` package itself (ipazc/mtcnn 1.0, TensorFlow), kept as the fixture
-`tests/data/mtcnn_reference.json` that facekit's detector is tested against (tests/test_mtcnn_reference.py).
+`tests/data/mtcnn_reference.json` that facekit's detector is tested against (tests/detect/test_mtcnn_reference.py).
 
 It needs TensorFlow, which facekit does not: run it in an environment of its own. Of facekit it imports only two
 numpy module, the landmark-error code, so both sides compute it the same way:
@@ -12,7 +12,7 @@ case), and every unaligned photo of ../shared/data (aligned chips and the deepfa
 Pillow as RGB uint8 and given to `MTCNN().detect_faces` as arrays (the same pixels facekit reads), with the
 package's defaults: min_face_size 20, thresholds 0.6 / 0.7 / 0.8, scale factor 0.709, boxes fitted to the image.
 Also prints the reference's landmark error on dlib's 43 hand-annotated faces (the derivation is in
-`facekit.bench.landmarks`; tests/test_mtcnn_reference.py computes facekit's the same way).
+`facekit.bench.landmarks`; tests/detect/test_mtcnn_reference.py computes facekit's the same way).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def dlib_ground_truth() -> list[dict]:
 
 def sample_frames() -> dict[str, np.ndarray]:
     """Frames 0, 30 and 60 of facekit's embedded sample clip (one per shot), decoded as facekit's reader does
-    (PyAV, ``to_ndarray(format="rgb24")``): the pixels tests/test_mtcnn_reference.py decodes in any checkout."""
+    (PyAV, ``to_ndarray(format="rgb24")``): the pixels tests/detect/test_mtcnn_reference.py decodes in any checkout."""
     import av
 
     with av.open(str(SAMPLE)) as container:

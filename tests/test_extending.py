@@ -13,7 +13,7 @@ from facekit.cli.main import main
 from facekit.errors import InputError
 from facekit.registry import Registry
 from tests.conftest import ROOT
-from tests.test_train_seqface import toy  # noqa: F401  (the fixture: 4 identities + 3 sequences of toy crops)
+from tests.train.test_train_seqface import toy  # noqa: F401  (the fixture: 4 identities + 3 sequences of toy crops)
 
 
 def test_registry_register_build_names_and_did_you_mean():

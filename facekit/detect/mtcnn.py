@@ -76,8 +76,8 @@ class MTCNN:
     """Batched MTCNN. ``detect`` takes a uint8 RGB batch (B, H, W, 3) and returns one ``Detections`` per image.
 
     At full resolution (``max_side`` None, or frames within it) this is the ``mtcnn`` package's pipeline (the
-    reference implementation of these weights, ipazc/mtcnn 1.0) step for step; tests/test_mtcnn_reference.py holds
-    it to that package's own outputs. Per stage, as the reference does it:
+    reference implementation of these weights, ipazc/mtcnn 1.0) step for step;
+    tests/detect/test_mtcnn_reference.py holds it to that package's own outputs. Per stage, as the reference does it:
 
     - P-Net on every pyramid level, each level an exact area resize of the image (``AreaResizer``); a window
       (x, y) of the output map is the box ``[2x + 1, 2y + 1, 2x + 12, 2y + 12]`` moved by the regression times

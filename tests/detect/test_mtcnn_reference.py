@@ -22,7 +22,7 @@ from facekit.detect.boxes import apply_regression, iou_matrix, nms, to_square
 from facekit.detect.mtcnn import MTCNN
 from tests.conftest import shared
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "mtcnn_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).resolve().parents[1] / "data" / "mtcnn_reference.json").read_text())
 
 
 def reference_module(name: str):

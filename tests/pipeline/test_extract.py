@@ -180,7 +180,8 @@ def test_workers_give_the_same_result(clips, tmp_path):
     _run([clips], tmp_path / "w0")
     _run([clips], tmp_path / "w2", workers=2)
     a, b = _tables(tmp_path / "w0"), _tables(tmp_path / "w2")
-    # workers run torch with one thread, this process with two: the same rows, bit for bit (tests/test_same_answer.py)
+    # workers run torch with one thread, this process with two: the same rows, bit for bit
+    # (tests/pipeline/test_same_answer.py)
     for t in ("videos", "sequences", "faces"):
         pd.testing.assert_frame_equal(_sorted(a[t], list(a[t].columns[:2])), _sorted(b[t], list(b[t].columns[:2])),
                                       check_exact=True, obj=t)
@@ -206,7 +207,7 @@ def test_extract_default_recipe_is_generated_from_the_code():
     from facekit.cli.extract import load_settings
     from facekit.pipeline.config import ExtractConfig, default_recipe_text
 
-    path = Path(__file__).resolve().parents[1] / "recipes" / "extract_default.yaml"
+    path = Path(__file__).resolve().parents[2] / "recipes" / "extract_default.yaml"
     assert path.read_text() == default_recipe_text(), "regenerate: python -m facekit.pipeline.config > " + str(path)
     assert ExtractConfig.from_dict(load_settings(path)) == ExtractConfig()
 

@@ -336,7 +336,7 @@ def test_ytf_protocols_equal_an_independent_computation(tmp_path):
     """SeqFace and DAN video features and both threshold rules, recomputed here from protocols.md with plain
     loops (squared distances on the 0.01 grid, first best; SeqFace's evaluate.py loop), on features whose
     accuracy lies strictly between 0 and 1."""
-    from tests.test_bench_metrics import _seqface_evaluate_py
+    from tests.bench.test_bench_metrics import _seqface_evaluate_py
 
     root, splits, pairs, feats = _overlapping_ytf(tmp_path)
     frames_of = {f"{n}/{v}": [feats[f"{n}/{v}/aligned_detect_{v}.{k}.jpg"] for k in range(6)]

@@ -9,7 +9,7 @@ import pytest
 
 from facekit.cli.main import main
 from facekit.manifests.io import table_dir
-from tests.test_same_answer import assert_same, snapshot
+from tests.pipeline.test_same_answer import assert_same, snapshot
 
 
 def _corrupt(part: Path) -> None:

@@ -87,7 +87,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 def test_readme_documents_the_current_schemas():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "manifests" / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "manifests" / "README.md").read_text()
     for schema in SCHEMAS.values():
         if schema.name in ("videos", "sequences", "faces"):
             assert schema.markdown() in readme, f"manifests/README.md is stale for {schema.name}: regenerate it"
@@ -96,7 +96,7 @@ def test_readme_documents_the_current_schemas():
 def test_example_manifests_validate():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "manifests" / "examples"
+    root = Path(__file__).resolve().parents[2] / "manifests" / "examples"
     for name in ("videos", "sequences", "faces"):
         assert len(read_manifest(root, name)) > 0
 

@@ -11,7 +11,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 
 from facekit.engine.local import Engine  # noqa: E402
 from facekit.manifests import read_manifest  # noqa: E402
-from tests.test_ray_engine import LOCAL, _assert_same, _tables  # noqa: E402
+from tests.engine.test_ray_engine import LOCAL, _assert_same, _tables  # noqa: E402
 
 
 def test_local_ray_frames_identities_and_embeddings_equal_the_local_engine(tmp_path, face_photos):
