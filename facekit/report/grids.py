@@ -55,3 +55,19 @@ def sequence_grid(faces: pd.DataFrame, root: Path, target: Path, rows: int = 8, 
     with atomic_path(target) as tmp:
         canvas.save(tmp, format="PNG")
     return target
+
+
+def captioned_tiles(images_nhwc: np.ndarray, captions: list[str], target: Path, cols: int = 16) -> Path:
+    """uint8 (n, s, s, 3) images in rows of ``cols``, each with its caption under it (e.g. a training batch)."""
+    n, s = len(images_nhwc), images_nhwc.shape[1]
+    cols = max(1, min(n, cols))
+    rows = (n + cols - 1) // cols
+    canvas = Image.new("RGB", (cols * s, rows * (s + LINE + 2)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (img, caption) in enumerate(zip(images_nhwc, captions)):
+        r, c = divmod(i, cols)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(img)), (c * s, r * (s + LINE + 2)))
+        draw.text((c * s + 2, r * (s + LINE + 2) + s), caption, fill="black")
+    with atomic_path(target) as tmp:
+        canvas.save(tmp, format="PNG")
+    return target

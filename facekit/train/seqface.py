@@ -17,13 +17,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from facekit.errors import InputError
-from facekit.fsutil import atomic_path
 from facekit.images import normalise
 from facekit.losses import AUXILIARY, CentreTable, build_head, lsr_cross_entropy
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
 from facekit.progress import progress_bar
 from facekit.recipes import to_dict
+from facekit.report.grids import captioned_tiles
 from facekit.train import distributed
 from facekit.train.precision import StepGuard, autotune_convolutions, channels_last_for, resolve_amp, speed_up
 from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
@@ -240,19 +240,5 @@ def _init_from(model: SeqFaceNet, path: Path) -> None:
 
 def _batch_preview(x_b3ss_u8: torch.Tensor, labels_b: torch.Tensor, target: Path) -> None:
     """The first training batch as the network sees it (after crop and flip), label under each face."""
-    from PIL import Image, ImageDraw
-
-    imgs = x_b3ss_u8[:64].permute(0, 2, 3, 1).numpy()
-    n, s = len(imgs), imgs.shape[1]
-    cols = min(n, 16)
-    rows = (n + cols - 1) // cols
-    canvas = Image.new("RGB", (cols * s, rows * (s + 14)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, (img, lab) in enumerate(zip(imgs, labels_b[:64].tolist())):
-        r, c = divmod(i, cols)
-        canvas.paste(Image.fromarray(img), (c * s, r * (s + 14)))
-        draw.text((c * s + 2, r * (s + 14) + s), f"id {lab}" if lab >= 0 else f"seq {-lab - 1}", fill="black")
-    with atomic_path(target) as tmp:
-        canvas.save(tmp, format="PNG")
-
-
+    captions = [f"id {lab}" if lab >= 0 else f"seq {-lab - 1}" for lab in labels_b[:64].tolist()]
+    captioned_tiles(x_b3ss_u8[:64].permute(0, 2, 3, 1).numpy(), captions, target)

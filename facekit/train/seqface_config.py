@@ -10,7 +10,8 @@ from facekit.errors import InputError
 
 @dataclass
 class DataConfig:
-    identities: Path | None = None  # output root of `facekit build identities` (identity data, Z = 0)
+    identities: Path | None = None  # identity data (Z = 0): an output root of `facekit build identities`, or
+    # insightface's train.rec (train.idx beside it; MS1MV2/V3, Glint360K ...; template arcface unless data.template)
     sequences: Path | None = None  # output root of `facekit extract-sequences` (sequence data, Z = 1)
     identity_share: float = 0.5  # identity samples per batch (reference: 32 + 32, i.e. 1:1)
     min_sequence_faces: int = 2  # sequences with fewer faces teach nothing about intra-sequence compactness

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facekit.datasets.recordio import FaceRecords, read_face_records
 from facekit.errors import InputError
 from facekit.images import load_crop, to_chw
 from facekit.manifests.io import read_manifest, table_files
@@ -42,10 +43,14 @@ class PathTable:
     def __getitem__(self, i: int) -> Path:
         return self.root / self.blob[self.offsets[i]:self.offsets[i + 1]].tobytes().decode()
 
+    def load(self, i: int, size: int) -> np.ndarray:
+        """Crop ``i``: uint8 (size, size, 3)."""
+        return load_crop(self[i], size)
+
 
 @dataclass
 class Source:
-    paths: PathTable
+    images: PathTable | FaceRecords  # len() and load(i, size): crop files, or the images of a RecordIO file
     labels: np.ndarray  # (n,) int64: class index (identities) or -(sequence index + 1) (sequences)
 
 
@@ -59,15 +64,21 @@ class TrainingData:
     template: str  # what the network sees: the crops' template at load_size, centre crop input_size ("name@load")
 
     def summary(self) -> str:
-        n_id = len(self.identities.paths) if self.identities else 0
-        n_seq = len(self.sequences.paths) if self.sequences else 0
+        n_id = len(self.identities.images) if self.identities else 0
+        n_seq = len(self.sequences.images) if self.sequences else 0
         return (f"identity data: {self.num_identities} identities, {n_id} images; "
                 f"sequence data: {self.num_sequences} sequences, {n_seq} faces")
 
 
 def load_training_data(cfg: DataConfig) -> TrainingData:
     files, ids, seqs, num_c, num_s = [], None, None, 0, 0
-    if cfg.identities is not None:
+    if cfg.identities is not None and is_recordio(cfg.identities):
+        faces = read_face_records(cfg.identities)
+        if not len(faces):
+            raise InputError(f"{cfg.identities}: holds no image records")
+        files.append(faces.file.idx)  # the index names every record and its offset (hashing a .rec of 170 GB
+        num_c, ids = faces.num_classes, Source(faces, faces.labels)  # would take longer than the training start)
+    elif cfg.identities is not None:
         files += table_files(cfg.identities, "identities")
         df = read_manifest(cfg.identities, "identities", columns=["class_index", "status", "crop_path"])
         num_c = int(df["class_index"].max()) + 1 if len(df) else 0  # every folder keeps its class, used or not
@@ -90,6 +101,11 @@ def load_training_data(cfg: DataConfig) -> TrainingData:
     return TrainingData(ids, seqs, num_c, num_s, fingerprint_files(files), training_template(cfg))
 
 
+def is_recordio(path: Path) -> bool:
+    """``data.identities`` naming insightface's ``train.rec`` (its ``train.idx`` beside it)."""
+    return Path(path).suffix == ".rec"
+
+
 def training_template(cfg: DataConfig) -> str:
     """The one alignment template of every training root, read from their lineage (``data.template`` for roots
     that record none), as ``name@load_size``: crops are resized to load_size, then cropped to input_size.
@@ -103,6 +119,9 @@ def training_template(cfg: DataConfig) -> str:
     for key in ("identities", "sequences"):
         root = getattr(cfg, key)
         if root is None:
+            continue
+        if is_recordio(root):  # insightface's face sets: 112 px on the ArcFace template, unless data.template says
+            found.append((key, root, get_template(cfg.template or "arcface").name))
             continue
         try:
             name = crop_template(root).name
@@ -135,7 +154,7 @@ class MixedBatchSampler:
                 raise InputError(f"batch of {batch_size} ({n_id} identity + {batch_size - n_id} sequence samples) "
                                  f"does not split evenly over {world} ranks")
         self.seed, self.start, self.steps, self.rank, self.world = seed, start, steps, rank, world
-        self.streams = {source: EpochStream(len(src.paths), seed, source) for source, n, src in self.parts if n}
+        self.streams = {source: EpochStream(len(src.images), seed, source) for source, n, src in self.parts if n}
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
@@ -167,7 +186,7 @@ class FaceTrainingSet(Dataset):
     def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
         source, index, seed = item
         src = self.sources[source]
-        crop = load_crop(src.paths[index], self.cfg.load_size)
+        crop = src.images.load(index, self.cfg.load_size)
         rng = np.random.default_rng(seed)
         y, x = rng.integers(0, self.cfg.load_size - self.cfg.input_size + 1, size=2)
         crop = crop[y:y + self.cfg.input_size, x:x + self.cfg.input_size]

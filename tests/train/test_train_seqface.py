@@ -406,3 +406,30 @@ def test_training_batches_travel_as_uint8(toy):
     item = MixedBatchSampler(data, 8, 0.5, 0, 0, 1, 0, 1).batch(0)[0]
     image, _ = FaceTrainingSet(data, cfg.data)[item]
     assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
+
+
+def test_training_from_insightface_recordio_equals_the_manifest_it_holds(toy, tmp_path):
+    """Issue 28: data.identities may name insightface's train.rec (read without MXNet). A .rec holding the toy
+    identities' images in manifest order (written by the test's own encoder of the published format, with
+    insightface's header and identity records) trains the model the identities root trains."""
+    from facekit.manifests.io import read_manifest
+    from tests.datasets.test_recordio import ir_payload, write_rec
+
+    df = read_manifest(toy / "ids", "identities")
+    df = df[df["status"] == "ok"]
+    images = [(k + 1, ir_payload(0, float(c), data=(toy / "ids" / p).read_bytes()))
+              for k, (c, p) in enumerate(zip(df["class_index"], df["crop_path"]))]
+    a = len(images) + 1
+    ranges = [(1 + int(np.flatnonzero(df["class_index"].to_numpy() == c)[0]),
+               1 + int(np.flatnonzero(df["class_index"].to_numpy() == c)[-1]) + 1) for c in range(4)]
+    write_rec(tmp_path / "train.rec", [(0, ir_payload(2, 0.0, (float(a), float(a + 4)))), *images,
+                                       *[(a + i, ir_payload(2, 0.0, r)) for i, r in enumerate(ranges)]])
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q", "--set", "optim.steps=3"]
+    assert main(base + ["-o", str(tmp_path / "manifest")]) == 0
+    assert main(base + ["-o", str(tmp_path / "rec"), "--set", f"data.identities={tmp_path / 'train.rec'}",
+                        "--set", "data.template=seqface"]) == 0
+    mine, theirs = _state(tmp_path / "manifest"), _state(tmp_path / "rec")
+    for k in mine:
+        torch.testing.assert_close(theirs[k], mine[k], rtol=0, atol=0)
+    summary = json.loads((tmp_path / "rec" / "summary.json").read_text())
+    assert summary["data"]["num_identities"] == 4 and "4 identities, 24 images" in summary["data"]["summary"]
