@@ -25,15 +25,14 @@ build_app = typer.Typer(rich_markup_mode=None, help="Build datasets: identities 
 @build_app.command("identities")
 def identities_cmd(
     root: Path = typer.Argument(..., metavar="ROOT", help="Folder with one sub-folder of images per person (or the "
-        "root the "
-                                          "--labels paths are relative to)."),
+        "root the --labels paths are relative to), or insightface's train.rec."),
     out: Path = typer.Option(Path("out/identities"), "--out", "-o",
                              help="Output root: crops/ and manifests/identities/."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns path, identity (or identity_id) "
                                                                   "instead of folders."),
     aligned: bool = typer.Option(False, "--aligned", help="Images are aligned crops already: no detection."),
-    template: str = typer.Option("seqface", "--template", help="Alignment template: seqface (144), arcface (112) or "
-        "dlib (150)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Alignment template: seqface (144), arcface (112) "
+        "or dlib (150). [default: seqface; for aligned chips (--aligned, a .rec) the one their side implies]"),
     size: Optional[int] = typer.Option(None, "--size", min=16, help="Crop side, px. [default: the template's]"),
     min_face_size: float = typer.Option(20.0, "--min-face-size", min=1.0,
                                         help="Smallest face the detector looks for, px."),
@@ -48,9 +47,7 @@ def identities_cmd(
 ) -> None:
     """Identity dataset (a class per person) from image folders: detect, align, write crops + manifest."""
     from facekit.datasets.identities import build_identities
-    from facekit.manifests.io import read_manifest
     from facekit.pipeline.extract_sequences import parse_shard
-    from facekit.report.grids import sequence_grid
 
     runner = make_engine(engine, workers, ray_address, gpus_per_worker)
     summary = build_identities(root, out, labels=labels, template=template, size=size, aligned=aligned,
@@ -58,10 +55,6 @@ def identities_cmd(
                                device=worker_device(runner, device), progress=not quiet, engine=runner)
     for line in summary.lines():
         typer.echo(line)
-    faces = read_manifest(out, "identities", columns=["identity", "status", "crop_path"])
-    grid = sequence_grid(faces[faces["status"] == "ok"], out, out / "identities_preview.png", group="identity")
-    if grid:
-        typer.echo(f"preview: {grid}")
     summary.check(allow_failures)
 
 

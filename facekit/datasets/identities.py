@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,13 @@ from facekit.engine.failures import raise_if_too_many
 from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
-from facekit.manifests.io import table_dir, write_part
+from facekit.manifests.io import read_manifest, table_dir, write_part
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
 from facekit.pipeline.extract_sequences import in_shard
 from facekit.progress import progress_bar
 from facekit.quality import laplacian_variance
+from facekit.report.grids import sequence_grid
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -49,12 +51,16 @@ class IdentityBuildSummary:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     engine: Engine = field(default_factory=Engine)
+    template_note: str = ""  # how the template was chosen when the command did not name one
+    preview: Path | None = None  # identities_preview.png
 
     def lines(self) -> list[str]:
-        return [f"identities: {self.identities}, images: {self.images} -> {self.ok} faces kept, "
+        return [*([self.template_note] if self.template_note else []),
+                f"identities: {self.identities}, images: {self.images} -> {self.ok} faces kept, "
                 f"{self.no_face} without a face, {self.error} unreadable ({self.chunks_done_before} chunks resumed)",
                 *(f"  skipped {e}" for e in self.errors[:10]), *self.engine.summary_lines(),
-                f"manifest: {table_dir(self.out, 'identities')}  ({self.seconds:.1f} s)"]
+                f"manifest: {table_dir(self.out, 'identities')}  ({self.seconds:.1f} s)",
+                *([f"preview: {self.preview}"] if self.preview else [])]
 
     def check(self, allowed: float = 0.0) -> None:
         """``InputsFailed`` (exit 3) when more than ``allowed`` (a share) of the images are unreadable."""
@@ -68,6 +74,7 @@ class ImageJob:
     job_id: str  # the path relative to the root: the manifest's source_path
     identity: str
     class_index: int
+    key: int | None = None  # the record of a RecordIO file (``path``), None for an image file
 
 
 def discover_identities(root: Path, labels: Path | None = None) -> dict[str, list[Path]]:
@@ -104,9 +111,35 @@ def _from_labels(root: Path, labels: Path) -> dict[str, list[Path]]:
     return {k: sorted(v) for k, v in sorted(people.items())}
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def _read_rgb(path: Path, key: int | None = None) -> np.ndarray:
+    if key is not None:
+        from facekit.datasets.recordio import RecordFile
+
+        _WORKER.setdefault("records", {}).setdefault(path, RecordFile(path))
+        data = io.BytesIO(_WORKER["records"][path].read(key).data)
+        with Image.open(data) as im:
+            return np.asarray(im.convert("RGB"))
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+CHIP_TEMPLATES = {112: "arcface", 144: "seqface", 150: "dlib"}  # aligned chips: the template their side implies
+
+
+def choose_template(root: Path, people: dict, template: str | None, aligned: bool) -> tuple[str, str]:
+    """(template, note): the one named; for aligned chips (a RecordIO file, ``--aligned``) the one the chips'
+    side implies (insightface's 112 px: arcface), said in the note; else seqface (144, SeqFace's training crops)."""
+    if template is not None:
+        return template, ""
+    if not aligned:
+        return "seqface", ""
+    first = next(iter(people.values()))[0]
+    side = _read_rgb(root, first) if isinstance(first, int) else _read_rgb(first)
+    name = CHIP_TEMPLATES.get(side.shape[1]) if side.shape[0] == side.shape[1] else None
+    if name is None:
+        raise InputError(f"{root}: aligned chips of {side.shape[1]}x{side.shape[0]} px match no template "
+                         f"({', '.join(f'{k} px: {v}' for k, v in CHIP_TEMPLATES.items())}); pass --template")
+    return name, f"template: {name} (inferred from the {side.shape[1]} px aligned chips; --template to override)"
 
 
 _WORKER: dict = {}
@@ -128,14 +161,14 @@ def _init(out: Path, template: str, size: int | None, aligned: bool, min_face_si
 def _run(job: ImageJob) -> dict:
     w = _WORKER
     return _one_image(job.path, job.job_id, w["out"], job.identity, job.class_index, w["tpl"], w["detector"],
-                      w["device"])
+                      w["device"], job.key)
 
 
 def _crashed(job: ImageJob, reason: str) -> dict:
     return {**_empty_row(job.job_id, job.identity, job.class_index), "status": "error", "error": reason}
 
 
-def build_identities(root: Path, out: Path, labels: Path | None = None, template: str = "seqface",
+def build_identities(root: Path, out: Path, labels: Path | None = None, template: str | None = None,
                      size: int | None = None,
                      aligned: bool = False, min_face_size: float = 20.0, shard: tuple[int, int] = (0, 1),
                      chunk: int = 256, device: str = "cpu", progress: bool = True,
@@ -143,17 +176,26 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     t0 = time.time()
     claim_root(out, "build identities")
     engine = engine or Engine()
+    if root.suffix == ".rec":  # insightface's face sets: aligned chips, one identity per label
+        from facekit.datasets.recordio import read_face_records
+
+        faces, aligned = read_face_records(root), True
+        people = {f"{label:07d}": [int(k) for k in faces.image_keys[faces.labels == label]]
+                  for label in np.unique(faces.labels)}
+    else:
+        people = discover_identities(root, labels)
+    template, note = choose_template(root, people, template, aligned)
     tpl = get_template(template, size)
-    people = discover_identities(root, labels)
     class_of = {name: i for i, name in enumerate(sorted(people))}
     mine = [name for name in sorted(people) if in_shard(name, shard)]
-    summary = IdentityBuildSummary(out, identities=len(mine), engine=engine)
+    summary = IdentityBuildSummary(out, identities=len(mine), engine=engine, template_note=note)
     tag = f"s{shard[0]:05d}of{shard[1]:05d}"
     chunks = [(f"{tag}-{c // chunk:06d}", mine[c:c + chunk]) for c in range(0, len(mine), chunk)]
     todo = [(part, names) for part, names in chunks if not (table_dir(out, "identities") / f"{part}.parquet").exists()]
     summary.chunks_done_before = len(chunks) - len(todo)
-    jobs = [ImageJob(path, path.relative_to(root).as_posix(), name, class_of[name])
-            for _, names in todo for name in names for path in people[name]]
+    jobs = [ImageJob(root, f"{root.stem}/{name}/{item}", name, class_of[name], item) if isinstance(item, int) else
+            ImageJob(item, item.relative_to(root).as_posix(), name, class_of[name])
+            for _, names in todo for name in names for item in people[name]]
     results = engine.map(jobs, _run, _init, (out, template, size, aligned, min_face_size, device), _crashed)
     bar = progress_bar(total=len(jobs), unit="img", desc="build identities", disable=not progress, dynamic_ncols=True)
     try:
@@ -166,8 +208,6 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     finally:
         bar.close()
         results.close()
-    from facekit.manifests.io import read_manifest
-
     df = read_manifest(out, "identities", columns=["status", "error", "source_path"])
     summary.images = len(df)
     for status in ("ok", "no_face", "error"):
@@ -178,6 +218,8 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     write_lineage(out, "build identities", {"root": str(root), "labels": str(labels) if labels else None,
                                             "template": template, "crop_size": tpl.size, "aligned": aligned,
                                             "min_face_size": min_face_size})
+    ok = read_manifest(out, "identities", columns=["identity", "status", "crop_path"])
+    summary.preview = sequence_grid(ok[ok["status"] == "ok"], out, out / "identities_preview.png", group="identity")
     summary.seconds = time.time() - t0
     return summary
 
@@ -187,10 +229,11 @@ def _empty_row(rel: str, name: str, class_index: int) -> dict:
                 score=None, face_px=None, blur=None, crop_path=None)
 
 
-def _one_image(path: Path, rel: str, out: Path, name: str, class_index: int, tpl, detector, device) -> dict:
+def _one_image(path: Path, rel: str, out: Path, name: str, class_index: int, tpl, detector, device,
+               key: int | None = None) -> dict:
     row = _empty_row(rel, name, class_index)
     try:
-        image = _read_rgb(path)
+        image = _read_rgb(path, key)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         return {**row, "status": "error", "error": f"unreadable image ({type(err).__name__}: {str(err)[:120]})"}
     if detector is None:

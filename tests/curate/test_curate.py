@@ -97,7 +97,8 @@ def model(tmp_path_factory):
 def test_embed_clean_and_name_lists_end_to_end(tmp_path, model, capsys):
     _aligned_ids(tmp_path / "in")
     ids = tmp_path / "ids"
-    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(ids), "--aligned", "-q"]) == 0
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(ids), "--aligned", "--template", "seqface",
+                 "-q"]) == 0
     assert main(["embed", str(ids), "--table", "identities", "--model", model, "-q", "--device", "cpu"]) == 0
     assert "13 crops of identities embedded" in capsys.readouterr().out
     parts = list((ids / "embeddings").rglob("*.parquet"))
@@ -217,7 +218,8 @@ def test_clean_records_the_deciding_score_and_counts_per_group(tmp_path, model, 
 
     _aligned_ids(tmp_path / "in")
     ids = tmp_path / "ids"
-    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(ids), "--aligned", "-q"]) == 0
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(ids), "--aligned", "--template", "seqface",
+                 "-q"]) == 0
     out = tmp_path / "clean"
     capsys.readouterr()
     assert main(["curate", "clean", str(ids), "-o", str(out), "--model", model, "-q", "--outlier", "0.85",

@@ -25,7 +25,8 @@ def _ids(root, n=20):
 def test_split_is_deterministic_by_group_and_merge_restores(tmp_path, capsys):
     _ids(tmp_path / "in")
     root = tmp_path / "ids"
-    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(root), "--aligned", "-q"]) == 0
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(root), "--aligned", "--template", "seqface",
+                 "-q"]) == 0
     assert main(["manifest", "split", str(root), "-o", str(tmp_path / "s"), "--val", "0.3", "--seed", "1"]) == 0
     train = read_manifest(tmp_path / "s" / "train", "identities")
     val = read_manifest(tmp_path / "s" / "val", "identities")
@@ -56,7 +57,8 @@ def test_a_derived_root_never_overwrites_an_input_or_another_root(tmp_path, caps
     written; a derived root may be rewritten by the same kind of command."""
     _ids(tmp_path / "in", n=6)
     root = tmp_path / "ids"
-    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(root), "--aligned", "-q"]) == 0
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(root), "--aligned", "--template", "seqface",
+                 "-q"]) == 0
     before = sorted(p.name for p in root.rglob("*.parquet"))
     assert main(["manifest", "split", str(root), "-o", str(tmp_path / "s"), "--val", "0.5"]) == 0
     halves = [str(tmp_path / "s" / "train"), str(tmp_path / "s" / "val")]
