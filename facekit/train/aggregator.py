@@ -178,7 +178,7 @@ def train_aggregator(cfg: AggregatorConfig, run_dir: Path, device: torch.device,
                 "format": CKPT_FORMAT, "G": G.state_dict(), "D": D.state_dict(), "centres": centres.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler_g": scaler_g.state_dict(),
                 "scaler_d": scaler_d.state_dict(), "config": to_dict(cfg), "data_fingerprint": data.fingerprint},
-                cfg.checkpoint_every, dist_info)
+                cfg.checkpoint_every, dist_info, cfg.checkpoint_keep)
         t_ready = time.perf_counter()
     bar.close()
     heldout = None

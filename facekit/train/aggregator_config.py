@@ -77,6 +77,7 @@ class AggregatorConfig:
     optim: AggregatorOptimConfig = field(default_factory=AggregatorOptimConfig)
     seed: int = 0
     checkpoint_every: int = 5000
+    checkpoint_keep: int = 5  # kept step_*.pt copies (the last K; 0: all); last.pt is always there
     log_every: int = 50
     grid_every: int = 1000  # image grids (input set -> aggregated face) under grids/
     heldout_blur: int = 17  # held-out check repeated with 9 of 10 set members motion-blurred, kernel K (0: off)

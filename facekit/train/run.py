@@ -72,8 +72,10 @@ def prepare_run(cfg_cls: type[T], name: str, recipe: Path | None, overrides: lis
     return cfg, run_dir
 
 
-def save_checkpoint(run_dir: Path, step: int, blob: dict, keep_every: int, d: distributed.Dist) -> None:
-    """``checkpoints/last.pt`` (atomic), plus a kept copy every ``keep_every`` steps. Rank 0 writes."""
+def save_checkpoint(run_dir: Path, step: int, blob: dict, keep_every: int, d: distributed.Dist,
+                    keep: int = 0) -> None:
+    """``checkpoints/last.pt`` (atomic), plus a kept copy every ``keep_every`` steps, of which the last ``keep``
+    stay (0: all), so a long run does not fill the disk. Rank 0 writes."""
     if d.main:
         ckpt_dir = run_dir / "checkpoints"
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +84,9 @@ def save_checkpoint(run_dir: Path, step: int, blob: dict, keep_every: int, d: di
         if keep_every and step % keep_every == 0:
             with atomic_path(ckpt_dir / f"step_{step:08d}.pt") as tmp:
                 shutil.copyfile(ckpt_dir / "last.pt", tmp)
+            kept = sorted(ckpt_dir.glob("step_*.pt"))
+            for old in kept[:-keep] if keep else []:
+                old.unlink()
     distributed.barrier(d)
 
 

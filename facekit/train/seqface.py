@@ -184,7 +184,8 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             save_checkpoint(run_dir, step, {"format": CKPT_FORMAT, "model": model.state_dict(),
                                             "centres": table.centres, "optimizer": opt.state_dict(),
                                             "scaler": scaler.state_dict(), "config": to_dict(cfg),
-                                            "data_fingerprint": data.fingerprint}, cfg.checkpoint_every, dist_info)
+                                            "data_fingerprint": data.fingerprint}, cfg.checkpoint_every, dist_info,
+                            cfg.checkpoint_keep)
         t_ready = time.perf_counter()
     bar.close()
     if dist_info.main:

@@ -87,6 +87,7 @@ class SeqFaceConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     seed: int = 0
     checkpoint_every: int = 1000
+    checkpoint_keep: int = 5  # kept step_*.pt copies (the last K; 0: all); last.pt is always there
     log_every: int = 20
 
     def check(self, where: str) -> None:

@@ -433,3 +433,11 @@ def test_training_from_insightface_recordio_equals_the_manifest_it_holds(toy, tm
         torch.testing.assert_close(theirs[k], mine[k], rtol=0, atol=0)
     summary = json.loads((tmp_path / "rec" / "summary.json").read_text())
     assert summary["data"]["num_identities"] == 4 and "4 identities, 24 images" in summary["data"]["summary"]
+
+
+def test_checkpoints_keep_the_last_k(toy, tmp_path):
+    """Issue 28: a long run does not fill the disk: only the last checkpoint_keep step copies stay (last.pt too)."""
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "run"), "-q",
+                 "--set", "checkpoint_every=1", "--set", "checkpoint_keep=2"]) == 0
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["last.pt", "step_00000005.pt", "step_00000006.pt"]
