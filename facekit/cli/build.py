@@ -76,3 +76,15 @@ def demo_cmd(
                f"ytf/ ({info['ytf_pairs']} pairs), lfw/ ({info['lfw_pairs']} pairs), ijbc/ and ijbc_insightface/ "
                f"({info['ijb_gallery_templates']} gallery, {info['ijb_probe_templates']} probe templates)")
     typer.echo(f"demo data: {out}  (what is where: {out / 'README.md'})")
+
+
+def pack_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="An identities, sequences or frames root."),
+             shard_size: int = typer.Option(100_000, "--shard-size", min=1,
+                                            help="Crops per shard (sequences and frames roots)."),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """Pack a root's crops into indexed RecordIO shards (ROOT/packed/): training reads a few large files with
+    random access. An identities root becomes insightface's train.rec / train.idx / property."""
+    from facekit.datasets.pack import pack_root
+
+    for line in pack_root(root, shard_size, progress=not quiet).lines():
+        typer.echo(line)

@@ -9,7 +9,7 @@ import typer
 
 from facekit.cli.aggregate import aggregate_cmd
 from facekit.cli.bench import bench_app
-from facekit.cli.build import build_app
+from facekit.cli.build import build_app, pack_cmd
 from facekit.cli.curate import curate_app, embed_cmd
 from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
@@ -54,6 +54,7 @@ app.add_typer(train_app, name="train")
 app.command("export")(export_cmd)
 app.command("aggregate")(aggregate_cmd)
 app.command("embed")(embed_cmd)
+app.command("pack")(pack_cmd)
 app.add_typer(curate_app, name="curate")
 
 

@@ -127,17 +127,22 @@ class FaceRecords:
 
     def load(self, i: int, size: int) -> np.ndarray:
         """Image ``i`` (not its key) decoded: uint8 (size, size, 3) RGB, resized when it is not that size."""
-        from PIL import Image
-
         key = int(self.image_keys[i])
-        try:
-            with Image.open(io.BytesIO(self.file.read(key).data)) as im:
-                im = im.convert("RGB")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
-                return np.array(im)
-        except (OSError, ValueError) as err:
-            raise InputError(f"{self.file.rec}: record {key} is not a readable image ({type(err).__name__})") from None
+        return decode_image(self.file.read(key).data, size, f"{self.file.rec}: record {key}")
+
+
+def decode_image(data: bytes, size: int, where: str) -> np.ndarray:
+    """Image bytes -> uint8 (size, size, 3) RGB, resized when not that size; ``where`` names it in an error."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.array(im)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{where} is not a readable image ({type(err).__name__})") from None
 
 
 def read_face_records(rec: str | Path) -> FaceRecords:
@@ -172,3 +177,44 @@ def read_face_records(rec: str | Path) -> FaceRecords:
     keys = np.sort(f.keys)
     labels = np.array([int(f.read(int(k)).labels[0]) for k in keys], np.int64)
     return FaceRecords(f, keys, labels, int(labels.max()) + 1 if len(labels) else 0)
+
+
+def ir_record(labels: float | list[float], data: bytes = b"", ident: int = 0) -> bytes:
+    """A payload as ``mx.recordio.pack`` makes it: one label in the header (flag 0), or ``flag`` labels after it."""
+    if isinstance(labels, (int, float)):
+        return IR_HEADER.pack(0, float(labels), ident, 0) + data
+    return IR_HEADER.pack(len(labels), 0.0, ident, 0) + struct.pack(f"<{len(labels)}f", *labels) + data
+
+
+class RecordWriter:
+    """Writes ``rec`` and its ``.idx`` (MXIndexedRecordIO's layout); both appear at ``close`` (temporary files
+    renamed), so a killed pack leaves no half file."""
+
+    def __init__(self, rec: str | Path) -> None:
+        self.rec = Path(rec)
+        self.idx = self.rec.with_suffix(".idx")
+        self.rec.parent.mkdir(parents=True, exist_ok=True)
+        self._rec_tmp, self._idx_tmp = self.rec.with_name(f".{self.rec.name}.tmp"), self.idx.with_name(
+            f".{self.idx.name}.tmp")
+        self._rec, self._idx = self._rec_tmp.open("wb"), self._idx_tmp.open("w")
+
+    def write(self, key: int, payload: bytes) -> None:
+        if len(payload) >= 1 << LENGTH_BITS:
+            raise InputError(f"{self.rec}: record {key} of {len(payload)} bytes is too large for one record")
+        self._idx.write(f"{key}\t{self._rec.tell()}\n")
+        self._rec.write(struct.pack("<II", MAGIC, len(payload)) + payload + b"\0" * (-len(payload) % 4))
+
+    def close(self) -> None:
+        self._rec.close(), self._idx.close()
+        os.replace(self._rec_tmp, self.rec)
+        os.replace(self._idx_tmp, self.idx)
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._rec.close(), self._idx.close()
+            self._rec_tmp.unlink(missing_ok=True), self._idx_tmp.unlink(missing_ok=True)

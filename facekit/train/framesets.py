@@ -14,20 +14,20 @@ import torch
 from torch.utils.data import Dataset
 
 from facekit.align.templates import Template, get_template
+from facekit.datasets.crops import CropFiles, PackedCrops, crop_store
 from facekit.errors import InputError
-from facekit.images import load_crop, normalise, to_chw
+from facekit.images import normalise, to_chw
 from facekit.manifests.io import read_manifest, table_files
 from facekit.manifests.lineage import crop_template
 from facekit.provenance import fingerprint_files
 from facekit.train.aggregator_config import FrameSetDataConfig
-from facekit.train.seqface_data import PathTable
 from facekit.train.streams import EpochStream, sample_seed
 from facekit.transforms.photometric import augment_face
 
 
 @dataclass
 class FrameSets:
-    paths: PathTable  # every kept frame
+    paths: CropFiles | PackedCrops  # every kept frame (files, or the packed shards)
     video_of: np.ndarray  # (frames,) video index
     identity_of_video: np.ndarray  # (videos,) identity index
     video_frames: list[np.ndarray]  # frames of each video
@@ -79,7 +79,8 @@ def load_frame_sets(cfg: FrameSetDataConfig) -> FrameSets:
     identity_videos = [np.flatnonzero(identity_of_video == i) for i in range(len(identities))]
     held = _heldout_indices(cfg, identities)
     is_held = np.array([identity_of_video[v] in held for v in range(len(videos))])
-    return FrameSets(PathTable(cfg.frames, df["crop_path"].tolist()), video_codes.astype(np.int64), identity_of_video,
+    crops = crop_store(cfg.frames, "frames", df["crop_path"].tolist())
+    return FrameSets(crops, video_codes.astype(np.int64), identity_of_video,
                      video_frames, identity_videos, identities, np.flatnonzero(~is_held), np.flatnonzero(is_held),
                      fingerprint_files(files), df["score"].to_numpy(np.float32))
 
@@ -150,7 +151,7 @@ class FrameSetDataset(Dataset):
 
     def raw(self, frame: int, rng: np.random.Generator | None, blur: bool = True) -> torch.Tensor:
         """uint8 (3, S, S)."""
-        crop = load_crop(self.data.paths[frame], self.cfg.image_size)
+        crop = self.data.paths.load(frame, self.cfg.image_size)
         if self.augment:
             crop = augment_face(crop, rng, **{**vars(self.cfg.augment), **({} if blur else {"blur_p": 0.0})})
         return to_chw(crop)

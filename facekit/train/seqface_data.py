@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facekit.datasets.crops import CropFiles, PackedCrops, crop_store
 from facekit.datasets.recordio import FaceRecords, read_face_records
 from facekit.errors import InputError
-from facekit.images import load_crop, to_chw
+from facekit.images import to_chw
 from facekit.manifests.io import read_manifest, table_files
 from facekit.provenance import fingerprint_files
 from facekit.train.seqface_config import DataConfig
@@ -26,31 +27,9 @@ from facekit.train.streams import EpochStream, sample_seed
 IDENTITY, SEQUENCE = 0, 1
 
 
-class PathTable:
-    """Many relative paths in two numpy arrays (bytes + offsets): no Python objects, so forked DataLoader workers
-    share the memory instead of copying it (each object touch would copy its page)."""
-
-    def __init__(self, root: Path, rel_paths: list[str]) -> None:
-        encoded = [p.encode() for p in rel_paths]
-        self.root = Path(root)
-        self.offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
-        self.blob = np.frombuffer(b"".join(encoded), np.uint8) if encoded else np.zeros(0, np.uint8)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> Path:
-        return self.root / self.blob[self.offsets[i]:self.offsets[i + 1]].tobytes().decode()
-
-    def load(self, i: int, size: int) -> np.ndarray:
-        """Crop ``i``: uint8 (size, size, 3)."""
-        return load_crop(self[i], size)
-
-
 @dataclass
 class Source:
-    images: PathTable | FaceRecords  # len() and load(i, size): crop files, or the images of a RecordIO file
+    images: CropFiles | PackedCrops | FaceRecords  # len() and load(i, size): crop files, packed shards or a .rec
     labels: np.ndarray  # (n,) int64: class index (identities) or -(sequence index + 1) (sequences)
 
 
@@ -85,7 +64,8 @@ def load_training_data(cfg: DataConfig) -> TrainingData:
         df = df[df["status"] == "ok"]
         if df.empty:
             raise InputError(f"{cfg.identities}: the identities manifest has no usable (status ok) images")
-        ids = Source(PathTable(cfg.identities, df["crop_path"].tolist()), df["class_index"].to_numpy(np.int64))
+        ids = Source(crop_store(cfg.identities, "identities", df["crop_path"].tolist()),
+                     df["class_index"].to_numpy(np.int64))
     if cfg.sequences is not None:
         files += table_files(cfg.sequences, "faces")
         df = read_manifest(cfg.sequences, "faces", columns=["sequence_id", "crop_path"])
@@ -95,7 +75,7 @@ def load_training_data(cfg: DataConfig) -> TrainingData:
             raise InputError(f"{cfg.sequences}: no sequence has {cfg.min_sequence_faces}+ faces")
         codes, uniques = df["sequence_id"].factorize(sort=True)
         num_s = len(uniques)
-        seqs = Source(PathTable(cfg.sequences, df["crop_path"].tolist()), -(codes.astype(np.int64) + 1))
+        seqs = Source(crop_store(cfg.sequences, "faces", df["crop_path"].tolist()), -(codes.astype(np.int64) + 1))
     if num_c == 0:
         raise InputError("the chief classification loss needs identity data (data.identities)")
     return TrainingData(ids, seqs, num_c, num_s, fingerprint_files(files), training_template(cfg))

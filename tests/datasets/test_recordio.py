@@ -99,3 +99,45 @@ def test_bad_files_are_one_line_errors_naming_file_and_offset(tmp_path):
     (tmp_path / "junk.idx").write_text("0\t0\nnot a line\n")
     with pytest.raises(InputError, match=r"junk.idx:2: expected 'key<TAB>offset'"):
         RecordFile(tmp_path / "junk.rec")
+
+
+def _independent_read(rec):
+    """A reader written from the published format alone: the .idx, then magic, lrecord, IRHeader, labels, bytes."""
+    out = {}
+    data = rec.read_bytes()
+    for line in rec.with_suffix(".idx").read_text().splitlines():
+        key, offset = map(int, line.split("\t"))
+        magic, lrecord = struct.unpack_from("<II", data, offset)
+        assert magic == MAGIC and lrecord >> 29 == 0
+        payload = data[offset + 8:offset + 8 + (lrecord & (2**29 - 1))]
+        flag, label, _, _ = struct.unpack_from("<IfQQ", payload)
+        labels = struct.unpack_from(f"<{flag}f", payload, 24) if flag else (label,)
+        out[key] = (labels, payload[24 + 4 * flag:])
+    return out
+
+
+def test_pack_writes_insightface_layout_read_back_by_both_readers(tmp_path):
+    """Issue 28: `facekit pack` on an identities root writes train.rec / train.idx / property as insightface
+    lays them out; facekit's reader and an independent one read back every crop's bytes and label."""
+    from facekit.cli.main import main
+    from facekit.manifests.io import read_manifest
+
+    for person, n in (("ann", 2), ("bob", 3), ("cy", 1)):
+        (tmp_path / "in" / person).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((112, 112, 3), (30 * i, 90, len(person) * 40), np.uint8)).save(
+                tmp_path / "in" / person / f"{i}.png")
+    ids = tmp_path / "ids"
+    assert main(["build", "identities", str(tmp_path / "in"), "-o", str(ids), "--aligned", "-q"]) == 0
+    assert main(["pack", str(ids), "-q"]) == 0
+    df = read_manifest(ids, "identities").sort_values(["class_index", "crop_path"])
+    assert (ids / "packed" / "property").read_text() == "3,112,112"
+    theirs = _independent_read(ids / "packed" / "train.rec")
+    assert theirs[0][0] == (7.0, 10.0)  # images 1..6, identities 7..9
+    assert [theirs[k][0] for k in (7, 8, 9)] == [(1.0, 3.0), (3.0, 6.0), (6.0, 7.0)]
+    faces = read_face_records(ids / "packed" / "train.rec")
+    assert faces.labels.tolist() == df["class_index"].tolist() == [0, 0, 1, 1, 1, 2]
+    for key, rel in zip(faces.image_keys, df["crop_path"]):
+        crop = (ids / rel).read_bytes()
+        assert theirs[int(key)][1] == crop and faces.file.read(int(key)).data == crop
+        assert rel.endswith(".jpg") and crop[:2] == b"\xff\xd8"  # identity crops are JPEG (quality 95)

@@ -441,3 +441,30 @@ def test_checkpoints_keep_the_last_k(toy, tmp_path):
                  "--set", "checkpoint_every=1", "--set", "checkpoint_keep=2"]) == 0
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == ["last.pt", "step_00000005.pt", "step_00000006.pt"]
+
+
+def test_a_packed_root_trains_the_model_of_its_files(toy, tmp_path):
+    """Issue 28: `facekit pack` puts the crops in RecordIO shards; the trainer reads them by the manifest's paths,
+    so the packed roots give the same batches, hence the same model, bit for bit."""
+    import shutil
+
+    for name in ("ids", "seqs"):
+        shutil.copytree(toy / name, tmp_path / name)
+        assert main(["pack", str(tmp_path / name), "-q", "--shard-size", "4"]) == 0
+    assert len(list((tmp_path / "seqs" / "packed").glob("faces-*.rec"))) == 4  # 15 faces in shards of 4
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q", "--set", "optim.steps=3"]
+    assert main(base + ["-o", str(tmp_path / "files")]) == 0
+    assert main(base + ["-o", str(tmp_path / "packed"), "--set", f"data.identities={tmp_path / 'ids'}",
+                        "--set", f"data.sequences={tmp_path / 'seqs'}"]) == 0
+    mine, theirs = _state(tmp_path / "files"), _state(tmp_path / "packed")
+    for k in mine:
+        torch.testing.assert_close(theirs[k], mine[k], rtol=0, atol=0)
+    from facekit.datasets.crops import PackedCrops
+    from facekit.recipes import build
+    from facekit.train.seqface_config import SeqFaceConfig
+    from facekit.train.seqface_data import load_training_data
+
+    cfg = build(SeqFaceConfig, yaml.safe_load((toy / "recipe.yaml").read_text()), "recipe")
+    cfg.data.identities, cfg.data.sequences = tmp_path / "ids", tmp_path / "seqs"
+    data = load_training_data(cfg.data)
+    assert isinstance(data.identities.images, PackedCrops) and isinstance(data.sequences.images, PackedCrops)
