@@ -19,6 +19,7 @@ def _readme_block() -> str:
     return blocks[0]
 
 
+@pytest.mark.slow
 def test_readme_python_api_block_runs_verbatim(tmp_path):
     import importlib.util
 
@@ -47,6 +48,7 @@ def test_import_facekit_is_light_and_the_api_is_the_librarys():
         facekit.nope  # noqa: B018
 
 
+@pytest.mark.slow
 def test_the_api_writes_what_the_commands_write(tmp_path):
     """Issue 26: ``facekit.extract_sequences`` and ``facekit extract-sequences`` write the same root: manifests,
     crops and the preview grid, byte for byte (the preview is the library's, not the command's)."""

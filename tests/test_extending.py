@@ -82,6 +82,7 @@ def test_a_plugin_protocol_runs_by_name(plugins, tmp_path, capsys):
     assert main(["bench", "list"]) == 0 and "pairs_csv: Verification on a CSV" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_plugin_engine_builds_the_same_dataset(plugins, tmp_path):
     from facekit.manifests.io import read_manifest
 

@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
 
 
 def test_gpu_check_runs_every_step_on_cpu(tmp_path):

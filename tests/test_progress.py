@@ -8,11 +8,13 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from facekit.report.grids import HEADER, sequence_grid
 
 
+@pytest.mark.slow
 def test_progress_in_a_log_is_plain_lines(tmp_path):
     code = "import sys; from facekit.cli.main import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run([sys.executable, "-c", code, "extract-sequences", "--out", str(tmp_path / "o"), "--device",

@@ -13,6 +13,8 @@ import pytest
 from facekit.cli.main import main
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
+
 
 def walkthrough_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text()

@@ -95,6 +95,7 @@ def test_reports_on_demo_data_say_so_and_print_no_paper_numbers(tmp_path, capsys
     report, md, _ = run("0" * 16)  # the demo listed another splits.txt
     assert report["demo_data"] is False and "paper Table 1 (avg)" in md
 
+@pytest.mark.slow
 def test_ytf_with_a_model_caches_features(tmp_path):
     root, splits, _ = _ytf_fixture(tmp_path, frames=6)
     torch.manual_seed(0)
@@ -115,6 +116,7 @@ def test_ytf_with_a_model_caches_features(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_feature_cache_is_keyed_by_the_image_files(tmp_path):
     """Another folder with the same relative names (IJB-B's and IJB-C's ``img/1.jpg``, insightface's ``1.jpg``)
     and a frame rewritten in place are embedded afresh, not served another image's cached feature."""
@@ -224,6 +226,7 @@ def _random_aggregator(tmp_path, image_size=32):
     return path
 
 
+@pytest.mark.slow
 def test_ytf_aggregator_method_one_extraction_per_set(tmp_path):
     root, splits, _ = _ytf_fixture(tmp_path, frames=6)
     torch.manual_seed(0)
@@ -269,6 +272,7 @@ def test_ijb_aggregator_needs_a_model(tmp_path, capsys):
     assert "--method aggregator needs --model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ijb_insightface_layout_equals_official_on_the_same_templates(tmp_path):
     """The same templates in insightface's layout (faces from ``_face_tid_mid.txt``, labelled pairs, the official
     1:N CSVs beside them in meta/ for the subjects) give the official layout's 1:1 and 1:N numbers; without the
@@ -332,6 +336,7 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_ytf_protocols_equal_an_independent_computation(tmp_path):
     """SeqFace and DAN video features and both threshold rules, recomputed here from protocols.md with plain
     loops (squared distances on the 0.01 grid, first best; SeqFace's evaluate.py loop), on features whose
@@ -383,6 +388,7 @@ def test_ytf_protocols_equal_an_independent_computation(tmp_path):
     assert 0.5 < expected < 1.0 and dan["metrics"]["accuracy_mean"] == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_ytf_seqface_protocol_applies_blur(tmp_path):
     """--protocol seqface --blur K blurs 9 of every 10 frames of the whole video (it was silently ignored)."""
     root, splits, _ = _ytf_fixture(tmp_path, frames=12)

@@ -90,6 +90,7 @@ def test_nearest_rule_on_scores_worked_by_hand():
     assert tar_at_far(fpr, tpr, (1e-6, 0.3, 0.6), rule="strict") == {1e-6: 0.75, 0.3: 0.75, 0.6: 1.0}
 
 
+@pytest.mark.slow
 def test_squared_distance_grid_changes_accuracy_and_matches_the_reference_convention():
     """The reference scripts threshold ||a - b||^2 on the grid 0, 0.01, ..., 3.99. Brute force in that
     convention, on features whose pairs overlap (accuracy strictly between 0 and 1), and a case where the plain

@@ -15,6 +15,8 @@ from facekit.cli.main import main
 from facekit.datasets.layouts import write_ijb_official, write_lfw, write_ytf
 from tests.conftest import shared
 
+pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
+
 
 @pytest.fixture(autouse=True)
 def _needs_dlib():

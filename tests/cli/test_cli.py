@@ -36,6 +36,7 @@ def test_version(capsys):
     (["manifest", "stats", "--root", "no/such/root"], "no/such/root"),
     (["manifest", "query", "SELECT nope FROM videos", "--root", "manifests/examples"], "query failed"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line(args, message):
     res = _run(*args)
     assert res.returncode != 0

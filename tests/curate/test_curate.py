@@ -121,6 +121,7 @@ def test_embed_clean_and_name_lists_end_to_end(tmp_path, model, capsys):
     assert main(["curate", "overlap", str(out), "-o", str(out2), "--model", model]) == 2  # nothing to curate against
 
 
+@pytest.mark.slow
 def test_real_duplicate_johns_files(tmp_path):
     pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
     ids = tmp_path / "johns"
@@ -141,6 +142,7 @@ def test_real_duplicate_johns_files(tmp_path):
     assert len(digests) - len(set(digests)) == 1  # the one byte-identical pair
 
 
+@pytest.mark.slow
 def test_real_overlap_removes_the_person_in_the_identity_set(tmp_path):
     pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
     deepface = shared("deepface")
@@ -169,6 +171,7 @@ def test_real_overlap_removes_the_person_in_the_identity_set(tmp_path):
     assert set(faces["sequence_id"]) == kept and (out / faces["crop_path"].iloc[0]).is_file()
 
 
+@pytest.mark.slow
 def test_real_two_sequences_of_one_person_cluster(tmp_path, monkeypatch):
     pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]')")
     from facekit.report import grids
@@ -241,6 +244,7 @@ def test_clean_records_the_deciding_score_and_counts_per_group(tmp_path, model, 
     assert "## faces per group, before and after" in (out / "curation_report.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_talking_heads_keep_their_pose_variety(tmp_path):
     """Two real talking heads (video-retalking 1.mp4, LivePortrait d3.mp4) at the defaults: the near-duplicate

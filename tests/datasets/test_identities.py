@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from facekit.cli.main import main
@@ -55,6 +56,7 @@ def test_bad_root_and_labels_fail_in_one_line(tmp_path, capsys):
     assert err.startswith("facekit: error:") and "l.csv" in err and "'path'" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_real_deepface_identities_detected_and_aligned(tmp_path):
     root = shared("deepface")
     out = tmp_path / "ids"

@@ -76,6 +76,7 @@ def test_sample_clip_faces_equal_the_package(full_resolution, sample_frames):
     assert min(ious) >= 0.98 and max(dists) <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_photos_same_faces_boxes_and_landmarks_as_the_package(full_resolution):
     """Every unaligned photo of ../shared/data (66 photos, 142 faces): the same faces in every photo, box IoU

@@ -23,6 +23,8 @@ from facekit.manifests import read_manifest  # noqa: E402
 from facekit.pipeline import extract_sequences as es  # noqa: E402
 from facekit.video.synth import photo_clip, write_video  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
+
 # one torch thread per worker on both engines: the local pool's two workers on this 2-core machine, Ray's actors
 LOCAL = Engine("local", workers=2)
 
@@ -116,4 +118,4 @@ def test_unreachable_address_is_one_line(clips, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("facekit: error: --ray-address 127.0.0.1:1") and len(err.splitlines()) == 1
     assert main(["extract-sequences", "-o", str(tmp_path / "o"), "--engine", "spark"]) == 2
-    assert "--engine 'spark': choose one of local, ray" in capsys.readouterr().err
+    assert "--engine: unknown engine 'spark' (known: local, ray" in capsys.readouterr().err

@@ -13,6 +13,8 @@ from facekit.engine.local import Engine  # noqa: E402
 from facekit.manifests import read_manifest  # noqa: E402
 from tests.engine.test_ray_engine import LOCAL, _assert_same, _tables  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
+
 
 def test_local_ray_frames_identities_and_embeddings_equal_the_local_engine(tmp_path, face_photos):
     """extract-frames, build identities and embed on a Ray started for the run (no address)."""

@@ -157,6 +157,7 @@ def _dlib_or_skip():
         pytest.skip(str(err))
 
 
+@pytest.mark.slow
 def test_equals_dlib_descriptors_on_real_faces():
     """Every johns chip (55) and every deepface photo's dlib chip: cosine >= 0.9999 with dlib's own descriptor."""
     dlib, path = _dlib_or_skip()
@@ -221,6 +222,7 @@ def test_dlib_resnet_backbone_starts_from_dlibs_weights():
         build_backbone("dlib_resnet", num_features=512)
 
 
+@pytest.mark.slow
 def test_facekit_chips_residual_to_dlibs_own_chips():
     """facekit's chips (MTCNN landmarks on the measured dlib template) against dlib's get_face_chip on every
     deepface photo: descriptor distance median 0.119, max 0.216 when measured (dlib's same-person threshold is

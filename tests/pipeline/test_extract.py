@@ -42,6 +42,7 @@ def _sorted(df, keys):
     return df.sort_values(keys).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_sequences_stay_inside_shots_and_crops_are_written(clips, tmp_path):
     summary = _run([clips / "three_shots.mp4"], tmp_path, cfg=SMALL_FACES)
     t = _tables(tmp_path)
@@ -83,6 +84,7 @@ def test_detect_every_tracks_between_detector_runs(clips, tmp_path):
     assert ((both.box_x1_det - both.box_x1_int).abs() / width).max() < 0.05
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_equals_an_uninterrupted_run(clips, tmp_path, monkeypatch):
     inputs = [clips]
     _run(inputs, tmp_path / "full", flush_every=1)
@@ -176,6 +178,7 @@ def test_missing_input_is_an_error(tmp_path):
         es.discover_videos([tmp_path / "nope.mp4"])
 
 
+@pytest.mark.slow
 def test_workers_give_the_same_result(clips, tmp_path):
     _run([clips], tmp_path / "w0")
     _run([clips], tmp_path / "w2", workers=2)
@@ -187,6 +190,7 @@ def test_workers_give_the_same_result(clips, tmp_path):
                                       check_exact=True, obj=t)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_costs_its_video_not_the_run(clips, tmp_path, monkeypatch):
     """A native crash in a worker (simulated by aborting it) records that video as an error; the others finish."""
     monkeypatch.setenv("FACEKIT_CRASH_JOB", "group")
@@ -226,6 +230,7 @@ def test_config_typos_at_any_depth_are_one_line(tmp_path, capsys, yaml_text, mes
     assert len(err) == 1 and message in err[0] and str(tmp_path / "c.yaml") in err[0], err
 
 
+@pytest.mark.slow
 def test_no_input_and_all_failed_exit_non_zero_with_reasons(tmp_path):
     """An empty folder: one line, exit 2. Only corrupt videos: the summary lists each with its reason, then one
     error line, exit 2; decord's own log lines (written by its C++ code to fd 2) never reach the terminal."""
@@ -305,6 +310,7 @@ def test_failed_inputs_exit_3_after_committing_everything(clips, tmp_path, capsy
     assert main(args + ["--allow-failures", "0.7"]) == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_finished_videos_and_says_how_many(clips, tmp_path, monkeypatch, capsys):
     """Ctrl-C while the third video runs: the two finished ones are committed (even before their flush), the
     message says so, exit 130; the rerun does only the rest."""

@@ -62,6 +62,7 @@ def test_extract_frames_layout_meta_resume(vox, tmp_path, capsys):
     assert sorted(read_manifest(tmp_path / "sh", "utterances")["utterance_id"]) == sorted(utts.index)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_leaves_no_crops_of_its_utterance(vox, tmp_path, monkeypatch):
     dead = "id00000/v0/00001"
     monkeypatch.setenv("FACEKIT_CRASH_JOB", dead)
@@ -84,6 +85,7 @@ def test_bad_layout_one_line(tmp_path, capsys):
     assert "no clips found" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_real_talking_heads_voxceleb_fixture(tmp_path):
     from facekit.video.synth import voxceleb_layout
 

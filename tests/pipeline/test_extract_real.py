@@ -8,7 +8,7 @@ from facekit.manifests import read_manifest
 from facekit.pipeline.extract_sequences import extract_sequences
 from tests.conftest import SHARED, shared
 
-pytestmark = pytest.mark.shared_data
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]  # real media, end to end: the full suite runs it
 
 
 @pytest.fixture(scope="module")

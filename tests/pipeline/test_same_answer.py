@@ -22,6 +22,8 @@ import pytest
 from facekit.manifests import read_manifest
 from tests.conftest import SHARED, shared
 
+pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
+
 KEYS = {"videos": ["video_id"], "sequences": ["sequence_id"], "faces": ["sequence_id", "frame_index"],
         "utterances": ["utterance_id"], "frames": ["utterance_id", "frame_index"], "identities": ["source_path"]}
 

@@ -306,6 +306,7 @@ def test_aggregate_command_from_folders_and_manifest(frames_root, tmp_path, caps
         assert (tmp_path / "api" / rel).read_bytes() == (out / rel).read_bytes(), rel
 
 
+@pytest.mark.slow
 def test_aggregator_torchrun_two_processes_match_one(frames_root, tmp_path):
     from tests.conftest import torchrun_facekit
 

@@ -78,6 +78,7 @@ def _state(run):
     return torch.load(run / "model.pt", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_train_resume_is_exact(toy, tmp_path):
     base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q"]
     assert main(base + ["-o", str(tmp_path / "a")]) == 0
@@ -100,6 +101,7 @@ def test_train_resume_is_exact(toy, tmp_path):
     assert any((tmp_path / "a" / "tb").iterdir())
 
 
+@pytest.mark.slow
 def test_loss_falls_and_verification_runs(toy, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set", "optim.steps=40",
@@ -167,6 +169,7 @@ def test_bad_settings_fail_in_one_line(toy, tmp_path, capsys):
     assert "no recipe.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(toy, tmp_path):
     """2 CPU ranks (gloo), each half of the global batch of 8, give the same model as one process."""
     assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "one"), "-q"]) == 0
@@ -180,6 +183,7 @@ def test_torchrun_two_processes_match_one(toy, tmp_path):
     assert c1.abs().sum() > 0 and torch.allclose(c1, c2, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_state_dict_and_onnx_and_bench_loader(toy, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(run), "-q", "--set",
@@ -265,6 +269,7 @@ def _launch_two(commands_env: list[tuple[list[str], dict]]) -> list:
     return [(p.returncode, err) for p, (_, err) in zip(procs, outs)]
 
 
+@pytest.mark.slow
 def test_two_nodes_and_srun_without_torchrun_match_one_process(toy, tmp_path):
     """Multi-node: two torchrun launchers (--nnodes 2, one process each, c10d rendezvous on this machine), and
     SLURM: two processes started as srun starts them (SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID /
@@ -376,6 +381,7 @@ def test_training_steps_do_not_wait_for_the_device(toy, tmp_path, monkeypatch):
     assert any(r[0] == 6 for r in reads)  # the logging step reads the window (the spy sees reads at all)
 
 
+@pytest.mark.slow
 def test_channels_last_and_compile_train_the_same_model(toy, tmp_path):
     """Issue 23's speed switches change how the network runs, not what it learns: optim.channels_last and
     optim.compile (torch.compile, inductor on CPU) give the plain run's losses and weights (float tolerance), and
@@ -408,6 +414,7 @@ def test_training_batches_travel_as_uint8(toy):
     assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
 
 
+@pytest.mark.slow
 def test_training_from_insightface_recordio_equals_the_manifest_it_holds(toy, tmp_path):
     """Issue 28: data.identities may name insightface's train.rec (read without MXNet). A .rec holding the toy
     identities' images in manifest order (written by the test's own encoder of the published format, with
@@ -435,6 +442,7 @@ def test_training_from_insightface_recordio_equals_the_manifest_it_holds(toy, tm
     assert summary["data"]["num_identities"] == 4 and "4 identities, 24 images" in summary["data"]["summary"]
 
 
+@pytest.mark.slow
 def test_checkpoints_keep_the_last_k(toy, tmp_path):
     """Issue 28: a long run does not fill the disk: only the last checkpoint_keep step copies stay (last.pt too)."""
     assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-o", str(tmp_path / "run"), "-q",
@@ -443,6 +451,7 @@ def test_checkpoints_keep_the_last_k(toy, tmp_path):
     assert names == ["last.pt", "step_00000005.pt", "step_00000006.pt"]
 
 
+@pytest.mark.slow
 def test_a_packed_root_trains_the_model_of_its_files(toy, tmp_path):
     """Issue 28: `facekit pack` puts the crops in RecordIO shards; the trainer reads them by the manifest's paths,
     so the packed roots give the same batches, hence the same model, bit for bit."""

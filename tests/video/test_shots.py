@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from facekit.video.decode import VideoStream
 from facekit.video.shots import ShotCutDetector
@@ -29,6 +30,7 @@ def test_hamilton_clip_cuts_at_20_82_211():
     assert np.flatnonzero(cuts).tolist() == [0, 20, 82, 211]
 
 
+@pytest.mark.slow
 def test_no_cut_in_talking_heads_or_moving_camera():
     for rel in ["video-retalking/examples/face/2.mp4", "facenet-pytorch/examples/video.mp4",
                 "LivePortrait/assets/examples/driving/d3.mp4"]:
