@@ -2,8 +2,9 @@
 
     python benchmarks/loader_speed.py [--images 600]
 
-Generated face-like crops (smooth noise, the entropy of real faces within a factor of ~2) at 112 and 144 px are
-stored four ways: PNG files (what `build identities` wrote before), JPEG files (quality 95, what it writes now),
+Crops at 112 and 144 px, cut from the real photos of ../shared/data (deepface's test set: random squares around
+the middle, so PNG and JPEG sizes are those of real faces), or, without it, generated (smooth noise), are stored
+four ways: PNG files (what `build identities` wrote before), JPEG files (quality 95, what it writes now),
 packed shards (`facekit pack`: the JPEG bytes in RecordIO) and an insightface-style `.rec`. One process reads
 every sample the way a loader worker does (`load(i, size)`, the random crop and flip, the uint8 CHW tensor), in a
 seeded random order, three rounds, median. Prints samples/s per worker, the ratio to PNG files measured in the
@@ -29,7 +30,18 @@ from facekit.images import to_chw
 GPU_RATE = 3000  # images/s one GPU trains on (an IResNet-50 at 112 px, mixed precision: the order of magnitude)
 
 
+PHOTOS = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "deepface" / "tests" / "unit" /
+                 "dataset").glob("img*.jpg"))
+
+
 def face_like(rng: np.random.Generator, size: int) -> Image.Image:
+    if PHOTOS:  # a square of 40-70% of the photo's short side near its middle, resized
+        with Image.open(PHOTOS[rng.integers(len(PHOTOS))]) as im:
+            im = im.convert("RGB")
+            side = int(min(im.size) * rng.uniform(0.4, 0.7))
+            x0 = int((im.size[0] - side) * rng.uniform(0.3, 0.7))
+            y0 = int((im.size[1] - side) * rng.uniform(0.2, 0.6))
+            return im.crop((x0, y0, x0 + side, y0 + side)).resize((size, size), Image.BILINEAR)
     noise = Image.fromarray(rng.integers(0, 256, (size // 4, size // 4, 3), dtype=np.uint8))
     return noise.resize((size, size), Image.BICUBIC).filter(ImageFilter.GaussianBlur(1.5))
 
@@ -78,6 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=600)
     args = ap.parse_args()
+    print(f"crops from {len(PHOTOS)} real photos" if PHOTOS else "generated crops (../shared/data not found)")
     print(f"{'size':>5} {'storage':<14} {'bytes/crop':>10} {'samples/s/worker':>17} {'x PNG':>6} "
           f"{'workers for ' + str(GPU_RATE) + '/s':>17}")
     for size, crop in ((112, 112), (144, 128)):

@@ -137,7 +137,8 @@ def decode_image(data: bytes, size: int, where: str) -> np.ndarray:
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
+            if im.mode != "RGB":  # JPEG faces are RGB already: no copy
+                im = im.convert("RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.array(im)
