@@ -30,6 +30,16 @@ def shard_range(num_classes: int, rank: int, world: int) -> tuple[int, int]:
     return base * rank + min(rank, extra), base + (rank < extra)
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_reduce(t: torch.Tensor, op=None) -> None:
+    """In place, over the ranks (nothing in one process)."""
+    if _distributed():
+        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+
+
 class _Gather(torch.autograd.Function):
     """(B, d) on each rank -> (world x B, d) everywhere; backward: this rank's rows of the summed gradients of all
     ranks, times ``world`` (see the module docstring)."""
@@ -57,14 +67,14 @@ class _ShardedLSRCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits_nk: torch.Tensor, target_n: torch.Tensor, is_seq_n: torch.Tensor, total: int):
         row_max_n = logits_nk.max(dim=1).values
-        dist.all_reduce(row_max_n, op=dist.ReduceOp.MAX)
+        _all_reduce(row_max_n, dist.ReduceOp.MAX)
         exp_nk = torch.exp(logits_nk - row_max_n[:, None])
         sum_exp_n = exp_nk.sum(dim=1)
-        dist.all_reduce(sum_exp_n)
+        _all_reduce(sum_exp_n)
         here_n = target_n >= 0
         target_logit_n = torch.where(here_n, logits_nk.gather(1, target_n.clamp(min=0)[:, None]).squeeze(1), 0.0)
         sums = torch.stack([target_logit_n, logits_nk.sum(dim=1)])
-        dist.all_reduce(sums)
+        _all_reduce(sums)
         log_z_n = row_max_n + torch.log(sum_exp_n)
         loss_n = torch.where(is_seq_n, log_z_n - sums[1] / total, log_z_n - sums[0])
         ctx.save_for_backward(exp_nk / sum_exp_n[:, None], target_n, is_seq_n)
@@ -84,7 +94,8 @@ class _ShardedLSRCrossEntropy(torch.autograd.Function):
 class PartialFC(nn.Module):
     """The chief head ``name`` (``HEADS``: a cosine-margin head or softmax) over this rank's class shard, its loss
     (Eq. 5 with LSR) computed across ranks. ``forward(x_bd, labels_b)`` takes this rank's embeddings and labels
-    (-1..-S: sequence samples) and returns (loss, logits of the sampled local classes for the gathered batch)."""
+    (-1..-S: sequence samples) and returns (loss, hits, identity samples) of the global batch (hits: identity
+    samples whose largest logit over all classes is their own class, as the full head's accuracy counts)."""
 
     def __init__(self, name: str, dim: int, num_classes: int, rank: int, world: int, sample_rate: float = 1.0,
                  **head_kwargs) -> None:
@@ -119,8 +130,12 @@ class PartialFC(nn.Module):
             return self.head.fc.weight[idx_k], self.head.fc.bias[idx_k]
         return self.head.weight[idx_k], None
 
-    def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_nd, labels_n = _Gather.apply(x_bd), _gather_labels(labels_b)
+    def forward(self, x_bd: torch.Tensor,
+                labels_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if _distributed():
+            x_nd, labels_n = _Gather.apply(x_bd), _gather_labels(labels_b)
+        else:
+            x_nd, labels_n = x_bd, labels_b
         idx_k = self.sample(labels_n)
         column = torch.full((self.num_local,), -1, dtype=torch.long, device=labels_n.device)
         column[idx_k] = torch.arange(len(idx_k), device=labels_n.device)
@@ -137,10 +152,22 @@ class PartialFC(nn.Module):
                 cos_t_n = cos_nk.gather(1, t_n[:, None]).squeeze(1)
                 new_t_n = torch.where(target_n >= 0, self.head.margin(cos_t_n).float(), cos_t_n)
                 logits_nk = self.head.scale * cos_nk.scatter(1, t_n[:, None], new_t_n[:, None])
-        total = torch.tensor(float(len(idx_k)), device=x_nd.device)
-        dist.all_reduce(total)  # the classes over all ranks this step (Eq. 5's C for sequence samples)
+        total = self.num_classes  # the classes over all ranks this step (Eq. 5's C for sequence samples)
+        if len(idx_k) < self.num_local or self.sample_rate < 1:
+            count = torch.tensor(float(len(idx_k)), device=x_nd.device)
+            _all_reduce(count)
+            total = float(count)
         loss = _ShardedLSRCrossEntropy.apply(logits_nk, target_n, labels_n < 0, float(total))
-        return loss, logits_nk
+        return loss, *self._hits(logits_nk.detach(), idx_k, labels_n)
+
+    def _hits(self, logits_nk: torch.Tensor, idx_k: torch.Tensor,
+              labels_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        best_n, col_n = logits_nk.max(dim=1)
+        top_n = best_n.clone()
+        _all_reduce(top_n, dist.ReduceOp.MAX)
+        hit_n = ((best_n == top_n) & (idx_k[col_n] + self.start == labels_n) & (labels_n >= 0)).float()
+        _all_reduce(hit_n, dist.ReduceOp.MAX)  # the rank that holds the winning class says so
+        return hit_n.sum(), (labels_n >= 0).sum()
 
 
 def _gather_labels(labels_b: torch.Tensor) -> torch.Tensor:

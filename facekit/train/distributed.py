@@ -95,6 +95,24 @@ def teardown(d: Dist) -> None:
         dist.destroy_process_group()
 
 
+def clip_global_grad_norm(replicated: list[torch.nn.Parameter], sharded: list[torch.nn.Parameter],
+                          max_norm: float) -> torch.Tensor:
+    """The gradient norm over the whole model when some parameters are split over the ranks (Partial FC's class
+    shards; the ``replicated`` ones are equal on every rank after DDP's all-reduce), and every gradient scaled by
+    min(1, max_norm / norm): the same norm, hence the same clipping and skip verdict, on every rank."""
+    grads_r = [p.grad for p in replicated if p.grad is not None]
+    grads_s = [p.grad for p in sharded if p.grad is not None]
+    sq = torch.nn.utils.get_total_norm(grads_r).float() ** 2 if grads_r else torch.zeros(())
+    shard_sq = sum((g.float().pow(2).sum() for g in grads_s), torch.zeros((), device=sq.device))
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(shard_sq)
+    norm = (sq + shard_sq).sqrt()
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    if grads_r or grads_s:
+        torch._foreach_mul_(grads_r + grads_s, coef)
+    return norm
+
+
 def all_mean(values: dict[str, float], d: Dist) -> dict[str, float]:
     """Mean of each scalar over ranks (for logging): one collective for all of them, on the rank's device."""
     if d.world == 1:

@@ -90,6 +90,32 @@ def save_checkpoint(run_dir: Path, step: int, blob: dict, keep_every: int, d: di
     distributed.barrier(d)
 
 
+def _shard_path(run_dir: Path, d: distributed.Dist) -> Path:
+    return run_dir / "checkpoints" / f"head_rank{d.rank:03d}of{d.world:03d}.pt"
+
+
+def save_shard(run_dir: Path, step: int, state: dict, d: distributed.Dist) -> None:
+    """This rank's part of a model split over the ranks (Partial FC's class weights), beside ``last.pt``: every
+    rank writes its own file (atomic)."""
+    path = _shard_path(run_dir, d)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"step": step, "rank": d.rank, "world": d.world, "state": state}, tmp)
+
+
+def load_shard(run_dir: Path, step: int, d: distributed.Dist, device: torch.device) -> dict:
+    path = _shard_path(run_dir, d)
+    if not path.is_file():
+        found = sorted(p.name for p in (run_dir / "checkpoints").glob("head_rank*.pt"))
+        raise InputError(f"{path}: no class-weight shard for rank {d.rank} of {d.world} (found: "
+                         f"{', '.join(found) or 'none'}); resume with the number of ranks the run was written with")
+    blob = torch.load(path, map_location=device, weights_only=True)
+    if blob["step"] != step:
+        raise InputError(f"{path}: shard of step {blob['step']}, but last.pt is step {step}; the run was killed "
+                         f"between the two writes: resume from a kept step_*.pt copy or start anew")
+    return blob["state"]
+
+
 def load_checkpoint(run_dir: Path, fmt: str, device: torch.device, fingerprint: str) -> dict:
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():

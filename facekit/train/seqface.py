@@ -19,14 +19,25 @@ from torch.utils.data import DataLoader
 from facekit.errors import InputError
 from facekit.images import normalise
 from facekit.losses import AUXILIARY, CentreTable, build_head, lsr_cross_entropy
+from facekit.losses.partial_fc import PartialFC
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
 from facekit.progress import progress_bar
 from facekit.recipes import to_dict
 from facekit.report.grids import captioned_tiles
 from facekit.train import distributed
+from facekit.train.distributed import clip_global_grad_norm
 from facekit.train.precision import StepGuard, autotune_convolutions, channels_last_for, resolve_amp, speed_up
-from facekit.train.run import CostEstimate, RunResult, load_checkpoint, plot_metrics, save_checkpoint, write_summary
+from facekit.train.run import (
+    CostEstimate,
+    RunResult,
+    load_checkpoint,
+    load_shard,
+    plot_metrics,
+    save_checkpoint,
+    save_shard,
+    write_summary,
+)
 from facekit.train.runlog import MetricWindow, RunLog
 from facekit.train.seqface_config import SeqFaceConfig
 from facekit.train.seqface_data import FaceTrainingSet, MixedBatchSampler, load_training_data
@@ -39,13 +50,13 @@ class SeqFaceNet(nn.Module):
     """Backbone + chief head: what DDP wraps. The centre table stays outside (it is not trained by gradients, and
     DDP would broadcast it every step); its update is synchronised by ``CentreTable.update``."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module | None) -> None:
         super().__init__()
-        self.backbone, self.head = backbone, head
+        self.backbone, self.head = backbone, head  # head None: Partial FC, outside DDP (its shards differ by rank)
 
     def forward(self, x_b3ss: torch.Tensor, labels_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats_bd = self.backbone(x_b3ss)
-        return feats_bd, self.head(feats_bd, labels_b)
+        return feats_bd, None if self.head is None else self.head(feats_bd, labels_b)
 
 
 def lr_at(cfg: SeqFaceConfig, step: int) -> float:
@@ -76,17 +87,21 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     except TypeError as err:
         raise InputError(f"model.kwargs: {err}") from None
     try:
-        head = build_head(cfg.loss.chief, cfg.model.embedding, data.num_identities, **cfg.loss.chief_kwargs)
+        head = PartialFC(cfg.loss.chief, cfg.model.embedding, data.num_identities, dist_info.rank, dist_info.world,
+                         cfg.loss.sample_rate, **cfg.loss.chief_kwargs) if cfg.loss.partial_fc else \
+            build_head(cfg.loss.chief, cfg.model.embedding, data.num_identities, **cfg.loss.chief_kwargs)
     except TypeError as err:
         raise InputError(f"loss.chief_kwargs: {err}") from None
-    model = SeqFaceNet(backbone, head)
+    shards = head.to(device) if cfg.loss.partial_fc else None  # this rank's class weights
+    model = SeqFaceNet(backbone, None if shards else head)
     if cfg.model.init is not None and not resume:
-        _init_from(model, cfg.model.init)
+        _init_from(model, cfg.model.init, shards)
     model = model.to(device)
     table = CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding).to(device)
     aux = AUXILIARY.build(cfg.loss.auxiliary, table, cfg.loss)
     # fused: one kernel per step, and it takes the step guard's skip flag on the device (StepGuard.step)
-    opt = torch.optim.SGD(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+    trained = nn.ModuleList([model, *([shards] if shards else [])])
+    opt = torch.optim.SGD(_param_groups(trained, cfg.optim.weight_decay), lr=cfg.optim.lr,
                           momentum=cfg.optim.momentum, fused=True)
     precision = resolve_amp(cfg.optim.amp, device)
     autotune_convolutions(device)
@@ -98,6 +113,8 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     if resume:
         ckpt = load_checkpoint(run_dir, CKPT_FORMAT, device, data.fingerprint)
         model.load_state_dict(ckpt["model"])
+        if shards:
+            shards.load_state_dict(load_shard(run_dir, int(ckpt["step"]), dist_info, device))
         table.centres.copy_(ckpt["centres"])
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -140,7 +157,13 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             head.set_step(step - 1)
         with precision.autocast():
             feats_bd, logits_bc = net(x_b3ss, labels_b)
-        chief = lsr_cross_entropy(logits_bc, labels_b)                                      # Eq. 5
+        if shards:  # Partial FC: Eq. 5 across the ranks, accuracy counted over the global batch
+            chief, hits_sum, ids_sum = shards(feats_bd, labels_b)
+        else:
+            chief = lsr_cross_entropy(logits_bc, labels_b)                                  # Eq. 5
+            is_id = labels_b >= 0
+            hits_sum = ((logits_bc.detach().argmax(1) == labels_b) & is_id).sum()
+            ids_sum = is_id.sum()
         if aux is not None:
             generator.manual_seed(cfg.seed * 1_000_003 + step)  # the same centre subset on every rank
             auxiliary = aux(feats_bd, labels_b, generator)
@@ -150,17 +173,17 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
-        # the global gradient norm: the same on every rank after DDP's all-reduce, so all ranks skip alike
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
-        is_id = labels_b >= 0
-        hits = (logits_bc.detach().argmax(1) == labels_b) & is_id
+        # the global gradient norm: the same on every rank after DDP's all-reduce (and the shards' all-reduce),
+        # so all ranks skip alike
+        grad_norm = clip_global_grad_norm(list(model.parameters()), list(shards.parameters()) if shards else [],
+                                          cfg.optim.grad_clip or float("inf"))
         # no host sync: the verdict stays on the device and gates the weights, momenta and centres alike
         ok = guard.assess(grad_norm)
         guard.step(opt, ok)
         if aux is not None:
             table.update(feats_bd, labels_b, cfg.loss.centre_lr, ok)                       # Eq. 11
         scaler.update()
-        window.add(ok, loss, chief, auxiliary, hits.sum(), is_id.sum())
+        window.add(ok, loss, chief, auxiliary, hits_sum, ids_sum)
         window.host("loader_wait_ms", 1000 * loader_wait)
         seen += len(labels_b) * dist_info.world
         bar.update(1)
@@ -181,6 +204,8 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
                 final["verify_accuracy"] = verification["accuracy"]
             log.log(step, final)
         if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
+            if shards:
+                save_shard(run_dir, step, shards.state_dict(), dist_info)
             save_checkpoint(run_dir, step, {"format": CKPT_FORMAT, "model": model.state_dict(),
                                             "centres": table.centres, "optimizer": opt.state_dict(),
                                             "scaler": scaler.state_dict(), "config": to_dict(cfg),
@@ -210,8 +235,9 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     return RunResult(run_dir, step, final, time.time() - t_start, details, verification)
 
 
-def _init_from(model: SeqFaceNet, path: Path) -> None:
-    """Backbone (and head, when the class count matches) from a run checkpoint, a run dir or a model.pt."""
+def _init_from(model: SeqFaceNet, path: Path, shards: PartialFC | None = None) -> None:
+    """Backbone (and head, when the class count matches; under Partial FC this rank's rows of it) from a run
+    checkpoint, a run dir or a model.pt."""
     from facekit.embed.extractors import _strict, _torch_load
 
     if str(path).startswith("dlib-torch:"):  # dlib's pretrained weights, read from its .dat
@@ -231,7 +257,11 @@ def _init_from(model: SeqFaceNet, path: Path) -> None:
         state = blob["model"]
         _strict(model.backbone, {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}, path)
         head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
-        if all(model.head.state_dict()[k].shape == v.shape for k, v in head.items()):
+        if shards is not None and head:  # a full head: this rank's classes
+            rows = slice(shards.start, shards.start + shards.num_local)
+            if all(len(v) == shards.num_classes for v in head.values()):
+                shards.head.load_state_dict({k: v[rows] for k, v in head.items()})
+        elif model.head is not None and all(model.head.state_dict()[k].shape == v.shape for k, v in head.items()):
             model.head.load_state_dict(head)
     elif "state_dict" in blob:
         _strict(model.backbone, blob["state_dict"], path)

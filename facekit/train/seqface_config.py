@@ -48,6 +48,9 @@ class LossConfig:
     weight: float = 0.04  # eta (Eq. 1)
     dsa: DSAConfig = field(default_factory=DSAConfig)
     centre_lr: float = 0.5  # step size of the centre update (Eq. 11)
+    partial_fc: bool = False  # class weights sharded over the ranks (insightface's Partial FC): 4 bytes x 512 x C
+    # per rank / world instead of a full C x 512 head all-reduced every step; needed from ~100 K classes on
+    sample_rate: float = 1.0  # Partial FC: share of each rank's classes in a step's softmax (positives always in)
 
 
 @dataclass
@@ -103,5 +106,9 @@ class SeqFaceConfig:
         AUXILIARY.check(self.loss.auxiliary, f"{where}: loss.auxiliary")
         HEADS.check(self.loss.chief, f"{where}: loss.chief")
         BACKBONES.check(self.model.backbone, f"{where}: model.backbone")
+        if not 0.0 < self.loss.sample_rate <= 1.0:
+            raise InputError(f"{where}: loss.sample_rate must lie in (0, 1]")
+        if self.loss.sample_rate < 1.0 and not self.loss.partial_fc:
+            raise InputError(f"{where}: loss.sample_rate < 1 samples Partial FC's classes; set loss.partial_fc: true")
         if self.optim.batch_size < 2:
             raise InputError(f"{where}: optim.batch_size must be >= 2")

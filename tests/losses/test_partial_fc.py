@@ -39,7 +39,7 @@ def _rank(rank: int, init: str, name: str, out: str) -> None:
         else:
             pfc.head.weight.copy_(full.weight[start:start + n])
     x_mine = x[rank * B:(rank + 1) * B].clone().requires_grad_(True)
-    loss, _ = pfc(x_mine, labels[rank * B:(rank + 1) * B])
+    loss, hits, ids = pfc(x_mine, labels[rank * B:(rank + 1) * B])
     loss.backward()
     grads = {k: v.grad for k, v in pfc.head.named_parameters()}
     # sampling: 100 classes at 0.1, positives always kept
@@ -49,8 +49,9 @@ def _rank(rank: int, init: str, name: str, out: str) -> None:
     idx = big.sample(lab)
     s0, n0 = shard_range(100, rank, 2)
     pos = sorted({int(v) - s0 for v in lab if v >= 0 and s0 <= v < s0 + n0})
-    sampled_loss, _ = big(torch.randn(B, D), lab[rank * B:(rank + 1) * B])
-    torch.save({"loss": loss.detach(), "x_grad": x_mine.grad, "grads": grads, "start": start, "n": n,
+    sampled_loss, *_ = big(torch.randn(B, D), lab[rank * B:(rank + 1) * B])
+    torch.save({"loss": loss.detach(), "hits": hits, "ids": ids, "x_grad": x_mine.grad, "grads": grads, "start": start,
+                "n": n,
                 "idx": idx, "pos": pos, "sampled_loss": sampled_loss.detach()}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -64,10 +65,13 @@ def test_two_ranks_give_the_full_heads_loss_and_gradients(name):
     full = build_head(name, D, C)
     x, labels = _data()
     x = x.clone().requires_grad_(True)
-    loss = lsr_cross_entropy(full(x, labels), labels)
+    logits = full(x, labels)
+    loss = lsr_cross_entropy(logits, labels)
     loss.backward()
+    hits = int(((logits.argmax(1) == labels) & (labels >= 0)).sum())
     for r, got in enumerate(ranks):
         torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
+        assert (int(got["hits"]), int(got["ids"])) == (hits, 9)  # the full head's accuracy counts
         # the gather's backward multiplies by world: DDP then averages the backbone's gradients over the 2 ranks
         torch.testing.assert_close(got["x_grad"] / 2, x.grad[r * B:(r + 1) * B], rtol=1e-5, atol=1e-6)
         s, n = got["start"], got["n"]
@@ -85,3 +89,17 @@ def test_shard_ranges_cover_every_class_once():
         ranges = [shard_range(c, r, w) for r in range(w)]
         assert ranges[0][0] == 0 and all(a[0] + a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
         assert sum(n for _, n in ranges) == c and max(n for _, n in ranges) - min(n for _, n in ranges) <= 1
+
+
+def test_one_process_is_the_full_head():
+    """Without a process group, Partial FC at sample_rate 1 is the head itself (the trainer's single-GPU case)."""
+    torch.manual_seed(1)
+    full = build_head("cosface", D, C)
+    pfc = PartialFC("cosface", D, C, 0, 1)
+    with torch.no_grad():
+        pfc.head.weight.copy_(full.weight)
+    x, labels = _data()
+    loss, hits, ids = pfc(x, labels)
+    logits = full(x, labels)
+    torch.testing.assert_close(loss, lsr_cross_entropy(logits, labels))
+    assert int(hits) == int(((logits.argmax(1) == labels) & (labels >= 0)).sum()) and int(ids) == 9

@@ -477,3 +477,33 @@ def test_a_packed_root_trains_the_model_of_its_files(toy, tmp_path):
     cfg.data.identities, cfg.data.sequences = tmp_path / "ids", tmp_path / "seqs"
     data = load_training_data(cfg.data)
     assert isinstance(data.identities.images, PackedCrops) and isinstance(data.sequences.images, PackedCrops)
+
+
+@pytest.mark.slow
+def test_partial_fc_trains_the_model_of_the_full_head(toy, tmp_path, capsys):
+    """Issue 28: loss.partial_fc shards the class weights over the ranks. One process (the head itself) and 2
+    torchrun ranks (gloo; 2 of the 4 classes each) give the model of the full head in one process; each rank keeps
+    its shard beside last.pt, resume needs the same number of ranks, and sampled classes (0.5) train too."""
+    # the same start for all (a shard's own initialisation draws other numbers than the full head's rows)
+    assert main(["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q", "-o", str(tmp_path / "start"),
+                 "--set", "optim.steps=1", "--set", "optim.lr=0.0"]) == 0
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q", "--set", f"model.init={tmp_path / 'start'}"]
+    assert main(base + ["-o", str(tmp_path / "full")]) == 0
+    assert main(base + ["-o", str(tmp_path / "pfc1"), "--set", "loss.partial_fc=true"]) == 0
+    proc = torchrun_facekit(base + ["-o", str(tmp_path / "pfc2"), "--device", "cpu", "--set", "loss.partial_fc=true"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    full = _state(tmp_path / "full")
+    for run in ("pfc1", "pfc2"):
+        mine = _state(tmp_path / run)
+        assert max(float((full[k] - mine[k]).abs().max()) for k in full) < 1e-4, run
+    shards = sorted(p.name for p in (tmp_path / "pfc2" / "checkpoints").glob("head_*.pt"))
+    assert shards == ["head_rank000of002.pt", "head_rank001of002.pt"]
+    w = [torch.load(tmp_path / "pfc2" / "checkpoints" / s, weights_only=True)["state"]["head.weight"] for s in shards]
+    assert [len(x) for x in w] == [2, 2]
+    capsys.readouterr()
+    assert main(["train", "seqface", "-o", str(tmp_path / "pfc2"), "--resume", "--set", "optim.steps=7", "-q"]) == 2
+    assert "no class-weight shard for rank 0 of 1" in capsys.readouterr().err
+    proc = torchrun_facekit(base + ["-o", str(tmp_path / "sampled"), "--device", "cpu", "--set", "loss.partial_fc=true",
+                                    "--set", "loss.sample_rate=0.5"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.isfinite(pd.read_csv(tmp_path / "sampled" / "metrics.csv")["loss"]).all()
