@@ -44,11 +44,10 @@ class DSALoss(nn.Module):
 
     def forward(self, x_bd: torch.Tensor, labels_b: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        centres_nd = self.table.centres
         x_bd = x_bd.float()
         y_b = self.table.index(labels_b)
-        subset_m = sample_centres(centres_nd.shape[0], self.subset_size, generator).to(centres_nd.device)
-        c_y_bd, c_s_md = centres_nd[y_b], centres_nd[subset_m]
+        subset_m = sample_centres(self.table.num_centres, self.subset_size, generator).to(x_bd.device)
+        c_y_bd, c_s_md = self.table.rows(y_b), self.table.rows(subset_m)
         if self.normalise:
             x_bd, c_y_bd, c_s_md = F.normalize(x_bd, dim=1), F.normalize(c_y_bd, dim=1), F.normalize(c_s_md, dim=1)
         d_pull_b = (x_bd - c_y_bd).pow(2).sum(dim=1) / 4                                      # Eq. 6, n = y_k

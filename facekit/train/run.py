@@ -91,12 +91,12 @@ def save_checkpoint(run_dir: Path, step: int, blob: dict, keep_every: int, d: di
 
 
 def _shard_path(run_dir: Path, d: distributed.Dist) -> Path:
-    return run_dir / "checkpoints" / f"head_rank{d.rank:03d}of{d.world:03d}.pt"
+    return run_dir / "checkpoints" / f"rank{d.rank:03d}of{d.world:03d}.pt"
 
 
 def save_shard(run_dir: Path, step: int, state: dict, d: distributed.Dist) -> None:
-    """This rank's part of a model split over the ranks (Partial FC's class weights), beside ``last.pt``: every
-    rank writes its own file (atomic)."""
+    """This rank's parts of a model split over the ranks (Partial FC's class weights, the sharded centre table),
+    beside ``last.pt``: every rank writes its own file (atomic)."""
     path = _shard_path(run_dir, d)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -106,8 +106,8 @@ def save_shard(run_dir: Path, step: int, state: dict, d: distributed.Dist) -> No
 def load_shard(run_dir: Path, step: int, d: distributed.Dist, device: torch.device) -> dict:
     path = _shard_path(run_dir, d)
     if not path.is_file():
-        found = sorted(p.name for p in (run_dir / "checkpoints").glob("head_rank*.pt"))
-        raise InputError(f"{path}: no class-weight shard for rank {d.rank} of {d.world} (found: "
+        found = sorted(p.name for p in (run_dir / "checkpoints").glob("rank*of*.pt"))
+        raise InputError(f"{path}: no shard (class weights, centres) for rank {d.rank} of {d.world} (found: "
                          f"{', '.join(found) or 'none'}); resume with the number of ranks the run was written with")
     blob = torch.load(path, map_location=device, weights_only=True)
     if blob["step"] != step:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from facekit.errors import InputError
 from facekit.images import normalise
 from facekit.losses import AUXILIARY, CentreTable, build_head, lsr_cross_entropy
+from facekit.losses.centres import ShardedCentreTable
 from facekit.losses.partial_fc import PartialFC
 from facekit.models import build_backbone, input_scale
 from facekit.models.checkpoint import save_backbone
@@ -97,7 +98,10 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     if cfg.model.init is not None and not resume:
         _init_from(model, cfg.model.init, shards)
     model = model.to(device)
-    table = CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding).to(device)
+    table = (ShardedCentreTable(data.num_identities, data.num_sequences, cfg.model.embedding, dist_info.rank,
+                                dist_info.world) if cfg.loss.shard_centres else
+             CentreTable(data.num_identities, data.num_sequences, cfg.model.embedding)).to(device)
+    per_rank = shards or cfg.loss.shard_centres  # parts of the model that differ by rank: saved by each rank
     aux = AUXILIARY.build(cfg.loss.auxiliary, table, cfg.loss)
     # fused: one kernel per step, and it takes the step guard's skip flag on the device (StepGuard.step)
     trained = nn.ModuleList([model, *([shards] if shards else [])])
@@ -113,9 +117,10 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     if resume:
         ckpt = load_checkpoint(run_dir, CKPT_FORMAT, device, data.fingerprint)
         model.load_state_dict(ckpt["model"])
+        part = load_shard(run_dir, int(ckpt["step"]), dist_info, device) if per_rank else {}
         if shards:
-            shards.load_state_dict(load_shard(run_dir, int(ckpt["step"]), dist_info, device))
-        table.centres.copy_(ckpt["centres"])
+            shards.load_state_dict(part["head"])
+        table.centres.copy_(part["centres"] if cfg.loss.shard_centres else ckpt["centres"])
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["step"])
@@ -204,10 +209,12 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
                 final["verify_accuracy"] = verification["accuracy"]
             log.log(step, final)
         if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
-            if shards:
-                save_shard(run_dir, step, shards.state_dict(), dist_info)
+            if per_rank:
+                save_shard(run_dir, step, {"head": shards.state_dict() if shards else None,
+                                           "centres": table.centres if cfg.loss.shard_centres else None}, dist_info)
             save_checkpoint(run_dir, step, {"format": CKPT_FORMAT, "model": model.state_dict(),
-                                            "centres": table.centres, "optimizer": opt.state_dict(),
+                                            "centres": None if cfg.loss.shard_centres else table.centres,
+                                            "optimizer": opt.state_dict(),
                                             "scaler": scaler.state_dict(), "config": to_dict(cfg),
                                             "data_fingerprint": data.fingerprint}, cfg.checkpoint_every, dist_info,
                             cfg.checkpoint_keep)

@@ -51,6 +51,8 @@ class LossConfig:
     partial_fc: bool = False  # class weights sharded over the ranks (insightface's Partial FC): 4 bytes x 512 x C
     # per rank / world instead of a full C x 512 head all-reduced every step; needed from ~100 K classes on
     sample_rate: float = 1.0  # Partial FC: share of each rank's classes in a step's softmax (positives always in)
+    shard_centres: bool = False  # the centre table split over the ranks (1.36 M x 512 float32 = 2.8 GB otherwise on
+    # every GPU and in every checkpoint)
 
 
 @dataclass

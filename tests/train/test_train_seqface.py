@@ -496,14 +496,34 @@ def test_partial_fc_trains_the_model_of_the_full_head(toy, tmp_path, capsys):
     for run in ("pfc1", "pfc2"):
         mine = _state(tmp_path / run)
         assert max(float((full[k] - mine[k]).abs().max()) for k in full) < 1e-4, run
-    shards = sorted(p.name for p in (tmp_path / "pfc2" / "checkpoints").glob("head_*.pt"))
-    assert shards == ["head_rank000of002.pt", "head_rank001of002.pt"]
-    w = [torch.load(tmp_path / "pfc2" / "checkpoints" / s, weights_only=True)["state"]["head.weight"] for s in shards]
+    shards = sorted(p.name for p in (tmp_path / "pfc2" / "checkpoints").glob("rank*of*.pt"))
+    assert shards == ["rank000of002.pt", "rank001of002.pt"]
+    w = [torch.load(tmp_path / "pfc2" / "checkpoints" / s, weights_only=True)["state"]["head"]["head.weight"]
+         for s in shards]
     assert [len(x) for x in w] == [2, 2]
     capsys.readouterr()
     assert main(["train", "seqface", "-o", str(tmp_path / "pfc2"), "--resume", "--set", "optim.steps=7", "-q"]) == 2
-    assert "no class-weight shard for rank 0 of 1" in capsys.readouterr().err
+    assert "no shard (class weights, centres) for rank 0 of 1" in capsys.readouterr().err
     proc = torchrun_facekit(base + ["-o", str(tmp_path / "sampled"), "--device", "cpu", "--set", "loss.partial_fc=true",
                                     "--set", "loss.sample_rate=0.5"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.isfinite(pd.read_csv(tmp_path / "sampled" / "metrics.csv")["loss"]).all()
+
+
+
+@pytest.mark.slow
+def test_sharded_centres_train_the_model_of_one_table(toy, tmp_path):
+    """Issue 28: loss.shard_centres splits the centre table over the ranks: 2 torchrun ranks give the model and
+    (their shards together) the centres of one process with one table; each rank keeps its rows beside last.pt."""
+    base = ["train", "seqface", "-r", str(toy / "recipe.yaml"), "-q"]
+    assert main(base + ["-o", str(tmp_path / "one")]) == 0
+    proc = torchrun_facekit(base + ["-o", str(tmp_path / "two"), "--device", "cpu", "--set", "loss.shard_centres=true"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one, two = _state(tmp_path / "one"), _state(tmp_path / "two")
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+    c1 = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)["centres"]
+    parts = [torch.load(tmp_path / "two" / "checkpoints" / f"rank{r:03d}of002.pt", weights_only=True)
+             for r in range(2)]
+    c2 = torch.cat([p["state"]["centres"][:-1] for p in parts])  # each without its scratch row
+    assert c1.abs().sum() > 0 and c2.shape == c1.shape and torch.allclose(c1, c2, atol=1e-5)
+    assert torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["centres"] is None
