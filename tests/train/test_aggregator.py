@@ -455,3 +455,16 @@ def test_frame_set_batches_travel_as_uint8(frames_root):
     unit = to_unit(item["positive"])
     assert unit.min() >= -1 and unit.max() <= 1 and torch.equal(ds.image(int(data.video_frames[0][0]), None),
                                                                to_unit(ds.raw(int(data.video_frames[0][0]), None)))
+
+
+def test_frame_set_index_is_one_pass_and_equals_a_scan_per_video():
+    """Issue 28: the frame-set index (frames of each video, videos of each identity) comes from one stable sort;
+    it equals a scan of all frames per video (the former way, O(frames x videos))."""
+    from facekit.train.framesets import _members
+
+    codes = np.random.default_rng(0).integers(0, 50, 2000)
+    codes[codes == 7] = 8  # a code with no member
+    got = _members(codes, 51)
+    assert len(got) == 51
+    for v in range(51):
+        np.testing.assert_array_equal(got[v], np.flatnonzero(codes == v))
