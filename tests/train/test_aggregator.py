@@ -468,3 +468,28 @@ def test_frame_set_index_is_one_pass_and_equals_a_scan_per_video():
     assert len(got) == 51
     for v in range(51):
         np.testing.assert_array_equal(got[v], np.flatnonzero(codes == v))
+
+
+def test_a_packed_frames_root_gives_the_same_sets(frames_root, tmp_path):
+    """Issue 28: `facekit pack` on an extract-frames root; the frame-set loader reads the shards by the manifest's
+    paths: the same sets, positives and negatives, pixel for pixel."""
+    import shutil
+
+    import yaml
+
+    from facekit.datasets.crops import PackedCrops
+    from facekit.recipes import build
+    from facekit.train.aggregator_config import AggregatorConfig
+    from facekit.train.framesets import FrameSetDataset, load_frame_sets
+
+    shutil.copytree(frames_root, tmp_path / "frames")
+    assert main(["pack", str(tmp_path / "frames"), "-q", "--shard-size", "16"]) == 0
+    cfg = build(AggregatorConfig, yaml.safe_load((frames_root / "recipe.yaml").read_text()), "recipe")
+    files = load_frame_sets(cfg.data)
+    cfg.data.frames = tmp_path / "frames"
+    packed = load_frame_sets(cfg.data)
+    assert isinstance(packed.paths, PackedCrops) and len(packed.paths) == len(files.paths)
+    for video in files.train_videos[:4]:
+        a = FrameSetDataset(files, cfg.data)[(int(video), 7)]
+        b = FrameSetDataset(packed, cfg.data)[(int(video), 7)]
+        assert all(torch.equal(a[k], b[k]) for k in ("set", "positive", "negative"))
