@@ -30,10 +30,30 @@ DEMO_BANNER = ("> **demo data: numbers mean nothing.** These protocol files are 
                "commands work end to end, not how good a model is. Published numbers are not printed beside them.\n\n")
 
 
+FALLBACK_WARN = 0.01  # a share of fallback crops above this is warned about on the terminal and in report.md
+
+
+def crops_markdown(crops: dict) -> str:
+    """The report's "Face crops" section: how this run's images were cropped, the fallbacks by kind."""
+    if not crops.get("images_cropped"):
+        return "\n## Face crops\n\nNo image was cropped in this run (aligned inputs, a features file or the cache).\n"
+    kinds = ", ".join(f"{k} {v}" for k, v in crops["by_kind"].items())
+    fb = ", ".join(f"{k} {v}" for k, v in crops["fallbacks"].items()) or "none"
+    warn = (f"\n\n**Warning: {crops['fallback_share']:.1%} of the crops are fallbacks (above "
+            f"{FALLBACK_WARN:.0%}): the protocol's face was not found where it was given.**"
+            if crops["fallback_share"] > FALLBACK_WARN else "")
+    return (f"\n## Face crops\n\n{crops['images_cropped']} images cropped in this run: {kinds}. Fallbacks: {fb} "
+            f"({crops['fallback_share']:.2%}).{warn}\n")
+
+
 def write_report(out: Path, bench: str, metrics: dict, config: dict, fingerprints: dict, timings: dict,
-                 markdown: str, demo_data: bool = False) -> None:
+                 markdown: str, demo_data: bool = False, crops: dict | None = None) -> None:
     """``report.json`` and ``report.md``; ``demo_data`` (the protocol files are the demo's) is recorded in the JSON
-    and opens the Markdown with ``DEMO_BANNER``."""
+    and opens the Markdown with ``DEMO_BANNER``; ``crops`` (``facekit.embed.features.crop_report``) goes into the
+    metrics and a "Face crops" section."""
+    if crops is not None:
+        metrics = {**metrics, "crops": crops}
+        markdown = markdown.rstrip("\n") + "\n" + crops_markdown(crops)
     report = {"bench": bench, "demo_data": demo_data, "metrics": metrics, "config": config,
               "fingerprints": fingerprints, "timings_sec": timings, "versions": versions(),
               "git_revision": git_revision(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -17,6 +17,7 @@ from facekit.bench.source import FeatureSource
 from facekit.datasets import ijb_files
 from facekit.datasets.demo import is_demo_data
 from facekit.embed.features import (
+    crop_report,
     read_image,
 )
 from facekit.errors import InputError
@@ -98,7 +99,8 @@ def run_ijb(s: IJBSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     write_report(out, ds.lower(), metrics, {**jsonable(asdict(s)), "features": source.fingerprint},
                  {"protocol": fingerprint_files(files), "features": source.fingerprint},
                  {"read": t_read, "features": t_feats, "metrics": t_metric},
-                 _ijb_markdown(ds, metrics, s, demo), demo)
+                 _ijb_markdown(ds, metrics, s, demo), demo,
+                 crops=crop_report(source.croppers(), source.computed))
     return out, metrics
 
 
@@ -246,7 +248,8 @@ def _run_ijb_insightface(s: IJBSettings, ds: str, source: FeatureSource, out_roo
     write_report(out, name, metrics, {**jsonable(asdict(s)), "features": source.fingerprint},
                  {"protocol": fingerprint_files(protocol_files), "features": source.fingerprint},
                  {"features": t_feats, "metrics": time.perf_counter() - t2, "total": time.perf_counter() - t0},
-                 _ijb_markdown(ds, metrics, s, demo), demo)
+                 _ijb_markdown(ds, metrics, s, demo), demo,
+                 crops=crop_report(source.croppers(), source.computed))
     return out, metrics
 
 

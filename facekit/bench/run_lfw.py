@@ -17,6 +17,7 @@ from facekit.bench.source import FeatureSource
 from facekit.datasets import lfw
 from facekit.datasets.demo import is_demo_data
 from facekit.embed.features import (
+    crop_report,
     read_image,
 )
 from facekit.errors import InputError
@@ -76,5 +77,6 @@ def run_lfw(root: Path | None, pairs_file: Path | None, bin_file: Path | None, s
     write_report(out, "lfw", metrics, {"root": str(root), "pairs": str(pairs_file), "bin": str(bin_file),
                                        "threshold": threshold, "features": source.fingerprint},
                  {"protocol": data_fp, "features": source.fingerprint},
-                 {"total": time.perf_counter() - t0}, md, demo)
+                 {"total": time.perf_counter() - t0}, md, demo,
+                 crops=crop_report(source.croppers(), source.computed))
     return out, metrics

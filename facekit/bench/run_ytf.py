@@ -18,6 +18,7 @@ from facekit.bench.report import md_table, new_report_dir, write_report
 from facekit.bench.source import FeatureSource
 from facekit.datasets.demo import is_demo_data
 from facekit.embed.features import (
+    crop_report,
     read_image,
 )
 from facekit.errors import InputError
@@ -110,8 +111,7 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     accuracy, convention = verification_accuracy(a, b, pairs.same, pairs.split, s.threshold)
     t_metric = time.perf_counter() - t2
     metrics = {**accuracy, "pairs": int(len(a)), "videos": len(videos), "frames_used": len(flat),
-               "features_computed": source.computed,
-               "centre_crop_fallbacks": source.cropper.fallbacks if source.cropper else 0}
+               "features_computed": source.computed}
     out = new_report_dir(out_root, "ytf")
     n_col, navg_col = (s.n, s.n_avg) if s.protocol == "dan" else ("all", "-")
     rows = [[f"facekit ({s.method}, {s.protocol}, {s.threshold})", n_col, navg_col, s.blur or "-",
@@ -138,7 +138,8 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
     write_report(out, "ytf", metrics, {**used, "features": source.fingerprint},
                  {"splits": fingerprint_files([s.splits]), "frames": fingerprint_strings(flat),
                   "features": source.fingerprint},
-                 {"protocol": t_protocol, "features": t_feats, "metrics": t_metric}, md, demo)
+                 {"protocol": t_protocol, "features": t_feats, "metrics": t_metric}, md, demo,
+                 crops=crop_report(source.croppers(), source.computed))
     return out, metrics
 
 

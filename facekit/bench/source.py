@@ -41,6 +41,10 @@ class FeatureSource:
         self.cropper = (FaceCropper(self.model.template, self.model.input_size, aligned=self.aligned)
                         if self.model is not None else None)
 
+    def croppers(self) -> list[FaceCropper]:
+        """Every cropper this source used: the model's, and the aggregator's set cropper."""
+        return [c for c in (self.cropper, getattr(self, "set_cropper", None)) if c is not None]
+
     @property
     def fingerprint(self) -> str:
         if self.model is not None:
@@ -79,6 +83,7 @@ class FeatureSource:
         agg, own = self.aggregator, self.cropper.template
         agg_tpl = agg.template or own.resized(agg.image_size)
         agg_cropper = None if self.aligned else FaceCropper(agg_tpl, agg_tpl.size, self.cropper.detector)
+        self.set_cropper = agg_cropper  # its counts join the report's (``croppers``)
         set_keys = members_of([stamp_keys(keys, file_of) for keys in sets], agg.fingerprint)
         members = dict(zip(set_keys, sets))
 

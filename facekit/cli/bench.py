@@ -48,9 +48,17 @@ def _source(model: Optional[str], features: Optional[Path], cache: Path, device:
 def _done(out: Path, lines: list[str]) -> None:
     import json
 
+    from facekit.bench.report import FALLBACK_WARN
+
     for line in lines:
         typer.echo(line)
-    if json.loads((out / "report.json").read_text()).get("demo_data"):
+    report = json.loads((out / "report.json").read_text())
+    crops = report["metrics"].get("crops", {})
+    if crops.get("fallback_share", 0) > FALLBACK_WARN:
+        typer.echo(f"warning: {crops['fallback_share']:.1%} of the face crops are fallbacks ("
+                   + ", ".join(f"{k} {v}" for k, v in crops["fallbacks"].items())
+                   + "): the protocol's face was not found where it was given; see report.md")
+    if report.get("demo_data"):
         typer.echo("demo data: numbers mean nothing (the protocol files are those of `facekit build demo`)")
     typer.echo(f"report: {out / 'report.md'}")
 

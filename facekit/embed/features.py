@@ -8,6 +8,7 @@ Cache: ``<cache_dir>/<model fingerprint>/part-*.parquet`` with columns ``key`` (
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,14 +36,33 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: cannot read image ({type(err).__name__})") from None
 
 
+BOX_MARGIN = 0.25  # a given face box is searched enlarged by this share of its side on every side
+FALLBACKS = ("redetected_in_box", "box_crop", "centre_crop")  # crop kinds that are not the protocol's own face
+
+
 class FaceCropper:
-    """Image -> crop aligned to the model's template: by given landmarks, else MTCNN's O-Net inside a given box,
-    else the most central confident MTCNN face, else a centre crop (counted in ``fallbacks``)."""
+    """Image -> crop aligned to the model's template, the way the protocol gives the face:
+
+    - ``landmarks``: by given landmarks (insightface's IJB layout);
+    - ``box_onet``: MTCNN's O-Net inside a given box (NIST's IJB box) scores above 0.5;
+    - ``redetected_in_box``: else the face MTCNN finds inside the box enlarged by ``BOX_MARGIN`` (the most central
+      one there), never a face elsewhere in the image (another person in a multi-person frame);
+    - ``box_crop``: else the box itself, squared: the protocol's face, unaligned;
+    - ``central_face``: no box given (YTF, LFW): the most central confident MTCNN face;
+    - ``centre_crop``: no face at all: the image's centre;
+    - ``aligned``: the images are crops on the template already.
+
+    ``counts`` holds how many images were cropped each way; ``FALLBACKS`` are the kinds to report."""
 
     def __init__(self, template: str | Template, size: int, detector=None, aligned: bool = False) -> None:
         self.template = template if isinstance(template, Template) else get_template(template, size)
-        self.size, self.aligned, self.fallbacks = size, aligned, 0
+        self.size, self.aligned = size, aligned
+        self.counts: Counter = Counter()
         self._detector = detector
+
+    @property
+    def fallbacks(self) -> int:
+        return sum(self.counts[k] for k in FALLBACKS)
 
     @property
     def detector(self):
@@ -55,30 +75,78 @@ class FaceCropper:
     def __call__(self, image: np.ndarray, landmarks_5x2: np.ndarray | None = None,
                  box_xyxy: np.ndarray | None = None) -> np.ndarray:
         if self.aligned:
+            self.counts["aligned"] += 1
             return self._resize(image)
+        kind = "landmarks"
         if landmarks_5x2 is None and box_xyxy is not None:
-            d = self.detector.refine(image, np.asarray(box_xyxy, np.float64)[None])
-            landmarks_5x2 = d.landmarks_5x2[0] if d.scores[0] > 0.5 else None
-        if landmarks_5x2 is None:
-            d = self.detector.detect(image)[0]
-            if len(d):
+            box = np.asarray(box_xyxy, np.float64)
+            d = self.detector.refine(image, box[None])
+            kind, landmarks_5x2 = "box_onet", d.landmarks_5x2[0] if d.scores[0] > 0.5 else None
+            if landmarks_5x2 is None:
+                kind, landmarks_5x2 = "redetected_in_box", self._in_box(image, box)
+            if landmarks_5x2 is None:
+                self.counts["box_crop"] += 1
+                return self._resize(_square(image, box))
+        elif landmarks_5x2 is None:
+            kind, landmarks_5x2 = "central_face", self._most_central(image)
+            if landmarks_5x2 is None:
+                self.counts["centre_crop"] += 1
                 h, w = image.shape[:2]
-                centre = (d.boxes_xyxy[:, :2] + d.boxes_xyxy[:, 2:]) / 2
-                off = np.linalg.norm((centre - [w / 2, h / 2]) / max(h, w), axis=1)
-                landmarks_5x2 = d.landmarks_5x2[int(np.argmax(d.scores - off))]
-        if landmarks_5x2 is None:
-            self.fallbacks += 1
-            h, w = image.shape[:2]
-            side = min(h, w) // 2
-            y0, x0 = (h - side) // 2, (w - side) // 2
-            return self._resize(image[y0:y0 + side, x0:x0 + side])
+                side = min(h, w) // 2
+                y0, x0 = (h - side) // 2, (w - side) // 2
+                return self._resize(image[y0:y0 + side, x0:x0 + side])
+        self.counts[kind] += 1
         crop = align_faces([image], np.array([0]), np.asarray(landmarks_5x2, np.float64)[None], self.template)
         return crop[0].permute(1, 2, 0).numpy()
+
+    def _most_central(self, image: np.ndarray) -> np.ndarray | None:
+        d = self.detector.detect(image)[0]
+        if not len(d):
+            return None
+        h, w = image.shape[:2]
+        centre = (d.boxes_xyxy[:, :2] + d.boxes_xyxy[:, 2:]) / 2
+        off = np.linalg.norm((centre - [w / 2, h / 2]) / max(h, w), axis=1)
+        return d.landmarks_5x2[int(np.argmax(d.scores - off))]
+
+    def _in_box(self, image: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray | None:
+        """The face MTCNN finds in the box enlarged by BOX_MARGIN, nearest its centre; landmarks in image pixels."""
+        h, w = image.shape[:2]
+        side = box_xyxy[2:] - box_xyxy[:2]
+        x0, y0 = np.maximum(box_xyxy[:2] - BOX_MARGIN * side, 0).astype(int)
+        x1, y1 = np.minimum(box_xyxy[2:] + BOX_MARGIN * side, [w, h]).astype(int)
+        if x1 - x0 < 12 or y1 - y0 < 12:
+            return None
+        d = self.detector.detect(np.ascontiguousarray(image[y0:y1, x0:x1]))[0]
+        if not len(d):
+            return None
+        centre = (d.boxes_xyxy[:, :2] + d.boxes_xyxy[:, 2:]) / 2 + [x0, y0]
+        off = np.linalg.norm((centre - (box_xyxy[:2] + box_xyxy[2:]) / 2) / max(side.max(), 1), axis=1)
+        return d.landmarks_5x2[int(np.argmax(d.scores - off))] + [x0, y0]
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] == (self.size, self.size):
             return image
-        return np.asarray(Image.fromarray(image).resize((self.size, self.size), Image.BILINEAR))
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((self.size, self.size),
+                                                                               Image.BILINEAR))
+
+
+def _square(image: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
+    """The square of the box's longer side around its centre, inside the image."""
+    h, w = image.shape[:2]
+    c, half = (box_xyxy[:2] + box_xyxy[2:]) / 2, max(box_xyxy[2:] - box_xyxy[:2]) / 2
+    x0, y0 = np.clip(c - half, 0, [w - 1, h - 1]).astype(int)
+    x1, y1 = np.clip(c + half, [x0 + 1, y0 + 1], [w, h]).astype(int)
+    return image[y0:y1, x0:x1]
+
+
+def crop_report(croppers: list[FaceCropper], computed: int) -> dict:
+    """How this run's images were cropped, for report.json: counts by kind, fallbacks by kind and their share.
+    Images whose features came from the cache were cropped by an earlier run: ``computed`` says how many were
+    cropped here."""
+    counts = sum((c.counts for c in croppers), Counter())
+    n, fallbacks = sum(counts.values()), {k: counts[k] for k in FALLBACKS if counts[k]}
+    return {"images_cropped": n, "by_kind": dict(sorted(counts.items())), "fallbacks": fallbacks,
+            "fallback_share": round(sum(fallbacks.values()) / n, 6) if n else 0.0, "features_computed": computed}
 
 
 class FeatureCache:

@@ -113,6 +113,11 @@ def test_ytf_with_a_model_caches_features(tmp_path):
     assert runs[1]["metrics"]["features_computed"] == 4 * 2 * 3  # 3 of every 4 sampled frames blurred: new keys
     assert runs[2]["metrics"]["features_computed"] == 0  # all cached
     assert runs[2]["metrics"]["accuracy_per_fold"] == runs[0]["metrics"]["accuracy_per_fold"]
+    # issue 24: every report says how its crops were made (aligned inputs here: no detection, no fallback)
+    assert runs[0]["metrics"]["crops"] == {"images_cropped": 32, "by_kind": {"aligned": 32}, "fallbacks": {},
+                                           "fallback_share": 0.0, "features_computed": 32}
+    assert runs[2]["metrics"]["crops"]["images_cropped"] == 0  # every feature from the cache
+    assert "## Face crops" in (sorted((tmp_path / "reports").iterdir())[0] / "report.md").read_text()
 
 
 
