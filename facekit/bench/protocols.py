@@ -27,10 +27,10 @@ def ytf(source: FeatureSource, out_root: Path, **settings) -> tuple[Path, dict]:
 
 @BENCHMARKS.register("lfw")
 def lfw(source: FeatureSource, out_root: Path, root: str | None = None, pairs: str | None = None,
-        bin: str | None = None, threshold: str = "kfold") -> tuple[Path, dict]:
-    """LFW pairs.txt (root, pairs) or an insightface .bin (bin); threshold."""
+        bin: str | None = None, threshold: str = "kfold", detect: bool = False) -> tuple[Path, dict]:
+    """LFW pairs.txt (root, pairs) or an insightface .bin (bin; detect); threshold."""
     path = lambda v: None if v is None else Path(v)  # noqa: E731
-    return run_lfw(path(root), path(pairs), path(bin), source, out_root, threshold)
+    return run_lfw(path(root), path(pairs), path(bin), source, out_root, threshold, detect)
 
 
 @BENCHMARKS.register("ijb")

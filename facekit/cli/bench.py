@@ -97,16 +97,19 @@ def _accuracy(m: dict) -> str:
 @bench_app.command("lfw")
 def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image folder (name/name_000n.jpg)."),
             pairs: Optional[Path] = typer.Option(None, "--pairs", help="LFW pairs.txt."),
-            bin_file: Optional[Path] = typer.Option(None, "--bin", help="insightface verification .bin instead."),
+            bin_file: Optional[Path] = typer.Option(None, "--bin", help="insightface verification .bin instead "
+                                                    "(lfw.bin, cfp_fp.bin, agedb_30.bin ...): aligned chips."),
+            detect: bool = typer.Option(False, "--detect", help="Detect faces in the .bin chips instead of taking "
+                                                                "them as aligned."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET,
             threshold: str = THRESHOLD) -> None:
     """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
     from facekit.bench.run_lfw import run_lfw
 
-    report, m = run_lfw(root, pairs, bin_file, _source(model, features, cache, device, aligned, quiet), out,
-                        threshold)
-    _done(report, [f"verification accuracy ({threshold}) {_accuracy(m)} over {m['pairs']} pairs"])
+    source = _source(model, features, cache, device, aligned and bin_file is None, quiet)
+    report, m = run_lfw(root, pairs, bin_file, source, out, threshold, detect)
+    _done(report, [f"{m['set']} verification accuracy ({threshold}) {_accuracy(m)} over {m['pairs']} pairs"])
 
 
 @bench_app.command("ijb")

@@ -205,7 +205,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
             bar.set_postfix(loss=f"{final['loss']:.3f}", acc=f"{final['accuracy']:.3f}")
             t_window, seen = time.time(), 0
             if pairs is not None and cfg.verify.every and step % cfg.verify.every == 0:
-                verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
+                verification = verify(model.backbone, pairs, cfg.data, mean, std, device, data.template)
                 final["verify_accuracy"] = verification["accuracy"]
             log.log(step, final)
         if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
@@ -222,7 +222,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     bar.close()
     if dist_info.main:
         if pairs is not None and (verification is None or not cfg.verify.every or step % cfg.verify.every):
-            verification = verify(model.backbone, pairs, cfg.data, mean, std, device)
+            verification = verify(model.backbone, pairs, cfg.data, mean, std, device, data.template)
         save_backbone(run_dir / "model.pt", cfg.model.backbone, backbone_kwargs, model.backbone,
                       template=data.template, input_size=cfg.data.input_size, mean=mean, std=std, flip=False)
         plot_metrics(log.path, run_dir / "loss.png", [("training loss", ["loss", "chief", "auxiliary"]),

@@ -25,6 +25,7 @@ class PairSet:
     b: np.ndarray
     same: np.ndarray  # (P,) bool
     fold: np.ndarray  # (P,) 0..9
+    template: str | None = None  # the images' alignment ("arcface": insightface's 112 px chips); None: the training's
 
 
 def _folds(n: int) -> np.ndarray:
@@ -54,7 +55,7 @@ def load_pair_set(cfg: VerifyConfig) -> PairSet | None:
         images, issame = read_bin(cfg.bin)
         n = len(issame)
         return PairSet(f"bin:{cfg.bin.name}", images, np.arange(n) * 2, np.arange(n) * 2 + 1, np.asarray(issame),
-                       _folds(n))
+                       _folds(n), "arcface")
     if cfg.lfw_pairs is not None:
         from facekit.datasets.lfw import read_pairs
 
@@ -68,22 +69,37 @@ def load_pair_set(cfg: VerifyConfig) -> PairSet | None:
     return None
 
 
-def _image(item, load_size: int) -> np.ndarray:
+def _image(item, load_size: int, template: str | None = None, training: str | None = None) -> np.ndarray:
+    """An image at ``load_size`` on the training geometry: chips aligned to another template (insightface's
+    ``.bin``: arcface at 112) are re-aligned to the training template (``name@load_size``), not just resized."""
     if isinstance(item, (bytes, bytearray)):
         with Image.open(io.BytesIO(item)) as im:
-            return np.asarray(im.convert("RGB").resize((load_size, load_size), Image.BILINEAR))
-    return load_crop(item, load_size)
+            chip = np.asarray(im.convert("RGB"))
+    else:
+        chip = load_crop(item, load_size)
+    if template is not None and training is not None:
+        from facekit.align.templates import get_template
+        from facekit.align.warp import warp_crops
+
+        src = get_template(template, chip.shape[0])
+        return warp_crops(chip[None], src, get_template(training, load_size))[0]
+    if chip.shape[:2] != (load_size, load_size):
+        chip = np.asarray(Image.fromarray(chip).resize((load_size, load_size), Image.BILINEAR))
+    return chip
 
 
 @torch.no_grad()
 def embed_images(backbone: torch.nn.Module, images: list, data: DataConfig, mean: float, std: float,
-                 device: torch.device, batch: int = 64) -> np.ndarray:
-    """L2-normalised features of the centre ``input_size`` crop (SeqFace: original image only, no flip)."""
+                 device: torch.device, batch: int = 64, template: str | None = None,
+                 training: str | None = None) -> np.ndarray:
+    """L2-normalised features of the centre ``input_size`` crop (SeqFace: original image only, no flip); images on
+    another ``template`` than the ``training`` one (``name@load_size``) are re-aligned first."""
     was_training = backbone.training
     backbone.eval()
     out = []
     for s in range(0, len(images), batch):
-        x = torch.stack([to_tensor(centre_crop(_image(it, data.load_size), data.input_size), mean, std)
+        x = torch.stack([to_tensor(centre_crop(_image(it, data.load_size, template, training), data.input_size),
+                                   mean, std)
                          for it in images[s:s + batch]]).to(device)
         out.append(torch.nn.functional.normalize(backbone(x).float(), dim=1).cpu().numpy())
     backbone.train(was_training)
@@ -91,7 +107,9 @@ def embed_images(backbone: torch.nn.Module, images: list, data: DataConfig, mean
 
 
 def verify(backbone: torch.nn.Module, pairs: PairSet, data: DataConfig, mean: float, std: float,
-           device: torch.device) -> dict:
-    feats = embed_images(backbone, pairs.images, data, mean, std, device)
+           device: torch.device, training: str | None = None) -> dict:
+    """``training``: the training crops' geometry (``name@load_size``), which pairs on another template take."""
+    feats = embed_images(backbone, pairs.images, data, mean, std, device, template=pairs.template,
+                         training=training)
     acc = kfold_accuracy(squared_distances(feats[pairs.a], feats[pairs.b]), pairs.same, pairs.fold)
     return {"set": pairs.name, "pairs": int(len(pairs.same)), "accuracy": acc.mean, "std": acc.std}

@@ -518,3 +518,39 @@ def test_feature_progress_advances_per_item_not_per_batch(monkeypatch):
     feats, n = fmod.compute_features([f"k{i}" for i in range(5)], lambda k: np.zeros((4, 4, 3), np.uint8), ext,
                                      None, batch=64, desc="sets")
     assert n == 5 and feats.shape == (5, 2) and updates == [("total", 5), 1, 1, 1, 1, 1, "closed"]
+
+
+def test_bin_sets_are_aligned_chips_named_by_their_set(tmp_path, capsys):
+    """Issue 24: --bin takes the chips as aligned (re-aligned to the model's template, no detection; --detect
+    forces MTCNN), the report is named after the set, and SeqFace's LFW figure appears beside lfw.bin only."""
+    import io
+    import pickle
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    chips = []
+    for _ in range(8):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)).save(buf, format="JPEG")
+        chips.append(buf.getvalue())
+    torch.manual_seed(0)
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(iresnet("iresnet18", num_features=16).eval().state_dict(), ckpt)
+    reports = {}
+    for name, extra in (("cfp_fp", []), ("lfw", []), ("lfw", ["--detect"])):
+        with open(tmp_path / f"{name}.bin", "wb") as fh:  # insightface's layout: (list of JPEG bytes, issame)
+            pickle.dump((chips, [True, False, True, False]), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        out = tmp_path / f"r-{name}{'-detect' if extra else ''}"
+        assert main(["bench", "lfw", "--bin", str(tmp_path / f"{name}.bin"), "--model", f"iresnet18:{ckpt}",
+                     "--out", str(out), "--device", "cpu", "-q", *extra]) == 0
+        rep = next(out.iterdir())
+        reports[out.name] = (json.loads((rep / "report.json").read_text()), (rep / "report.md").read_text())
+    assert "cfp_fp verification accuracy" in capsys.readouterr().out
+    cfp, cfp_md = reports["r-cfp_fp"]
+    assert cfp["metrics"]["set"] == "cfp_fp" and cfp_md.startswith("# cfp_fp verification")
+    assert "SeqFace" not in cfp_md and cfp["metrics"]["crops"]["by_kind"] == {"aligned": 8}
+    lfw_m, lfw_md = reports["r-lfw"]
+    assert "SeqFace ResNet-64 (paper Table 2, LFW)" in lfw_md and "re-aligned to the model's template" in lfw_md
+    detect, _ = reports["r-lfw-detect"]
+    assert "aligned" not in detect["metrics"]["crops"]["by_kind"] and detect["config"]["detect"] is True

@@ -527,3 +527,27 @@ def test_sharded_centres_train_the_model_of_one_table(toy, tmp_path):
     c2 = torch.cat([p["state"]["centres"][:-1] for p in parts])  # each without its scratch row
     assert c1.abs().sum() > 0 and c2.shape == c1.shape and torch.allclose(c1, c2, atol=1e-5)
     assert torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["centres"] is None
+
+
+def test_bin_verification_pairs_take_the_training_geometry():
+    """Issue 24: insightface's .bin chips (arcface at 112) are re-aligned to the training template before the
+    centre crop, not resized: five dots drawn at the ArcFace template's points land on the training template's."""
+    import io
+
+    from PIL import Image
+
+    from facekit.align.templates import get_template
+    from facekit.train.verify import _image
+
+    chip = np.zeros((112, 112, 3), np.uint8)
+    for x, y in get_template("arcface", 112).as_array():
+        chip[int(round(y)) - 1:int(round(y)) + 2, int(round(x)) - 1:int(round(x)) + 2] = 255
+    buf = io.BytesIO()
+    Image.fromarray(chip).save(buf, format="PNG")
+    out = _image(buf.getvalue(), 144, "arcface", "seqface@144")
+    for x, y in get_template("seqface", 144).as_array():
+        assert out[int(round(y)), int(round(x))].min() > 100, (x, y)  # each dot is where the template puts it
+    resized = _image(buf.getvalue(), 144)  # what was done before: a resize, 12.5% off
+    x, y = get_template("seqface", 144).as_array()[0]
+    assert resized[int(round(y)), int(round(x))].max() < 50
+    assert np.array_equal(_image(buf.getvalue(), 112, "arcface", "arcface@112"), chip)
