@@ -26,6 +26,7 @@ import torch
 from facekit.errors import InputError
 from facekit.models.checkpoint import FACEKIT_FORMAT
 from facekit.models.iresnet import LAYERS, iresnet
+from facekit.models.mobilefacenet import VARIANTS, mobilefacenet
 from facekit.provenance import file_digest
 from facekit.registry import Registry
 
@@ -91,10 +92,11 @@ def _load_iresnet(arch: str, path: Path, device: torch.device) -> FeatureExtract
     state = _torch_load(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    fc = state.get("fc.weight") if isinstance(state, dict) else None
+    out = "fc.weight" if arch in LAYERS else "features.layers.2.weight"  # the embedding layer: its rows are d
+    fc = state.get(out) if isinstance(state, dict) else None
     if fc is None:
-        raise InputError(f"{path}: not an insightface IResNet backbone (no fc.weight)")
-    net = iresnet(arch, num_features=fc.shape[0])
+        raise InputError(f"{path}: not an insightface {arch} backbone (no {out})")
+    net = iresnet(arch, num_features=fc.shape[0]) if arch in LAYERS else mobilefacenet(arch, num_features=fc.shape[0])
     _strict(net, state, path)
     net.eval().to(device)
     return FeatureExtractor(arch, file_digest(path), net, device=device, module=net)
@@ -212,7 +214,7 @@ def _file(load: Callable[[Path, torch.device], "FeatureExtractor"]) -> Loader:
     return loader
 
 
-for _depth in LAYERS:
+for _depth in (*LAYERS, *VARIANTS):  # insightface's public backbone.pth files: iresnet*, mbf, mbf_large
     EXTRACTORS.register(_depth)(_file(lambda path, device, _d=_depth: _load_iresnet(_d, path, device)))
 EXTRACTORS.register("facekit")(_file(_load_facekit))
 EXTRACTORS.register("onnx")(_file(_load_onnx))

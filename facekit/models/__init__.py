@@ -5,7 +5,8 @@
 | ``sphereface20/64`` | SeqFace ResNet-20/64 (SphereFace layout, no BN) | 128 (crop of 144) | (x - 127.5) / 128 |
 | ``resnet27`` | SeqFace ResNet-27 (Figure 5: centre-loss net, max-pooling) | 128 (crop of 144) | (x - 127.5) / 128 |
 | ``dlib_resnet`` | dlib's face ResNet (``model.init: dlib-torch:default`` loads it) | 150 | (x - 127.5) / 127.5 |
-| ``iresnet18/34/50/100`` | insightface ArcFace IResNet, loads public ``backbone.pth`` | 112 | (x - 127.5) / 127.5 |
+| ``iresnet18/34/50/100/200`` | insightface ArcFace IResNet, loads public ``backbone.pth`` | 112 | (x - 127.5) / 127.5 |
+| ``mbf``, ``mbf_large`` | insightface's MobileFaceNets, load public ``backbone.pth`` | 112 | (x - 127.5) / 127.5 |
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import partial
 from torch import nn
 
 from facekit.models.iresnet import LAYERS, iresnet
+from facekit.models.mobilefacenet import VARIANTS, mobilefacenet
 from facekit.models.resnet27 import ResNet27
 from facekit.models.sphereface import UNITS, sphereface
 from facekit.registry import Registry
@@ -29,6 +31,8 @@ for _unit in UNITS:
 BACKBONES.register("resnet27")(ResNet27)
 for _depth in LAYERS:
     BACKBONES.register(_depth)(partial(iresnet, _depth))
+for _variant in VARIANTS:  # insightface's MobileFaceNets
+    BACKBONES.register(_variant)(partial(mobilefacenet, _variant))
 
 
 @BACKBONES.register("dlib_resnet")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 LAYERS = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3, 4, 14, 3),
-          "iresnet100": (3, 13, 30, 3)}
+          "iresnet100": (3, 13, 30, 3), "iresnet200": (6, 26, 60, 6)}
 
 
 class IBasicBlock(nn.Module):
