@@ -47,8 +47,8 @@ class FeatureSource:
 
     @property
     def fingerprint(self) -> str:
-        if self.model is not None:
-            return f"{self.model.name}-{self.model.fingerprint}"
+        if self.model is not None:  # the flip setting changes every feature: part of the cache key
+            return f"{self.model.name}-{self.model.fingerprint}" + ("-flip" if self.model.flip else "")
         return f"features-{fingerprint_files([self.features_file])}"
 
     def get(self, keys: list[str], load, desc: str, file_of: Callable[[str], Path] | None = None) -> np.ndarray:

@@ -24,19 +24,23 @@ AGGREGATOR = typer.Option(None, "--aggregator", help="aggregator.pt of `facekit 
     "aggregator).")
 ALIGNED = typer.Option(False, "--aligned", help="Images are already crops on the model's template: no detection.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+FLIP = typer.Option(None, "--flip/--no-flip", help="Feature = the image's + its mirror's (insightface's evaluation). "
+                    "[default: the model's own setting: on for insightface and facekit models, off for dlib]")
 THRESHOLD = typer.Option("kfold", "--threshold", help="kfold: 10-fold, squared distances on a 0.01 grid "
                          "(insightface / FaceNet); best-on-all: one best threshold on all pairs (SeqFace's "
                              "evaluate.py).")
 
 
 def _source(model: Optional[str], features: Optional[Path], cache: Path, device: Optional[str], aligned: bool,
-            quiet: bool, aggregator: Optional[Path] = None):
+            quiet: bool, aggregator: Optional[Path] = None, flip: Optional[bool] = None):
     from facekit.bench.source import FeatureSource
     from facekit.device import resolve_device
     from facekit.embed import load_extractor
 
     dev = resolve_device(device)
     extractor = load_extractor(model, dev) if model else None
+    if extractor is not None and flip is not None:
+        extractor.flip = flip
     agg = None
     if aggregator is not None:
         from facekit.aggregation.apply import load_aggregator
@@ -76,14 +80,15 @@ def ytf_cmd(root: Path = typer.Option(..., "--root", help="YTF aligned_images_DB
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
             subset: bool = typer.Option(False, "--subset", help="Accept a splits file with fewer than 5,000 pairs."),
-            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, threshold: str = THRESHOLD) -> None:
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, threshold: str = THRESHOLD,
+            flip: Optional[bool] = FLIP) -> None:
     """YouTube Faces verification: DAN protocol (N, n_avg) or SeqFace's average of all frames; 10-fold accuracy
     (or SeqFace's one threshold on all pairs with --threshold best-on-all)."""
     from facekit.bench.run_ytf import YTFSettings, run_ytf
 
     settings = YTFSettings(root, splits, n, navg, method, protocol, blur, seed, full_protocol=not subset,
                            threshold=threshold)
-    report, m = run_ytf(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
+    report, m = run_ytf(settings, _source(model, features, cache, device, aligned, quiet, aggregator, flip), out)
     frames = f"N={n} n_avg={navg}" if protocol == "dan" else "all frames"
     _done(report, [f"YTF {protocol} {frames} {method}{f' blur {blur}' if blur else ''} ({threshold}): accuracy "
                    f"{_accuracy(m)} over {m['pairs']} pairs ({m['features_computed']} features computed)"])
@@ -103,11 +108,11 @@ def lfw_cmd(root: Optional[Path] = typer.Option(None, "--root", help="LFW image 
                                                                 "them as aligned."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED, quiet: bool = QUIET,
-            threshold: str = THRESHOLD) -> None:
+            threshold: str = THRESHOLD, flip: Optional[bool] = FLIP) -> None:
     """LFW pairs.txt or an insightface .bin: 10-fold verification accuracy."""
     from facekit.bench.run_lfw import run_lfw
 
-    source = _source(model, features, cache, device, aligned and bin_file is None, quiet)
+    source = _source(model, features, cache, device, aligned and bin_file is None, quiet, flip=flip)
     report, m = run_lfw(root, pairs, bin_file, source, out, threshold, detect)
     _done(report, [f"{m['set']} verification accuracy ({threshold}) {_accuracy(m)} over {m['pairs']} pairs"])
 
@@ -127,12 +132,12 @@ def ijb_cmd(root: Path = typer.Option(..., "--root", help="Folder of the protoco
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
             method: str = typer.Option("avg", "--method", help="avg (media = mean of its image features) or "
                 "aggregator."),
-            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, flip: Optional[bool] = FLIP) -> None:
     """IJB-B / IJB-C: 1:1 template verification (TAR at FAR) and 1:N mixed-media identification (TPIR)."""
     from facekit.bench.run_ijb import IJBSettings, run_ijb
 
     settings = IJBSettings(root, dataset, images, layout, tar_rule, method)
-    report, m = run_ijb(settings, _source(model, features, cache, device, aligned, quiet, aggregator), out)
+    report, m = run_ijb(settings, _source(model, features, cache, device, aligned, quiet, aggregator, flip), out)
     lines = [f"{dataset} 1:1: " + ", ".join(f"TAR@{k.removeprefix('tar_far_')}={100 * v:.2f}%"
                                             for k, v in m["verification_11"].items() if k.startswith("tar_far_"))]
     if "identification_1N" in m:
@@ -163,7 +168,7 @@ def run_cmd(name: str = typer.Argument(..., metavar="NAME", help="A registered b
                                                               "--set root=ytf --set n=10."),
             model: Optional[str] = MODEL, features: Optional[Path] = FEATURES, out: Path = OUT,
             cache: Path = CACHE, device: Optional[str] = DEVICE, aligned: bool = ALIGNED,
-            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET) -> None:
+            aggregator: Optional[Path] = AGGREGATOR, quiet: bool = QUIET, flip: Optional[bool] = FLIP) -> None:
     """Any registered benchmark by name (the built-in ones and those of FACEKIT_PLUGINS modules)."""
     from facekit.bench.protocols import BENCHMARKS
     from facekit.recipes import read_recipe
@@ -171,7 +176,7 @@ def run_cmd(name: str = typer.Argument(..., metavar="NAME", help="A registered b
     run = BENCHMARKS.get(name)
     values = read_recipe(None, list(settings or []))
     try:
-        report, m = run(_source(model, features, cache, device, aligned, quiet, aggregator), out, **values)
+        report, m = run(_source(model, features, cache, device, aligned, quiet, aggregator, flip), out, **values)
     except TypeError as err:
         from facekit.errors import InputError
 

@@ -59,7 +59,9 @@ class FeatureExtractor:
     @torch.inference_mode()
     def embed(self, crops_bhwc: np.ndarray, batch: int = 64) -> np.ndarray:
         if self.embed_uint8 is not None:
-            return self.embed_uint8(np.asarray(crops_bhwc, np.uint8))
+            crops = np.asarray(crops_bhwc, np.uint8)
+            f = self.embed_uint8(crops)
+            return f + self.embed_uint8(np.ascontiguousarray(crops[:, :, ::-1])) if self.flip else f
         out = []
         for s in range(0, len(crops_bhwc), batch):
             x = torch.from_numpy(np.array(crops_bhwc[s:s + batch])).to(self.device)
