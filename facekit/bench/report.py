@@ -116,7 +116,28 @@ def compare(reports: list[Path]) -> str:
         flat.append(f)
         keys += [k for k in f if k not in keys]
     header = ["metric"] + [name for name, _ in loaded]
-    return md_table(header, [[k] + [f.get(k) for f in flat] for k in keys])
+    runs = [describe_run(rep) for _, rep in loaded]
+    rows = [[k] + [r[k] for r in runs] for k in RUN_FIELDS]
+    return md_table(header, rows + [[k] + [f.get(k) for f in flat] for k in keys])
+
+
+RUN_FIELDS = ("protocol", "method", "model", "threshold / TAR rule", "flip", "fallback share")
+
+
+def describe_run(report: dict) -> dict[str, str]:
+    """What a run was, for ``bench compare``: protocol, method (avg / aggregator; N, n_avg), model, the threshold
+    or TAR rule, flip (from the features' fingerprint), the share of fallback crops."""
+    c, m = report.get("config", {}), report.get("metrics", {})
+    protocol = report.get("bench", "?") + (f" {c['protocol']}" if c.get("protocol") else "") + \
+        (f" {c['layout']}" if c.get("layout") else "") + (f" {m['set']}" if m.get("set") else "") + \
+        (f" blur {c['blur']}" if c.get("blur") else "")
+    method = c.get("method", "-") + (f" N={c['n']} n_avg={c['n_avg']}" if c.get("n") else "")
+    features = str(c.get("features", "-"))
+    share = m.get("crops", {}).get("fallback_share")
+    return {"protocol": protocol, "method": method, "model": features.removesuffix("-flip"),
+            "threshold / TAR rule": c.get("threshold") or c.get("tar_rule") or "-",
+            "flip": "-" if features.startswith("features-") else ("on" if features.endswith("-flip") else "off"),
+            "fallback share": "-" if share is None else f"{share:.2%}"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
