@@ -125,13 +125,21 @@ def _load_facekit(path: Path, device: torch.device) -> FeatureExtractor:
                             device=device, module=net)
 
 
+def onnx_providers(device: torch.device, available: list[str]) -> list[str]:
+    """onnxruntime's execution providers for ``device``: CUDA (on that GPU) where onnxruntime has it, then CPU."""
+    if device.type == "cuda" and "CUDAExecutionProvider" in available:
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 def _load_onnx(path: Path, device: torch.device) -> FeatureExtractor:
     try:
         import onnxruntime as ort
     except ImportError:
         raise InputError("onnx models need onnxruntime: pip install onnxruntime") from None
+    providers = onnx_providers(device, ort.get_available_providers())
     try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(path), providers=providers)
     except Exception as err:
         raise InputError(f"{path}: cannot load as ONNX ({str(err).splitlines()[0][:160]})") from None
     inp = sess.get_inputs()[0]

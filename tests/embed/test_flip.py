@@ -31,3 +31,13 @@ def test_the_flip_setting_keys_the_feature_cache(tmp_path):
     on = FeatureSource(ext, cache_dir=tmp_path).fingerprint
     ext.flip = False
     assert on == "t-abc-flip" and FeatureSource(ext, cache_dir=tmp_path).fingerprint == "t-abc"
+
+
+def test_onnx_runs_on_cuda_where_onnxruntime_has_the_provider():
+    from facekit.embed.extractors import onnx_providers
+
+    cpu_only = ["CPUExecutionProvider"]
+    assert onnx_providers(torch.device("cuda", 1), cpu_only) == cpu_only
+    assert onnx_providers(torch.device("cuda", 1), ["CUDAExecutionProvider", *cpu_only]) == [
+        ("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert onnx_providers(torch.device("cpu"), ["CUDAExecutionProvider", *cpu_only]) == cpu_only
