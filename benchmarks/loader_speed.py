@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from facekit.datasets.crops import CropFiles, PackedCrops
-from facekit.datasets.recordio import RecordWriter, ir_record, read_face_records
 from facekit.images import to_chw
+from facekit.recordio import RecordWriter, ir_record, read_face_records
 
 GPU_RATE = 3000  # images/s one GPU trains on (an IResNet-50 at 112 px, mixed precision: the order of magnitude)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facekit.align.templates import Template, get_template
+from facekit.embed.crop_cache import CropCache
 from facekit.embed.features import (
     FaceCropper,
     FeatureCache,
@@ -32,14 +34,20 @@ class FeatureSource:
     batch: int = 64
     aggregator: object | None = None  # facekit.aggregation.apply.Aggregator for --method aggregator
     progress: bool = True  # progress bars while features are computed
+    workers: int = 2  # threads that read, detect and align images while the model embeds
 
     def __post_init__(self) -> None:
         if (self.model is None) == (self.features_file is None):
             raise InputError("give exactly one of --model or --features")
         self._table = read_feature_file(self.features_file) if self.features_file else None
         self.computed = 0
-        self.cropper = (FaceCropper(self.model.template, self.model.input_size, aligned=self.aligned)
-                        if self.model is not None else None)
+        self.cropper = self._cropper(self.model.template, self.model.input_size) if self.model is not None else None
+
+    def _cropper(self, template, size: int, detector=None) -> FaceCropper:
+        """A cropper for ``template`` whose crops are cached (``CropCache``) for every model on that template."""
+        tpl = template if isinstance(template, Template) else get_template(template, size)
+        cache = CropCache(self.cache_dir, tpl) if self.cache_dir and not self.aligned else None
+        return FaceCropper(tpl, size, detector, aligned=self.aligned, device=str(self.model.device), cache=cache)
 
     def croppers(self) -> list[FaceCropper]:
         """Every cropper this source used: the model's, and the aggregator's set cropper."""
@@ -63,8 +71,18 @@ class FeatureSource:
             if self.cache_dir else None
         stamped = stamp_keys(keys, file_of) if file_of else keys
         original = dict(zip(stamped, keys))
-        feats, n = compute_features(stamped, lambda k: load(original[k]), self.model, cache, self.batch,
-                                    desc if self.progress else "")
+
+        def keyed_load(k: str) -> np.ndarray:  # a stamped key names the image file's content: its crop is cached
+            self.cropper.keyed(k if file_of else None)
+            return load(original[k])
+
+        try:
+            feats, n = compute_features(stamped, keyed_load, self.model, cache, self.batch,
+                                        desc if self.progress else "", self.workers)
+        finally:  # what was cropped stays cropped, even when the run stops
+            for c in self.croppers():
+                if c.cache is not None:
+                    c.cache.flush()
         self.computed += n
         return feats
 
@@ -82,13 +100,19 @@ class FeatureSource:
 
         agg, own = self.aggregator, self.cropper.template
         agg_tpl = agg.template or own.resized(agg.image_size)
-        agg_cropper = None if self.aligned else FaceCropper(agg_tpl, agg_tpl.size, self.cropper.detector)
+        agg_cropper = None if self.aligned else self._cropper(agg_tpl, agg_tpl.size, self.cropper.detector)
         self.set_cropper = agg_cropper  # its counts join the report's (``croppers``)
-        set_keys = members_of([stamp_keys(keys, file_of) for keys in sets], agg.fingerprint)
-        members = dict(zip(set_keys, sets))
+        stamped = [stamp_keys(keys, file_of) for keys in sets]
+        set_keys = members_of(stamped, agg.fingerprint)
+        members = dict(zip(set_keys, zip(sets, stamped)))
+
+        def member(k: str, stamp: str) -> np.ndarray:
+            if agg_cropper is not None:
+                agg_cropper.keyed(stamp)
+            return load(k, agg_cropper)
 
         def load_set(key: str) -> np.ndarray:
-            crops = np.stack([load(k, agg_cropper) for k in members[key]])
+            crops = np.stack([member(k, st) for k, st in zip(*members[key])])
             if agg_cropper is None:
                 crops = warp_crops(crops, own, agg_tpl)
             face = agg.fuse([crops], max_set=10**6)

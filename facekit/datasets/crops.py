@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facekit.datasets.recordio import RecordFile, decode_image
 from facekit.errors import InputError
 from facekit.images import load_crop
+from facekit.recordio import RecordFile, decode_image
 
 PACKED = "packed"  # <root>/packed/: the shards and index.parquet (table, crop_path, shard, key)
 

@@ -114,7 +114,7 @@ def _from_labels(root: Path, labels: Path) -> dict[str, list[Path]]:
 
 def _read_rgb(path: Path, key: int | None = None) -> np.ndarray:
     if key is not None:
-        from facekit.datasets.recordio import RecordFile
+        from facekit.recordio import RecordFile
 
         _WORKER.setdefault("records", {}).setdefault(path, RecordFile(path))
         data = io.BytesIO(_WORKER["records"][path].read(key).data)
@@ -178,7 +178,7 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     claim_root(out, "build identities")
     engine = engine or Engine()
     if root.suffix == ".rec":  # insightface's face sets: aligned chips, one identity per label
-        from facekit.datasets.recordio import read_face_records
+        from facekit.recordio import read_face_records
 
         faces, aligned = read_face_records(root), True
         people = {f"{label:07d}": [int(k) for k in faces.image_keys[faces.labels == label]]

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from facekit.datasets.crops import PACKED
-from facekit.datasets.recordio import RecordWriter, ir_record
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.io import read_manifest
 from facekit.manifests.lineage import crop_template
 from facekit.manifests.ops import root_tables
 from facekit.progress import progress_bar
+from facekit.recordio import RecordWriter, ir_record
 
 
 @dataclass

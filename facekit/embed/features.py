@@ -7,9 +7,11 @@ Cache: ``<cache_dir>/<model fingerprint>/part-*.parquet`` with columns ``key`` (
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +54,26 @@ class FaceCropper:
     - ``centre_crop``: no face at all: the image's centre;
     - ``aligned``: the images are crops on the template already.
 
-    ``counts`` holds how many images were cropped each way; ``FALLBACKS`` are the kinds to report."""
+    ``counts`` holds how many images were cropped each way; ``FALLBACKS`` are the kinds to report. With a
+    ``cache`` (``CropCache``), a crop made before for the key set by ``keyed`` (any model on this template) is
+    read instead of made again. Safe to call from the loader's threads."""
 
-    def __init__(self, template: str | Template, size: int, detector=None, aligned: bool = False) -> None:
+    def __init__(self, template: str | Template, size: int, detector=None, aligned: bool = False,
+                 device: str = "cpu", cache=None) -> None:
         self.template = template if isinstance(template, Template) else get_template(template, size)
-        self.size, self.aligned = size, aligned
+        self.size, self.aligned, self.device, self.cache = size, aligned, device, cache
         self.counts: Counter = Counter()
         self._detector = detector
+        self._lock = threading.Lock()
+        self._key = threading.local()
+
+    def keyed(self, key: str | None) -> None:
+        """The cache key of the next crop made in this thread (None: do not cache)."""
+        self._key.value = key
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] += 1
 
     @property
     def fallbacks(self) -> int:
@@ -69,14 +84,27 @@ class FaceCropper:
         if self._detector is None:
             from facekit.detect.mtcnn import MTCNN
 
-            self._detector = MTCNN(min_face_size=20)
+            self._detector = MTCNN(min_face_size=20, device=self.device)
         return self._detector
 
     def __call__(self, image: np.ndarray, landmarks_5x2: np.ndarray | None = None,
                  box_xyxy: np.ndarray | None = None) -> np.ndarray:
         if self.aligned:
-            self.counts["aligned"] += 1
+            self._count("aligned")
             return self._resize(image)
+        key = getattr(self._key, "value", None) if self.cache is not None else None
+        hit = self.cache.get(key) if key is not None else None
+        if hit is not None:
+            self._count(hit[1])
+            return hit[0]
+        crop, kind = self._crop(image, landmarks_5x2, box_xyxy)
+        self._count(kind)
+        if key is not None:
+            self.cache.add(key, crop, kind)
+        return crop
+
+    def _crop(self, image: np.ndarray, landmarks_5x2: np.ndarray | None,
+              box_xyxy: np.ndarray | None) -> tuple[np.ndarray, str]:
         kind = "landmarks"
         if landmarks_5x2 is None and box_xyxy is not None:
             box = np.asarray(box_xyxy, np.float64)
@@ -85,19 +113,16 @@ class FaceCropper:
             if landmarks_5x2 is None:
                 kind, landmarks_5x2 = "redetected_in_box", self._in_box(image, box)
             if landmarks_5x2 is None:
-                self.counts["box_crop"] += 1
-                return self._resize(_square(image, box))
+                return self._resize(_square(image, box)), "box_crop"
         elif landmarks_5x2 is None:
             kind, landmarks_5x2 = "central_face", self._most_central(image)
             if landmarks_5x2 is None:
-                self.counts["centre_crop"] += 1
                 h, w = image.shape[:2]
                 side = min(h, w) // 2
                 y0, x0 = (h - side) // 2, (w - side) // 2
-                return self._resize(image[y0:y0 + side, x0:x0 + side])
-        self.counts[kind] += 1
+                return self._resize(image[y0:y0 + side, x0:x0 + side]), "centre_crop"
         crop = align_faces([image], np.array([0]), np.asarray(landmarks_5x2, np.float64)[None], self.template)
-        return crop[0].permute(1, 2, 0).numpy()
+        return crop[0].permute(1, 2, 0).numpy(), kind
 
     def _most_central(self, image: np.ndarray) -> np.ndarray | None:
         d = self.detector.detect(image)[0]
@@ -184,19 +209,23 @@ class FeatureCache:
 
 
 def compute_features(keys: Sequence[str], load: Loader, extractor, cache: FeatureCache | None,
-                     batch: int = 64, desc: str = "features") -> tuple[np.ndarray, int]:
-    """Features of every key (in order), computing only those not cached; returns (features (n, d), computed)."""
+                     batch: int = 64, desc: str = "features", workers: int = 0) -> tuple[np.ndarray, int]:
+    """Features of every key (in order), computing only those not cached; returns (features (n, d), computed).
+    ``workers`` > 0: ``load`` (reading, detection, alignment) runs in that many threads, in key order, while the
+    extractor embeds the previous batch."""
     known = cache.features if cache is not None else {}
     todo = list(dict.fromkeys(k for k in keys if k not in known))
     fresh: dict[str, np.ndarray] = {}
     # the bar counts items as they are loaded (a set for the aggregator: N images and a fusion), not batches
     bar = progress_bar(total=len(todo), desc=desc, unit="item", disable=not (todo and desc), dynamic_ncols=True)
+    pool = ThreadPoolExecutor(workers) if workers > 0 else None
+    loaded = (pool.map(load, todo) if pool else map(load, todo))  # in order; threads run ahead of the embedding
     try:
         for s in range(0, len(todo), batch):
             chunk = todo[s:s + batch]
             crops = []
-            for k in chunk:
-                crops.append(load(k))
+            for _ in chunk:
+                crops.append(next(loaded))
                 bar.update(1)
             feats = extractor.embed(np.stack(crops))
             if cache is not None:
@@ -204,6 +233,8 @@ def compute_features(keys: Sequence[str], load: Loader, extractor, cache: Featur
             fresh.update(zip(chunk, feats))
     finally:
         bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         if cache is not None:
             cache.flush()
     table = {**known, **fresh}

@@ -16,11 +16,11 @@ import torch
 from torch.utils.data import Dataset
 
 from facekit.datasets.crops import CropFiles, PackedCrops, crop_store
-from facekit.datasets.recordio import FaceRecords, read_face_records
 from facekit.errors import InputError
 from facekit.images import to_chw
 from facekit.manifests.io import read_manifest, table_files
 from facekit.provenance import fingerprint_files
+from facekit.recordio import FaceRecords, read_face_records
 from facekit.train.seqface_config import DataConfig
 from facekit.train.streams import EpochStream, sample_seed
 

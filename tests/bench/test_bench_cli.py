@@ -554,3 +554,36 @@ def test_bin_sets_are_aligned_chips_named_by_their_set(tmp_path, capsys):
     assert "SeqFace ResNet-64 (paper Table 2, LFW)" in lfw_md and "re-aligned to the model's template" in lfw_md
     detect, _ = reports["r-lfw-detect"]
     assert "aligned" not in detect["metrics"]["crops"]["by_kind"] and detect["config"]["detect"] is True
+
+
+@pytest.mark.slow
+def test_a_second_model_reuses_the_first_ones_crops(tmp_path, monkeypatch):
+    """Issue 24: crops are cached per image and template and shared by every model: a second checkpoint on the
+    same frames detects nothing, gets the features it would get from scratch, and still reports how its crops
+    were made."""
+    from facekit.detect.mtcnn import MTCNN
+
+    root, splits, _ = _ytf_fixture(tmp_path, frames=6)
+    ckpts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        ckpts.append(tmp_path / f"b{seed}.pth")
+        torch.save(iresnet("iresnet18", num_features=16).eval().state_dict(), ckpts[-1])
+    calls = {"n": 0}
+    real = MTCNN.detect
+    monkeypatch.setattr(MTCNN, "detect", lambda self, *a, **k: calls.update(n=calls["n"] + 1) or real(self, *a, **k))
+
+    def run(ckpt, cache, out):
+        calls["n"] = 0
+        assert main(["bench", "ytf", "--root", str(root), "--splits", str(splits), "--N", "2", "--navg", "2",
+                     "--model", f"iresnet18:{ckpt}", "--cache", str(cache), "--out", str(out), "--subset",
+                     "--device", "cpu", "-q"]) == 0
+        return json.loads((next(out.iterdir()) / "report.json").read_text())["metrics"], calls["n"]
+
+    first, detections = run(ckpts[0], tmp_path / "cache", tmp_path / "r0")
+    assert detections > 0
+    second, detections = run(ckpts[1], tmp_path / "cache", tmp_path / "r1")
+    assert detections == 0 and second["crops"]["by_kind"] == first["crops"]["by_kind"]
+    scratch, _ = run(ckpts[1], tmp_path / "fresh", tmp_path / "r2")
+    assert second["accuracy_per_fold"] == scratch["accuracy_per_fold"]
+    assert list((tmp_path / "cache").glob("crops-arcface-112/part-*.rec"))

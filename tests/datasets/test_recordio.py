@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekit.datasets.recordio import RecordFile, read_face_records
 from facekit.errors import InputError
+from facekit.recordio import RecordFile, read_face_records
 
 MAGIC = 0xCED7230A
 
