@@ -54,6 +54,8 @@ def extract_sequences_cmd(
     engine: str = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
     gpus_per_worker: float = GPUS_PER_WORKER,
+    fps: Optional[float] = _setting("fps", "--fps", "Detect and track at this many frames per second of video "
+                                    "time (timestamps stay the video's own); none: every frame.", min=0.01),
     detect_every: Optional[int] = _setting("detect_every", "--detect-every",
                                            "Run MTCNN every k-th frame, track between.", min=1),
     min_face_size: Optional[float] = _setting("min_face_size", "--min-face-size",
@@ -89,7 +91,7 @@ def extract_sequences_cmd(
     from facekit.pipeline.extract_sequences import extract_sequences, parse_shard
 
     settings = load_settings(config)
-    top = {"detect_every": detect_every, "min_face_size": min_face_size, "template": template}
+    top = {"detect_every": detect_every, "min_face_size": min_face_size, "template": template, "fps": fps}
     if detect_max_side is not None:
         top["detect_max_side"] = detect_max_side or None
     if crop_size is not None:

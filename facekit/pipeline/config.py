@@ -25,6 +25,7 @@ class ExtractConfig:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)  # P/R/O-Net
     detect_max_side: int | None = 1280  # frames are shrunk to this longer side for detection only
     detect_every: int = 4  # full MTCNN on every k-th frame of a shot; O-Net on tracked boxes in between
+    fps: float | None = None  # detect and track at this many frames per second of video time (None: every frame)
     batch_frames: int = 16  # decoded frames per batch (bounds memory)
     shot_threshold: float = 0.2  # see facekit.video.shots
     template: str = "arcface"
@@ -37,6 +38,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise InputError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.fps is not None and not self.fps > 0:
+            raise InputError(f"fps must be > 0 (or none for every frame), got {self.fps}")
         if self.batch_frames < 1:
             raise InputError(f"batch_frames must be >= 1, got {self.batch_frames}")
         if self.filters.min_sequence_length < 1:
@@ -58,6 +61,7 @@ class ExtractConfig:
 HELP = {
     "min_face_size": "detector pyramid lower bound, px in the original frame",
     "thresholds": "P-Net, R-Net, O-Net",
+    "fps": "detect and track at this many frames per second of video time; null: every frame",
     "detect_max_side": "frames shrunk (integer factor) for detection only; null: never",
     "detect_every": "full MTCNN every k-th frame of a shot; O-Net on tracked boxes in between",
     "batch_frames": "decoded frames per batch (bounds memory)",

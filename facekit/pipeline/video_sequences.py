@@ -194,7 +194,10 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     k = cfg.detect_every
     shot_index, shot_start = -1, 0
     prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the previous decoded batch, for backfilling
-    for index, frames, stamps in prefetch(stream.batches(cfg.batch_frames)):
+    pool_orig_prev, passed = np.zeros(0, np.int64), 0
+    # ``index`` counts the frames used (all, or ``fps`` per second of video time): the tracker, the detector's
+    # rhythm and the backfill work on it; ``orig`` is the video's own frame index, written to the manifests
+    for index, orig, frames, stamps in prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps)):
         is_cut = cuts.update(frames)
         key = np.zeros(len(index), dtype=bool)  # every k-th frame of a shot, counted from the shot's first frame
         start = shot_start
@@ -206,6 +209,7 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         pool = ([*prev[1]] if prev is not None else []) + [*frames]
         first = int(index[0]) - (len(prev[0]) if prev is not None else 0)  # frame index of pool[0]
         pool_stamps = np.concatenate([prev[2], stamps]) if prev is not None else stamps
+        pool_orig = np.concatenate([pool_orig_prev, orig])
         observations: list[_Observation] = []
         ended: list[int] = []
         for j, f in enumerate(index):
@@ -227,16 +231,38 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
                 if key[j] and tid not in known and f > shot_start:
                     lowest = max(shot_start, f - k + 1, first)
                     observations += _backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
+        for o in observations:  # the manifests name the video's own frames
+            o.frame_index = int(pool_orig[o.slot])
         # one batched alignment per decoded batch; track ids are never reused, so closing after adding is safe
         observations.sort(key=lambda o: (o.track_id, o.frame_index))
         writer.add(observations, pool)
         writer.close(ended)
-        prev = (index, frames, stamps)
+        prev, pool_orig_prev = (index, frames, stamps), orig
         release_free_memory()
         if progress is not None:
-            progress.update(len(index))
+            progress.update(int(orig[-1]) + 1 - passed)  # video frames passed, used or not
+        passed = int(orig[-1]) + 1
     writer.close(tracker.end_all())
+    if progress is not None and passed < stream.info.num_frames:  # frames after the last one used
+        progress.update(stream.info.num_frames - passed)
     return shot_index + 1
+
+
+def sample_rate(batches, fps: float | None):
+    """(used-frame counter, video frame index, frames, timestamps) batches: every frame, or with ``fps`` the
+    first frame of each 1/fps interval of video time (timestamps stay the video's own)."""
+    used, last = 0, None
+    for index, frames, stamps in batches:
+        if fps is None:
+            keep = np.ones(len(index), bool)
+        else:
+            slot = np.floor(stamps * fps + 1e-9).astype(np.int64)
+            keep = np.r_[slot[:1] != last if last is not None else [True], slot[1:] != slot[:-1]]
+            last = slot[-1]
+        if keep.any():
+            n = int(keep.sum())
+            yield np.arange(used, used + n), index[keep], frames[keep], stamps[keep]
+            used += n
 
 
 def _confident(d: Detections, cfg: ExtractConfig) -> Detections:
