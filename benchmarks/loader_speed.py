@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from facekit.datasets.crops import CropFiles, PackedCrops
+from facekit.datasets.pack import pack_files
 from facekit.images import to_chw
 from facekit.recordio import RecordWriter, ir_record, read_face_records
 
@@ -55,14 +56,7 @@ def write_stores(root: Path, n: int, size: int) -> dict:
         p.parent.mkdir(parents=True, exist_ok=True), j.parent.mkdir(parents=True, exist_ok=True)
         im.save(p, format="PNG"), im.save(j, format="JPEG", quality=95)
         png.append(p.name), jpg.append(j.name)
-    import pandas as pd
-
-    packed = root / "jpg" / "packed"
-    with RecordWriter(packed / "faces-00000.rec") as rec:
-        for key, name in enumerate(jpg):
-            rec.write(key, ir_record(0.0, (root / "jpg" / name).read_bytes()))
-    pd.DataFrame({"table": "faces", "crop_path": jpg, "shard": "faces-00000.rec", "key": np.arange(n)}).to_parquet(
-        packed / "index.parquet")
+    pack_files(root / "jpg", "faces", jpg)  # what `facekit pack` writes
     with RecordWriter(root / "train.rec") as rec:  # insightface's layout: header, images, one identity
         rec.write(0, ir_record([float(n + 1), float(n + 2)]))
         for key, name in enumerate(jpg, start=1):

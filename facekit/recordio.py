@@ -26,6 +26,11 @@ IR_HEADER = struct.Struct("<IfQQ")  # flag, label, id, id2
 LENGTH_BITS = 29
 
 
+def is_recordio(path: str | Path) -> bool:
+    """A path naming an indexed RecordIO file (insightface's ``train.rec``, its ``.idx`` beside it)."""
+    return Path(path).suffix == ".rec"
+
+
 @dataclass(frozen=True)
 class Record:
     flag: int  # > 0: ``labels`` are the record's own label list

@@ -51,7 +51,7 @@ def run_lfw(root: Path | None, pairs_file: Path | None, bin_file: Path | None, s
                 chip = np.asarray(im.convert("RGB"))
             if detect:
                 return source.cropper(chip)
-            source.cropper.counts["aligned"] += 1
+            source.cropper.count("aligned")
             return warp_crops(chip[None], get_template("arcface", chip.shape[0]), source.cropper.template)[0]
         data_fp = fingerprint_files([bin_file])
 

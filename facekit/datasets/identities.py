@@ -34,6 +34,7 @@ from facekit.manifests.schemas import IDENTITIES
 from facekit.pipeline.extract_sequences import in_shard
 from facekit.progress import progress_bar
 from facekit.quality import laplacian_variance
+from facekit.recordio import RecordFile, is_recordio, read_face_records
 from facekit.report.grids import sequence_grid
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -114,10 +115,10 @@ def _from_labels(root: Path, labels: Path) -> dict[str, list[Path]]:
 
 def _read_rgb(path: Path, key: int | None = None) -> np.ndarray:
     if key is not None:
-        from facekit.recordio import RecordFile
-
-        _WORKER.setdefault("records", {}).setdefault(path, RecordFile(path))
-        data = io.BytesIO(_WORKER["records"][path].read(key).data)
+        files = _WORKER.setdefault("records", {})
+        if path not in files:  # open (and index) the file once per process, not once per image
+            files[path] = RecordFile(path)
+        data = io.BytesIO(files[path].read(key).data)
         with Image.open(data) as im:
             return np.asarray(im.convert("RGB"))
     with Image.open(path) as im:
@@ -177,12 +178,11 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     t0 = time.time()
     claim_root(out, "build identities")
     engine = engine or Engine()
-    if root.suffix == ".rec":  # insightface's face sets: aligned chips, one identity per label
-        from facekit.recordio import read_face_records
-
+    if is_recordio(root):  # insightface's face sets: aligned chips, one identity per label
         faces, aligned = read_face_records(root), True
-        people = {f"{label:07d}": [int(k) for k in faces.image_keys[faces.labels == label]]
-                  for label in np.unique(faces.labels)}
+        order = np.argsort(faces.labels, kind="stable")  # one sort, not one scan of all images per identity
+        classes, starts = np.unique(faces.labels[order], return_index=True)
+        people = {f"{c:07d}": faces.image_keys[keys].tolist() for c, keys in zip(classes, np.split(order, starts[1:]))}
     else:
         people = discover_identities(root, labels)
     template, note = choose_template(root, people, template, aligned)

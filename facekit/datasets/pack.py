@@ -58,11 +58,10 @@ def pack_root(root: Path, shard_size: int = 100_000, progress: bool = True) -> P
     bar = progress_bar(total=len(df), unit="crop", desc="pack", disable=not progress, dynamic_ncols=True)
     if kind == "identities":
         index, shards = _pack_identities(root, df, out, bar), ["train.rec"]
+        _write_index(out, index)
     else:
-        index, shards = _pack_shards(root, df.sort_values("crop_path"), table, out, shard_size, bar)
+        shards = pack_files(root, table, sorted(df["crop_path"]), shard_size, bar)
     bar.close()
-    with atomic_path(out / "index.parquet") as tmp:
-        pd.DataFrame(index).to_parquet(tmp, index=False)
     size = sum((out / s).stat().st_size for s in shards)
     return PackSummary(out, table, len(df), shards, size, time.perf_counter() - t0)
 
@@ -86,15 +85,25 @@ def _pack_identities(root: Path, df: pd.DataFrame, out: Path, bar) -> dict:
             "key": np.arange(1, a, dtype=np.int64)}
 
 
-def _pack_shards(root: Path, df: pd.DataFrame, table: str, out: Path, shard_size: int, bar) -> tuple[dict, list]:
-    paths = df["crop_path"].tolist()
+def pack_files(root: Path, table: str, rel_paths: list[str], shard_size: int = 100_000, bar=None) -> list[str]:
+    """The files ``rel_paths`` of ``root`` (a table's crops) into shards ``ROOT/packed/<table>-00000.rec`` ... of
+    ``shard_size`` records, and ``index.parquet`` naming each one's (shard, key); returns the shard names."""
+    out = Path(root) / PACKED
     shards, shard_of, keys = [], [], []
-    for s in range(0, len(paths), shard_size):
+    for s in range(0, len(rel_paths), shard_size):
         name = f"{table}-{s // shard_size:05d}.rec"
         with RecordWriter(out / name) as rec:
-            for key, rel in enumerate(paths[s:s + shard_size]):
+            for key, rel in enumerate(rel_paths[s:s + shard_size]):
                 rec.write(key, ir_record(0.0, (Path(root) / rel).read_bytes()))
                 shard_of.append(name), keys.append(key)
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
         shards.append(name)
-    return {"table": table, "crop_path": paths, "shard": shard_of, "key": np.asarray(keys, np.int64)}, shards
+    _write_index(out, {"table": table, "crop_path": list(rel_paths), "shard": shard_of,
+                       "key": np.asarray(keys, np.int64)})
+    return shards
+
+
+def _write_index(out: Path, index: dict) -> None:
+    with atomic_path(out / "index.parquet") as tmp:
+        pd.DataFrame(index).to_parquet(tmp, index=False)

@@ -71,7 +71,8 @@ class FaceCropper:
         """The cache key of the next crop made in this thread (None: do not cache)."""
         self._key.value = key
 
-    def _count(self, kind: str) -> None:
+    def count(self, kind: str) -> None:
+        """One more image cropped as ``kind`` (thread-safe: the loader's threads crop)."""
         with self._lock:
             self.counts[kind] += 1
 
@@ -90,15 +91,15 @@ class FaceCropper:
     def __call__(self, image: np.ndarray, landmarks_5x2: np.ndarray | None = None,
                  box_xyxy: np.ndarray | None = None) -> np.ndarray:
         if self.aligned:
-            self._count("aligned")
+            self.count("aligned")
             return self._resize(image)
         key = getattr(self._key, "value", None) if self.cache is not None else None
         hit = self.cache.get(key) if key is not None else None
         if hit is not None:
-            self._count(hit[1])
+            self.count(hit[1])
             return hit[0]
         crop, kind = self._crop(image, landmarks_5x2, box_xyxy)
-        self._count(kind)
+        self.count(kind)
         if key is not None:
             self.cache.add(key, crop, kind)
         return crop
@@ -218,14 +219,19 @@ def compute_features(keys: Sequence[str], load: Loader, extractor, cache: Featur
     fresh: dict[str, np.ndarray] = {}
     # the bar counts items as they are loaded (a set for the aggregator: N images and a fusion), not batches
     bar = progress_bar(total=len(todo), desc=desc, unit="item", disable=not (todo and desc), dynamic_ncols=True)
+    chunks = [todo[s:s + batch] for s in range(0, len(todo), batch)]
     pool = ThreadPoolExecutor(workers) if workers > 0 else None
-    loaded = (pool.map(load, todo) if pool else map(load, todo))  # in order; threads run ahead of the embedding
+
+    def start(i: int) -> list:  # the threads load one batch ahead of the embedding, never more (bounded memory)
+        return [pool.submit(load, k) for k in chunks[i]] if pool and i < len(chunks) else []
+
+    ahead = start(0)
     try:
-        for s in range(0, len(todo), batch):
-            chunk = todo[s:s + batch]
+        for i, chunk in enumerate(chunks):
+            current, ahead = ahead, start(i + 1)
             crops = []
-            for _ in chunk:
-                crops.append(next(loaded))
+            for n, k in enumerate(chunk):
+                crops.append(current[n].result() if pool else load(k))
                 bar.update(1)
             feats = extractor.embed(np.stack(crops))
             if cache is not None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facekit.losses.centres import _gather
+from facekit.losses.collectives import gather
 
 
 def _sqdist(a_bd: torch.Tensor, b_bd: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ class IdentityCentres(nn.Module):
         total = f_p + (f_in.sum(dim=1) if mask is None else (f_in * mask[..., None]).sum(dim=1))
         n_b1 = torch.as_tensor(n_b, device=total.device).reshape(-1, 1)
         sample_bd = total.float() / (n_b1 + 1)  # [f_P + sum f_In] / (N+1)
-        sample_bd, identity_b = _gather(sample_bd), _gather(identity_b)
+        sample_bd, identity_b = gather(sample_bd), gather(identity_b)
         same_bb = identity_b[:, None] == identity_b[None, :]
         order_bb = torch.arange(len(identity_b), device=identity_b.device)
         later_b = (same_bb & (order_bb[None, :] > order_bb[:, None])).sum(1)  # samples of b's identity after b

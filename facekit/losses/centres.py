@@ -12,19 +12,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from facekit.losses.collectives import distributed, gather
+
 
 def centre_index(labels_b: torch.Tensor, num_identities: int) -> torch.Tensor:
     """Identity label y >= 0 -> centre y; sequence label l < 0 -> centre C - 1 - l (after the C identities)."""
     return torch.where(labels_b >= 0, labels_b, num_identities - 1 - labels_b)
-
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` over all ranks (identity when not distributed). Equal batch sizes per rank assumed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
 
 
 class CentreTable(nn.Module):
@@ -43,8 +36,8 @@ class CentreTable(nn.Module):
     def index(self, labels_b: torch.Tensor) -> torch.Tensor:
         return centre_index(labels_b, self.num_identities)
 
-    def rows(self, idx_k: torch.Tensor) -> torch.Tensor:
-        """Centres ``idx_k`` (global ids) -> (k, d)."""
+    def rows(self, idx_k: torch.Tensor, gathered: bool = False) -> torch.Tensor:
+        """Centres ``idx_k`` (global ids) -> (k, d). ``gathered``: ``idx_k`` is the same on every rank."""
         return self.centres[idx_k]
 
     def _write(self, idx_k: torch.Tensor, rows_kd: torch.Tensor) -> None:
@@ -56,10 +49,10 @@ class CentreTable(nn.Module):
         Only the centres of the batch's labels move (a sparse update: cost O(B^2 + B d), not O(N d)), with no
         data-dependent shapes, so the host never waits for the device. ``ok`` (a 0-d bool on the device): false
         leaves the table as it was (a skipped step)."""
-        x_bd, labels_b = _gather(x_bd.detach().float()), _gather(labels_b)
+        x_bd, labels_b = gather(x_bd.detach().float()), gather(labels_b)
         idx_b = self.index(labels_b)
         same_bb = (idx_b[:, None] == idx_b[None, :]).to(x_bd.dtype)  # samples that share a centre
-        c_bd = self.rows(idx_b)
+        c_bd = self.rows(idx_b, gathered=True)
         diff_sum_bd = same_bb @ (x_bd - c_bd)  # row b: sum over the samples of b's centre
         delta_bd = -(diff_sum_bd / 2) / (1 + same_bb.sum(1, keepdim=True))
         new_bd = c_bd - lr * delta_bd
@@ -89,15 +82,18 @@ class ShardedCentreTable(CentreTable):
         mine_k = (local_k >= 0) & (local_k < self.num_local)
         return torch.where(mine_k, local_k, self.num_local), mine_k  # others point at the scratch row
 
-    def rows(self, idx_k: torch.Tensor) -> torch.Tensor:
-        """Every rank's request is gathered (each may ask for other rows: its own batch's centres), each rank fills
-        the rows it owns, one all-reduce; this rank's part comes back."""
-        if not (dist.is_available() and dist.is_initialized()):
+    def rows(self, idx_k: torch.Tensor, gathered: bool = False) -> torch.Tensor:
+        """Each rank fills the rows it owns, one all-reduce. Every rank's request is gathered first (each may ask
+        for other rows: its own batch's centres), unless ``gathered`` says it is the same on every rank already
+        (Eq. 11's, after its features were gathered); this rank's part comes back."""
+        if not distributed():
             return self.centres[self._local(idx_k)[0]]
-        all_k = _gather(idx_k)
+        all_k = idx_k if gathered else gather(idx_k)
         at_k, mine_k = self._local(all_k)
         rows_kd = torch.where(mine_k[:, None], self.centres[at_k], 0.0)
         dist.all_reduce(rows_kd)
+        if gathered:
+            return rows_kd
         k, rank = len(idx_k), dist.get_rank()
         return rows_kd[rank * k:(rank + 1) * k]
 

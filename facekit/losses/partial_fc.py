@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from facekit.losses.collectives import all_reduce, distributed, gather
 from facekit.losses.heads import HEADS, CosineHead, SoftmaxHead
 
 
@@ -28,16 +29,6 @@ def shard_range(num_classes: int, rank: int, world: int) -> tuple[int, int]:
     ranks one more (insightface's split)."""
     base, extra = divmod(num_classes, world)
     return base * rank + min(rank, extra), base + (rank < extra)
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _all_reduce(t: torch.Tensor, op=None) -> None:
-    """In place, over the ranks (nothing in one process)."""
-    if _distributed():
-        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
 
 
 class _Gather(torch.autograd.Function):
@@ -67,14 +58,14 @@ class _ShardedLSRCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits_nk: torch.Tensor, target_n: torch.Tensor, is_seq_n: torch.Tensor, total: int):
         row_max_n = logits_nk.max(dim=1).values
-        _all_reduce(row_max_n, dist.ReduceOp.MAX)
+        all_reduce(row_max_n, dist.ReduceOp.MAX)
         exp_nk = torch.exp(logits_nk - row_max_n[:, None])
         sum_exp_n = exp_nk.sum(dim=1)
-        _all_reduce(sum_exp_n)
+        all_reduce(sum_exp_n)
         here_n = target_n >= 0
         target_logit_n = torch.where(here_n, logits_nk.gather(1, target_n.clamp(min=0)[:, None]).squeeze(1), 0.0)
         sums = torch.stack([target_logit_n, logits_nk.sum(dim=1)])
-        _all_reduce(sums)
+        all_reduce(sums)
         log_z_n = row_max_n + torch.log(sum_exp_n)
         loss_n = torch.where(is_seq_n, log_z_n - sums[1] / total, log_z_n - sums[0])
         ctx.save_for_backward(exp_nk / sum_exp_n[:, None], target_n, is_seq_n)
@@ -132,8 +123,8 @@ class PartialFC(nn.Module):
 
     def forward(self, x_bd: torch.Tensor,
                 labels_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if _distributed():
-            x_nd, labels_n = _Gather.apply(x_bd), _gather_labels(labels_b)
+        if distributed():
+            x_nd, labels_n = _Gather.apply(x_bd), gather(labels_b)
         else:
             x_nd, labels_n = x_bd, labels_b
         idx_k = self.sample(labels_n)
@@ -155,7 +146,7 @@ class PartialFC(nn.Module):
         total = self.num_classes  # the classes over all ranks this step (Eq. 5's C for sequence samples)
         if len(idx_k) < self.num_local or self.sample_rate < 1:
             count = torch.tensor(float(len(idx_k)), device=x_nd.device)
-            _all_reduce(count)
+            all_reduce(count)
             total = float(count)
         loss = _ShardedLSRCrossEntropy.apply(logits_nk, target_n, labels_n < 0, float(total))
         return loss, *self._hits(logits_nk.detach(), idx_k, labels_n)
@@ -164,13 +155,7 @@ class PartialFC(nn.Module):
               labels_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         best_n, col_n = logits_nk.max(dim=1)
         top_n = best_n.clone()
-        _all_reduce(top_n, dist.ReduceOp.MAX)
+        all_reduce(top_n, dist.ReduceOp.MAX)
         hit_n = ((best_n == top_n) & (idx_k[col_n] + self.start == labels_n) & (labels_n >= 0)).float()
-        _all_reduce(hit_n, dist.ReduceOp.MAX)  # the rank that holds the winning class says so
+        all_reduce(hit_n, dist.ReduceOp.MAX)  # the rank that holds the winning class says so
         return hit_n.sum(), (labels_n >= 0).sum()
-
-
-def _gather_labels(labels_b: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(labels_b) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, labels_b.contiguous())
-    return torch.cat(parts)

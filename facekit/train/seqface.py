@@ -146,6 +146,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
     generator = torch.Generator()
     step, verification, final = start, None, {}
     model.train()
+    replicated, sharded = list(model.parameters()), list(shards.parameters()) if shards else []
     t_ready = time.perf_counter()
     for step, (x_b3ss_u8, labels_b) in enumerate(loader, start=start + 1):
         # how long the host waited for this batch (with no sync per step, the device may still be busy meanwhile)
@@ -180,8 +181,7 @@ def train_seqface(cfg: SeqFaceConfig, run_dir: Path, device: torch.device, resum
         scaler.unscale_(opt)
         # the global gradient norm: the same on every rank after DDP's all-reduce (and the shards' all-reduce),
         # so all ranks skip alike
-        grad_norm = clip_global_grad_norm(list(model.parameters()), list(shards.parameters()) if shards else [],
-                                          cfg.optim.grad_clip or float("inf"))
+        grad_norm = clip_global_grad_norm(replicated, sharded, cfg.optim.grad_clip or float("inf"))
         # no host sync: the verdict stays on the device and gates the weights, momenta and centres alike
         ok = guard.assess(grad_norm)
         guard.step(opt, ok)

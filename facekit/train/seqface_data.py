@@ -9,7 +9,6 @@ K DDP ranks, each taking its share of the global batch, see the same samples as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from facekit.errors import InputError
 from facekit.images import to_chw
 from facekit.manifests.io import read_manifest, table_files
 from facekit.provenance import fingerprint_files
-from facekit.recordio import FaceRecords, read_face_records
+from facekit.recordio import FaceRecords, is_recordio, read_face_records
 from facekit.train.seqface_config import DataConfig
 from facekit.train.streams import EpochStream, sample_seed
 
@@ -79,11 +78,6 @@ def load_training_data(cfg: DataConfig) -> TrainingData:
     if num_c == 0:
         raise InputError("the chief classification loss needs identity data (data.identities)")
     return TrainingData(ids, seqs, num_c, num_s, fingerprint_files(files), training_template(cfg))
-
-
-def is_recordio(path: Path) -> bool:
-    """``data.identities`` naming insightface's ``train.rec`` (its ``train.idx`` beside it)."""
-    return Path(path).suffix == ".rec"
 
 
 def training_template(cfg: DataConfig) -> str:
