@@ -112,7 +112,7 @@ def compare(reports: list[Path]) -> str:
     keys: list[str] = []
     flat = []
     for _, rep in loaded:
-        f = _flatten(rep["metrics"])
+        f = flatten_metrics(rep["metrics"])
         flat.append(f)
         keys += [k for k in f if k not in keys]
     header = ["metric"] + [name for name, _ in loaded]
@@ -140,12 +140,12 @@ def describe_run(report: dict) -> dict[str, str]:
             "fallback share": "-" if share is None else f"{share:.2%}"}
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten_metrics(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten_metrics(v, key + "."))
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[key] = v
     return out

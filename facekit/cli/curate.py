@@ -109,3 +109,14 @@ def clusters_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Sequence
     multi = int((df["cluster_size"] > 1).sum())
     typer.echo(f"{len(df)} sequences -> {df['cluster'].nunique()} clusters; {multi} sequences share a cluster "
                f"(report: {root / 'clusters_report.md'}, grid: {grid})")
+
+
+@curate_app.command("review")
+def review_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Root whose items were marked in facekit view."),
+               out: Path = typer.Option(Path("out/curated-review"), "--out", "-o",
+                                        help="New root for the curated manifests.")) -> None:
+    """Drop what was rejected in 'facekit view' (the root's review table; an item's latest mark decides)."""
+    from facekit.curate.review import curate_review
+
+    for line in curate_review(root, out).lines():
+        typer.echo(line)

@@ -14,6 +14,7 @@ from facekit.cli.curate import curate_app, embed_cmd
 from facekit.cli.extract import extract_frames_cmd, extract_sequences_cmd
 from facekit.cli.manifest import manifest_app
 from facekit.cli.train import export_cmd, train_app
+from facekit.cli.view import view_cmd
 from facekit.errors import FacekitError, Interrupted
 from facekit.provenance import __version__
 
@@ -56,6 +57,7 @@ app.command("aggregate")(aggregate_cmd)
 app.command("embed")(embed_cmd)
 app.command("pack")(pack_cmd)
 app.add_typer(curate_app, name="curate")
+app.command("view")(view_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""facekit view: a local web viewer over roots, curation and benchmark reports."""
