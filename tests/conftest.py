@@ -89,3 +89,40 @@ def torchrun_facekit(args: list[str], nproc: int = 2, timeout: int = 300):
            f"--master_port={port}", "-m", "facekit", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           timeout=timeout)
+
+
+def walkthrough_commands() -> list[list[str]]:
+    """The README's walk-through: the fenced block after ``<!-- walkthrough -->``, one command a list of words."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- walkthrough -->", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            commands.append(words)
+    return commands
+
+
+@pytest.fixture(scope="session")
+def walkthrough(tmp_path_factory) -> Path:
+    """A folder where the README's walk-through ran top to bottom, exactly as written (once per session: the
+    walk-through test and the viewer's browser test look at its roots)."""
+    import glob
+    import os
+
+    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]'): curation embeds with it")
+    from facekit.cli.main import main
+
+    here, folder = Path.cwd(), tmp_path_factory.mktemp("walkthrough")
+    (folder / "recipes").symlink_to(ROOT / "recipes")
+    os.chdir(folder)
+    try:
+        for words in walkthrough_commands():
+            args = [a for w in words[1:] for a in (sorted(glob.glob(w)) if "*" in w else [w])]
+            quiet = ["--quiet"] if args[0] != "build" and args[:2] != ["bench", "compare"] else []
+            assert main(args + quiet) == 0, " ".join(words)
+    finally:
+        os.chdir(here)
+    return folder

@@ -3,28 +3,14 @@ embedded sample alone: no ../shared/data. Then checks that each stage produced w
 
 from __future__ import annotations
 
-import glob
 import json
-import shlex
 
 import pandas as pd
 import pytest
 
-from facekit.cli.main import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, walkthrough_commands
 
 pytestmark = pytest.mark.slow  # end-to-end / real media / Ray: the full suite runs it
-
-
-def walkthrough_commands() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
-    block = text.split("<!-- walkthrough -->", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
-    commands = []
-    for line in block.replace("\\\n", " ").splitlines():
-        words = shlex.split(line, comments=True)
-        if words:
-            commands.append(words)
-    return commands
 
 
 def test_walkthrough_block_is_facekit_only():
@@ -34,15 +20,8 @@ def test_walkthrough_block_is_facekit_only():
     assert {"extract-sequences", "build", "curate", "train", "extract-frames", "aggregate", "bench"} <= stages
 
 
-def test_readme_walkthrough_runs_top_to_bottom(tmp_path, monkeypatch):
-    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install 'facekit[dlib]'): curation embeds with it")
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
-    for words in walkthrough_commands():
-        args = [a for w in words[1:] for a in (sorted(glob.glob(w)) if "*" in w else [w])]
-        quiet = ["--quiet"] if args[0] != "build" and args[:2] != ["bench", "compare"] else []
-        assert main(args + quiet) == 0, " ".join(words)
-
+def test_readme_walkthrough_runs_top_to_bottom(walkthrough):
+    tmp_path = walkthrough
     demo = json.loads((tmp_path / "out/demo/demo.json").read_text())
     assert len(demo["people"]) == 8 and demo["people_folder"] == 6
     report = json.loads((tmp_path / "out/seq_clean/curation_report.json").read_text())

@@ -54,3 +54,18 @@ def roc_plots(out: Path, name: str, labels: np.ndarray, scores: np.ndarray) -> N
 def plot_roc_det(out: Path, name: str, fpr: np.ndarray, tpr: np.ndarray, title: str) -> None:
     plot_roc(out / "roc.png", {name: (fpr, tpr)}, f"{title} ROC")
     plot_det(out / "det.png", {name: (fpr, tpr)}, f"{title} DET")
+
+
+def worst_pairs(names_a: list[str], names_b: list[str], same: np.ndarray, scores: np.ndarray,
+                k: int = 10) -> dict[str, list[dict]]:
+    """The ``k`` genuine pairs with the lowest scores and the ``k`` impostor pairs with the highest (ties by pair
+    order), for the report to show where a model fails."""
+    same, scores = np.asarray(same, bool), np.asarray(scores, np.float64)
+    out = {}
+    for title, mask, sign in (("genuine pairs with the lowest scores", same, 1.0),
+                              ("impostor pairs with the highest scores", ~same, -1.0)):
+        idx = np.flatnonzero(mask)
+        idx = idx[np.argsort(sign * scores[idx], kind="stable")][:k]
+        out[title] = [{"pair": int(i), "a": str(names_a[i]), "b": str(names_b[i]), "score": float(scores[i])}
+                      for i in idx]
+    return out

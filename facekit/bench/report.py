@@ -47,16 +47,18 @@ def crops_markdown(crops: dict) -> str:
 
 
 def write_report(out: Path, bench: str, metrics: dict, config: dict, fingerprints: dict, timings: dict,
-                 markdown: str, demo_data: bool = False, crops: dict | None = None) -> None:
+                 markdown: str, demo_data: bool = False, crops: dict | None = None, worst: dict | None = None) -> None:
     """``report.json`` and ``report.md``; ``demo_data`` (the protocol files are the demo's) is recorded in the JSON
     and opens the Markdown with ``DEMO_BANNER``; ``crops`` (``facekit.embed.features.crop_report``) goes into the
-    metrics and a "Face crops" section."""
+    metrics and a "Face crops" section; ``worst`` (``facekit.bench.common.worst_pairs``) is kept for the viewer."""
     if crops is not None:
         metrics = {**metrics, "crops": crops}
         markdown = markdown.rstrip("\n") + "\n" + crops_markdown(crops)
     report = {"bench": bench, "demo_data": demo_data, "metrics": metrics, "config": config,
               "fingerprints": fingerprints, "timings_sec": timings, "versions": versions(),
               "git_revision": git_revision(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if worst:
+        report["worst"] = worst
     write_json(out / "report.json", report)
     title, _, rest = markdown.partition("\n\n")
     with atomic_path(out / "report.md") as tmp:

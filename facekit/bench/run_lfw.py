@@ -12,7 +12,7 @@ from PIL import Image
 
 from facekit.align.templates import get_template
 from facekit.align.warp import warp_crops
-from facekit.bench.common import check_threshold_rule, roc_plots, verification_accuracy
+from facekit.bench.common import check_threshold_rule, roc_plots, verification_accuracy, worst_pairs
 from facekit.bench.paper_numbers import PAPER_PROTOCOL, SEQFACE_TABLE2
 from facekit.bench.report import md_table, new_report_dir, write_report
 from facekit.bench.source import FeatureSource
@@ -86,9 +86,10 @@ def run_lfw(root: Path | None, pairs_file: Path | None, bin_file: Path | None, s
           + f"\n\nImages: {how}. Accuracy: {convention}\n")
     if len(set(np.asarray(same).tolist())) == 2:
         roc_plots(out, "LFW", same, -squared_distances(feats[0::2], feats[1::2]))
+    worst = worst_pairs(keys[0::2], keys[1::2], same, (feats[0::2] * feats[1::2]).sum(1))
     write_report(out, "lfw", metrics, {"root": str(root), "pairs": str(pairs_file), "bin": str(bin_file),
                                        "threshold": threshold, "detect": detect, "features": source.fingerprint},
                  {"protocol": data_fp, "features": source.fingerprint},
                  {"total": time.perf_counter() - t0}, md, demo,
-                 crops=crop_report(source.croppers(), source.computed))
+                 crops=crop_report(source.croppers(), source.computed), worst=worst)
     return out, metrics

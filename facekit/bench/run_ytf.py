@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from facekit.bench import ytf
-from facekit.bench.common import check_threshold_rule, roc_plots, verification_accuracy
+from facekit.bench.common import check_threshold_rule, roc_plots, verification_accuracy, worst_pairs
 from facekit.bench.paper_numbers import PAPER_PROTOCOL, SEQFACE_TABLE2, YTF_BLUR_TABLE4, YTF_DAN_TABLE1
 from facekit.bench.report import md_table, new_report_dir, write_report
 from facekit.bench.source import FeatureSource
@@ -139,7 +139,8 @@ def run_ytf(s: YTFSettings, source: FeatureSource, out_root: Path) -> tuple[Path
                  {"splits": fingerprint_files([s.splits]), "frames": fingerprint_strings(flat),
                   "features": source.fingerprint},
                  {"protocol": t_protocol, "features": t_feats, "metrics": t_metric}, md, demo,
-                 crops=crop_report(source.croppers(), source.computed))
+                 crops=crop_report(source.croppers(), source.computed),
+                 worst=worst_pairs(pairs.video_a, pairs.video_b, pairs.same, (a * b).sum(1)))
     return out, metrics
 
 

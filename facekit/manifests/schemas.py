@@ -166,9 +166,9 @@ SEQUENCE_CLUSTERS = TableSchema("sequence_clusters", 1, "Written by `facekit cur
     Column("model", pa.string(), "feature extractor (name-fingerprint) the clustering used"),
 ))
 
-REVIEW = TableSchema("review", 1, "Written by `facekit view`: a person's marks on a root's items, one part file per mark "
-                     "(`review-<UTC>-<pid>-<n>`), never touched by the commands that made the root. The latest mark "
-                     "of an item decides; `facekit curate review` writes a root without the rejected ones.", (
+REVIEW = TableSchema("review", 1, "Written by `facekit view`: a person's marks on a root's items, one part file per "
+                     "mark (`review-<UTC>-<pid>-<n>`), never touched by the commands that made the root. The latest "
+                     "mark of an item decides; `facekit curate review` writes a root without the rejected ones.", (
     Column("item_kind", pa.string(), "`sequence`, `identity`, `utterance` or `face`"),
     Column("item_id", pa.string(), "`sequence_id`, `identity`, `utterance_id`, or a face's `crop_path`"),
     Column("decision", pa.string(), "`rejected`, or `restored` (takes an earlier rejection back)"),

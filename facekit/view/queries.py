@@ -91,7 +91,7 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pd.DataFrame
     try:
         return con.execute(sql, params).fetchdf()
     except duckdb.Error as err:
-        raise FilterError(str(err).strip().splitlines()[0][:300]) from None
+        raise FilterError("filter: " + str(err).strip().splitlines()[0][:300]) from None
 
 
 def page(con: duckdb.DuckDBPyConnection, root: Root, expr: str = "", ranges: dict | None = None,

@@ -84,12 +84,13 @@ def make_app(viewer: Viewer) -> Starlette:
         unit, q = queries.UNITS[root.kind], request.query_params
         expr, sort, desc = q.get("where", ""), q.get("sort", ""), q.get("desc") == "1"
         page_no, shown = _int(request, "page"), q.get("marked", "all")
+        per = min(500, _int(request, "per", PER_PAGE) or 1)  # items a page
         error, total, items, thumbs = None, 0, [], {}
         try:
             ranges = {f: (_number(q.get(f"min_{f}")), _number(q.get(f"max_{f}"))) for f in unit.fields}
             ranges = {f: b for f, b in ranges.items() if b != (None, None)}
             only = viewer.rejected(root, unit.item_kind) if shown == "rejected" else None
-            total, df, faces = queries.page(viewer.cursor(), root, expr, ranges, sort, desc, page_no, PER_PAGE, only)
+            total, df, faces = queries.page(viewer.cursor(), root, expr, ranges, sort, desc, page_no, per, only)
             for f in faces.to_dict("records"):
                 thumbs.setdefault(f["k"], []).append({"url": viewer.crop_url(root, f["crop_path"]), "i": f["i"],
                                                       "n": f["n"]})
@@ -98,10 +99,10 @@ def make_app(viewer: Viewer) -> Starlette:
                 it["_mark"] = viewer.mark_of(root, unit.item_kind, it[unit.key])
         except queries.FilterError as err:
             error = str(err)
-        pages = max(1, math.ceil(total / PER_PAGE))
+        pages = max(1, math.ceil(total / per))
         link = lambda **kw: f"/r/{root.index}?" + urlencode({**dict(q), **{k: v for k, v in kw.items()}})  # noqa
         return _html("grid.html", root=root, unit=unit, items=items, thumbs=thumbs, total=total, page=page_no,
-                     pages=pages, error=error, q=q, link=link, sort=sort, desc=desc, marked=shown)
+                     pages=pages, error=error, q=q, link=link, sort=sort, desc=desc, marked=shown, per=per)
 
     async def item_page(request: Request) -> Response:
         root = root_of(request)

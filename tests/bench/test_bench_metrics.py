@@ -228,3 +228,18 @@ def test_pair_scores_blocks_equal_a_brute_force_loop(block_bytes, density):
     got = pair_scores(f, a, b, block_bytes=block_bytes, max_density_ratio=density)
     assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5
     assert len(pair_scores(f, a[:0], b[:0])) == 0
+
+
+def test_worst_pairs_are_the_extremes_of_each_kind():
+    from facekit.bench.common import worst_pairs
+
+    rng = np.random.default_rng(3)
+    same = rng.random(50) < 0.5
+    scores = np.round(rng.uniform(-1, 1, 50), 1)  # ties: the earlier pair first
+    names_a, names_b = [f"a{i}" for i in range(50)], [f"b{i}" for i in range(50)]
+    got = worst_pairs(names_a, names_b, same, scores, k=4)
+    genuine = sorted((s, i) for i, (s, m) in enumerate(zip(scores, same)) if m)[:4]
+    impostor = sorted((-s, i) for i, (s, m) in enumerate(zip(scores, same)) if not m)[:4]
+    assert [(r["score"], r["pair"]) for r in got["genuine pairs with the lowest scores"]] == genuine
+    assert [(-r["score"], r["pair"]) for r in got["impostor pairs with the highest scores"]] == impostor
+    assert got["genuine pairs with the lowest scores"][0]["a"] == f"a{genuine[0][1]}"

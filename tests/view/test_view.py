@@ -111,7 +111,7 @@ def test_the_connection_reaches_nothing_but_the_manifests(client, tmp_path, sql)
         client.viewer.cursor().execute(sql).fetchall()
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.duckdb").exists()
     # and as a filter: a message on the page
-    where = f"(SELECT count(*) FROM read_text('/etc/passwd')) > 0" if "read_text" in sql else None
+    where = "(SELECT count(*) FROM read_text('/etc/passwd')) > 0" if "read_text" in sql else None
     if where:
         r = client.get("/r/0", params={"where": where})
         assert 'class="error"' in r.text and "passwd" in r.text
