@@ -334,3 +334,24 @@ def test_ctrl_c_saves_the_finished_videos_and_says_how_many(clips, tmp_path, mon
     monkeypatch.setattr(es, "_worker_run", real)
     assert main(args) == 0
     assert "2 done before, 1 processed now" in capsys.readouterr().out
+
+
+def test_review_marks_and_a_rerun_of_extraction_stay_apart(clips, tmp_path):
+    """facekit view's review table lives beside the extraction's tables: a resumed run that adds a video neither
+    reads nor removes it, and the extraction tables are what a run without marks writes."""
+    from facekit.manifests.check import check_root
+    from facekit.manifests.review import add_mark, current_marks
+
+    out, plain = tmp_path / "o", tmp_path / "plain"
+    _run([clips / "three_shots.mp4"], out, cfg=SMALL_FACES)
+    first = read_manifest(out, "sequences")["sequence_id"].iloc[0]
+    add_mark(out, "sequence", first, reason="two people", reviewer="me")
+    marks = sorted((out / "manifests" / "review").iterdir())
+    _run([clips / "three_shots.mp4", clips / "one.mp4"], out, cfg=SMALL_FACES)  # resume + one more video
+    _run([clips / "three_shots.mp4", clips / "one.mp4"], plain, cfg=SMALL_FACES)
+    assert sorted((out / "manifests" / "review").iterdir()) == marks
+    assert current_marks(out)[["item_id", "reason"]].values.tolist() == [[first, "two people"]]
+    for table, keys in (("sequences", ["sequence_id"]), ("faces", ["sequence_id", "frame_index"])):
+        pd.testing.assert_frame_equal(_sorted(read_manifest(out, table), keys), _sorted(read_manifest(plain, table),
+                                                                                        keys))
+    assert check_root(out) == []
