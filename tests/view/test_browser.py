@@ -147,3 +147,14 @@ def test_the_viewer_in_a_browser(served, page, tmp_path):
     worst = json.loads((lfw.path / "report.json").read_text())["worst"]
     shown = page.eval_on_selector_all("table.worst", "ts => ts.map(t => t.rows.length - 1)")
     assert shown == [len(v) for v in worst.values()] and sum(shown) > 0
+    # identities and utterances are grids too
+    ids = pd.read_parquet(folder / "out/ids/manifests/identities")
+    page.goto(url + "/r/2?per=500")
+    assert page.eval_on_selector_all("div.cell", "els => els.map(e => e.dataset.item)") == \
+        sorted(ids.loc[ids["status"] == "ok", "identity"].unique())
+    utts = pd.read_parquet(folder / "out/frames/manifests/utterances")
+    page.goto(url + "/r/3?per=500&sort=frames_kept&desc=1")
+    want = utts[utts["frames_kept"] > 0].sort_values(["frames_kept", "utterance_id"], ascending=[False, True])
+    assert page.eval_on_selector_all("div.cell", "els => els.map(e => e.dataset.item)") == \
+        want["utterance_id"].tolist()
+    assert all(images_loaded(page))
