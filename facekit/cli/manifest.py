@@ -1,4 +1,4 @@
-"""``facekit manifest ...``: query, stats, schema, split, sample, merge and check of manifests."""
+"""``facekit manifest ...``: query, stats, schema, split, sample, merge, check and compact of manifests."""
 
 from __future__ import annotations
 
@@ -144,3 +144,19 @@ def check_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root
     maker = root_maker(root) or "the command that made it"
     typer.echo(f"repaired: removed {len(removed)} part files of {len(groups)} flush groups ({', '.join(groups)}); "
                f"rerun 'facekit {maker}' with the same settings to redo their inputs")
+
+
+@manifest_app.command("compact")
+def compact_cmd(root: Path = typer.Argument(..., metavar="ROOT", help="Output root holding manifests/."),
+                rows: int = typer.Option(2_000_000, "--rows-per-part", min=1,
+                                         help="Rows (of a group's largest table) per compacted part at most.")) -> None:
+    """Rewrite ROOT's many small part files into few large ones (safe against a kill; refused while a writer
+    holds the root). Resume, shards and every reader work on the result as before."""
+    import time
+
+    from facekit.manifests.compact import compact
+
+    t = time.perf_counter()
+    res = compact(root, rows)
+    typer.echo(f"{root}: {res['files_before']} part files -> {res['files_after']} ({res['groups_merged']} flush "
+               f"groups merged) in {time.perf_counter() - t:.1f} s")

@@ -28,6 +28,7 @@ from facekit.engine.failures import raise_if_too_many
 from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
+from facekit.manifests.compact import writer
 from facekit.manifests.io import read_manifest, table_dir, write_part
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
@@ -170,6 +171,7 @@ def _crashed(job: ImageJob, reason: str) -> dict:
     return {**_empty_row(job.job_id, job.identity, job.class_index), "status": "error", "error": reason}
 
 
+@writer("build identities")
 def build_identities(root: Path, out: Path, labels: Path | None = None, template: str | None = None,
                      size: int | None = None,
                      aligned: bool = False, min_face_size: float = 20.0, shard: tuple[int, int] = (0, 1),

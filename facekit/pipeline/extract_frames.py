@@ -24,6 +24,7 @@ from facekit.engine.failures import Failures, stop_after_commit
 from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path
+from facekit.manifests.compact import writer
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import FRAMES, UTTERANCES
@@ -193,6 +194,7 @@ def _run(u: Utterance):
     return process_utterance(u, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"])
 
 
+@writer("extract-frames")
 def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), meta: Path | None = None,
                    shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu", flush_every: int = 64,
                    progress: bool = True, engine: Engine | None = None) -> FramesSummary:

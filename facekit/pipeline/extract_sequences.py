@@ -25,6 +25,7 @@ from facekit.engine.failures import Failures, stop_after_commit
 from facekit.engine.local import Engine
 from facekit.errors import InputError
 from facekit.fsutil import jsonable, write_json
+from facekit.manifests.compact import writer
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
 from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
@@ -196,6 +197,7 @@ def _worker_run(job: VideoJob):
         return process_video(job.path, job.video_id, _WORKER["out"], _WORKER["cfg"], _WORKER["detector"], bar)
 
 
+@writer("extract-sequences")
 def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = ExtractConfig(),
                       shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu",
                       flush_every: int = 8, progress: bool = True, engine: Engine | None = None) -> RunSummary:

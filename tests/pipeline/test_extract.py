@@ -355,3 +355,21 @@ def test_review_marks_and_a_rerun_of_extraction_stay_apart(clips, tmp_path):
         pd.testing.assert_frame_equal(_sorted(read_manifest(out, table), keys), _sorted(read_manifest(plain, table),
                                                                                         keys))
     assert check_root(out) == []
+
+
+def test_resume_after_compaction_equals_a_plain_run(clips, tmp_path):
+    from facekit.manifests.compact import compact
+
+    out, plain = tmp_path / "o", tmp_path / "plain"
+    videos = [clips / "three_shots.mp4", clips / "one.mp4", clips / "group.mp4"]
+    _run(videos[:2], out, cfg=SMALL_FACES, flush_every=1)
+    assert len(list((out / "manifests/videos").glob("*.parquet"))) == 2
+    compact(out)
+    assert len(list((out / "manifests/videos").glob("*.parquet"))) == 1
+    summary = _run(videos, out, cfg=SMALL_FACES, flush_every=1)
+    assert summary.videos_done_before == 2
+    _run(videos, plain, cfg=SMALL_FACES)
+    for table, keys in (("videos", ["video_id"]), ("sequences", ["sequence_id"]),
+                        ("faces", ["sequence_id", "frame_index"])):
+        pd.testing.assert_frame_equal(_sorted(read_manifest(out, table), keys), _sorted(read_manifest(plain, table),
+                                                                                        keys))
