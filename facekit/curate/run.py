@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from facekit.curate import steps
+from facekit.curate.clusters import cluster_centres
 from facekit.curate.embeddings import embed_crops, manifest_crops
 from facekit.errors import InputError
 from facekit.fsutil import atomic_path, write_json
@@ -243,14 +244,17 @@ def curate_clusters(root: Path, extractor, threshold: float = 0.6, centre_faces:
     feats = embed_crops(root, rows["crop_path"].tolist(), extractor, progress=progress)
     seq = rows["sequence_id"].to_numpy()
     uniq, centres = steps.group_centres(steps.centred(feats, steps.group_centres(feats, seq)[1].mean(0)), seq)
-    labels = steps.cluster(centres, threshold)
+    labels, stats = cluster_centres(centres, threshold)
     sizes = np.bincount(labels)[labels]
     df = pd.DataFrame({"sequence_id": uniq, "cluster": labels, "cluster_size": sizes.astype("int32"),
                        "model": f"{extractor.name}-{extractor.fingerprint}"})
     write_part(root, SEQUENCE_CLUSTERS, "part-000000", df)
     multi = df[df["cluster_size"] > 1].sort_values(["cluster", "sequence_id"])
     lines = ["# sequence clusters", "", f"{len(df)} sequences -> {df['cluster'].nunique()} clusters "
-             f"(average-linkage, mean cosine >= {threshold}); {len(multi)} sequences share a cluster", ""]
+             f"(average-linkage, mean cosine >= {threshold}); {len(multi)} sequences share a cluster", "",
+             f"neighbours: {stats.backend}, k={stats.k}; {stats.edges} pairs at or above the threshold; "
+             f"{stats.components} connected components (largest {stats.largest_component}); "
+             f"{stats.approximate_components} clustered on their neighbour graph only", ""]
     lines += [f"- cluster {c}: {', '.join(g['sequence_id'])}" for c, g in multi.groupby("cluster")]
     with atomic_path(root / "clusters_report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -98,14 +98,11 @@ def exact_duplicates(digests: list[str], groups: np.ndarray) -> np.ndarray:
 
 def cluster(centres: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster label per centre: average-linkage agglomerative clustering, merging while the mean cosine between
-    clusters is >= ``threshold``."""
-    if len(centres) < 2:
-        return np.zeros(len(centres), np.int64)
-    from sklearn.cluster import AgglomerativeClustering
+    clusters is >= ``threshold`` (``facekit.curate.clusters``: per connected component of the neighbour graph,
+    so it scales to millions of centres)."""
+    from facekit.curate.clusters import cluster_centres
 
-    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                    distance_threshold=1.0 - threshold)
-    return model.fit_predict(centres).astype(np.int64)
+    return cluster_centres(centres, threshold)[0]
 
 
 def normalise_name(name: str) -> str:
