@@ -37,6 +37,7 @@ def real_clips() -> None:
     import tempfile
     from pathlib import Path
 
+    from fps_sampling import CLIPS, SHARED  # benchmarks/fps_sampling.py: the 12 real clips
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import adjusted_rand_score
 
@@ -46,10 +47,7 @@ def real_clips() -> None:
     from facekit.embed.extractors import default_embedder, load_extractor
     from facekit.pipeline.extract_sequences import extract_sequences
 
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
-    clips = [shared / "face_recognition/examples/short_hamilton_clip.mp4", shared / "facenet-pytorch/examples/video.mp4",
-             *sorted((shared / "video-retalking/examples/face").glob("*.mp4")),
-             *sorted((shared / "LivePortrait/assets/examples/driving").glob("*.mp4"))]
+    clips = [SHARED / c for c in CLIPS]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "seqs"
         extract_sequences(clips, root, progress=False)

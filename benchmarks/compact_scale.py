@@ -85,7 +85,8 @@ def main() -> None:
                                root / "manifests" / schema.name / f"s00000of00001-{g:06d}.parquet")
             if g % 10_000 == 0:
                 print(f"  writing group {g:,} of {groups:,} ({time.perf_counter() - t:.0f} s)", flush=True)
-        print(f"{args.videos:,} videos in {groups:,} flush groups x 3 tables written in {time.perf_counter() - t:.0f} s")
+        print(f"{args.videos:,} videos in {groups:,} flush groups x 3 tables written in "
+              f"{time.perf_counter() - t:.0f} s")
         before = reads(root)
         compact_s, res = timed(lambda: compact(root))
         after = reads(root)
