@@ -17,8 +17,10 @@ def _usage_name(self) -> str:
 if hasattr(typer.core.TyperArgument, "_usage_display_name"):
     typer.core.TyperArgument._usage_display_name = _usage_name
 
-DEVICE = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N; under "
-                      "torchrun each rank takes its own GPU.")
+DEVICE = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or a list "
+                      "cuda:0,cuda:1; with --workers, cuda (or auto) spreads the workers over the node's GPUs "
+                      "round-robin, a list hands its entries out in turn; under torchrun each rank takes its own "
+                      "GPU.")
 
 WORKERS = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (local engine; 0: in this process) or "
                        "Ray actors (ray engine; 0: one per CPU of the cluster).")

@@ -6,9 +6,10 @@ Every builder (``extract-sequences``, ``extract-frames``, ``build identities``, 
 - ``fn(job) -> result``: the library function for one item (a video, an utterance, an image, a batch of crops);
 - ``crashed(job, reason) -> result``: the result recorded when the process running ``fn(job)`` died;
 
-and hands them to :meth:`Engine.map`, which yields one result per job **in job order**, whatever ran it. The
-driver alone commits results (atomic part files), so resume, ``--shard`` and ``--flush-every`` are the same on
-every engine, and the manifests are equal row for row.
+and hands them to :meth:`Engine.map`, which yields one result per job, whatever ran it: in job order, or as
+each finishes (``ordered=False``: the extractors, so one long video never idles the other workers). The driver
+alone commits results (atomic part files), so resume, ``--shard`` and ``--flush-every`` are the same on every
+engine, and the manifests hold the same rows (sorted by their keys, equal row for row).
 
 Worker processes (pool or Ray actor) get ``torch.set_num_threads(cores // workers)`` (at least 1) before
 ``init``, so ``--workers N`` on an N-core machine does not oversubscribe the cores.
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from facekit.registry import Registry
 
-# name -> runner(jobs, fn, init, initargs, crashed, engine) -> iterator of results in job order
+# name -> runner(jobs, fn, init, initargs, crashed, engine, ordered) -> iterator of results
 ENGINES: Registry[Callable[..., Iterator]] = Registry("engine")
 
 
@@ -74,29 +75,32 @@ class Engine:
         return [self.stats.line()] if self.name == "ray" else []
 
     def map(self, jobs: Iterable, fn: Callable[[Any], Any], init: Callable, initargs: tuple,
-            crashed: Callable[[Any, str], Any]) -> Iterator:
-        """``fn(job)`` for every job, in order (see the module docstring)."""
-        return ENGINES.get(self.name)(list(jobs), fn, init, initargs, crashed, self)
+            crashed: Callable[[Any, str], Any], ordered: bool = True) -> Iterator:
+        """``fn(job)`` for every job: in job order, or (``ordered=False``) as each finishes (see the module
+        docstring)."""
+        return ENGINES.get(self.name)(list(jobs), fn, init, initargs, crashed, self, ordered=ordered)
 
 
 @ENGINES.register("local")
-def run_local(jobs: list, fn: Callable, init: Callable, initargs: tuple, crashed: Callable, engine: Engine) -> Iterator:
-    """This process (``workers`` 0, or one job), or a pool of ``workers`` processes."""
+def run_local(jobs: list, fn: Callable, init: Callable, initargs: tuple, crashed: Callable, engine: Engine,
+              ordered: bool = True) -> Iterator:
+    """This process (``workers`` 0, or one job), or a pool of ``workers`` processes (devices round-robin: see
+    ``facekit.device.resolve_device``)."""
     if engine.workers > 0 and len(jobs) > 1:
         from facekit.engine.workers import run_jobs
 
         threads = max(1, cores() // engine.workers)
-        return run_jobs(jobs, fn, engine.workers, threaded_init, (init, initargs, threads), crashed)
+        return run_jobs(jobs, fn, engine.workers, threaded_init, (init, initargs, threads), crashed, ordered=ordered)
     return _inline(jobs, fn, init, initargs)
 
 
 @ENGINES.register("ray")
 def run_on_ray(jobs: list, fn: Callable, init: Callable, initargs: tuple, crashed: Callable,
-               engine: Engine) -> Iterator:
+               engine: Engine, ordered: bool = True) -> Iterator:
     """Ray actors (``facekit.engine.ray_engine``; needs ``pip install 'facekit[ray]'``)."""
     from facekit.engine.ray_engine import run_ray
 
-    return run_ray(jobs, fn, init, initargs, crashed, engine)
+    return run_ray(jobs, fn, init, initargs, crashed, engine, ordered)
 
 
 def _inline(jobs: list, fn: Callable, init: Callable, initargs: tuple) -> Iterator:

@@ -1,6 +1,6 @@
 """The Ray engine: one actor per worker slot keeps the builder's state (detector, embedder) loaded; the driver
 gives each idle actor one job at a time and yields results in job order (a window of ``2 x actors`` jobs ahead
-of the oldest unfinished one bounds what waits in memory).
+of the oldest unfinished one bounds what waits in memory) or, for the extractors, as they finish.
 
 Faults: an actor that dies (killed, native crash, its node lost) costs its job one retry on a fresh actor; if
 that one dies too, ``crashed(job, reason)`` is the job's result and the run goes on. An exception raised by
@@ -96,13 +96,13 @@ def connect(address: str | None) -> bool:
 
 
 def run_ray(jobs: list, fn: Callable, init: Callable, initargs: tuple, crashed: Callable[[Any, str], Any],
-            engine) -> Iterator:
+            engine, ordered: bool = True) -> Iterator:
     """Connect and start the actors now (a bad address or a worker that cannot start fails before any
     progress bar), then return the stream of results."""
     if not jobs:
         return iter(())
     actors = Actors(engine, init, initargs, most=len(jobs))
-    return actors.stream(jobs, fn, crashed)
+    return actors.stream(jobs, fn, crashed, ordered)
 
 
 def cluster_cpus() -> int:
@@ -151,14 +151,14 @@ class Actors:
             self.ray.shutdown()
             self.started = False
 
-    def stream(self, jobs: list, fn: Callable, crashed: Callable[[Any, str], Any]) -> Iterator:
+    def stream(self, jobs: list, fn: Callable, crashed: Callable[[Any, str], Any], ordered: bool = True) -> Iterator:
         ray, idle = self.ray, self.idle
         from ray.exceptions import RayActorError, RayTaskError
 
         pending: dict = {}  # ObjectRef -> (index, job, actor, attempt)
         done: dict[int, Any] = {}
         todo = iter(enumerate(jobs))
-        next_out, submitted, window = 0, 0, 2 * len(idle)
+        next_out, submitted, window = 0, 0, 2 * len(idle)  # next_out: results yielded (in order: the next index)
 
         def submit(index: int, job: Any, attempt: int) -> None:
             actor = idle.popleft()
@@ -185,8 +185,8 @@ class Actors:
                         else:
                             done[index] = crashed(job, "Ray worker died while processing it (native crash, "
                                                        f"killed, or its node was lost): {_first_line(err)}")
-                while next_out in done:
-                    yield done.pop(next_out)
+                while done and (not ordered or next_out in done):
+                    yield done.pop(next_out if ordered else next(iter(done)))
                     next_out += 1
         finally:
             self.close()

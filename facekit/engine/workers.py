@@ -3,7 +3,7 @@
 A native crash (a segfault in a decoder, the OOM killer) takes its worker process down; with
 ``multiprocessing.Pool.imap`` the lost task is never answered and the run waits forever. Here jobs go to a
 ``ProcessPoolExecutor`` (which notices a dead worker: ``BrokenProcessPool``) through a bounded window, results
-come back in job order, and when the pool breaks the job being waited on is rerun alone in a fresh process:
+come back in job order or as they finish, and when the pool breaks a pending job is rerun alone in a fresh process:
 if it kills that one too, ``crashed(job, reason)`` makes its result (an error row), and the other pending jobs
 are resubmitted to a new pool. One bad file costs a pool restart, never the run.
 
@@ -17,7 +17,7 @@ import itertools
 import multiprocessing as mp
 import os
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
@@ -35,17 +35,21 @@ def guarded(fn: Callable, job: Any) -> Any:
 
 
 def run_jobs(jobs: Iterable, fn: Callable, workers: int, initializer: Callable, initargs: tuple,
-             crashed: Callable[[Any, str], Any], window: int | None = None) -> Iterator:
-    """Yield ``fn(job)`` for every job, in order, from ``workers`` spawned processes (see the module docstring)."""
+             crashed: Callable[[Any, str], Any], window: int | None = None, ordered: bool = True) -> Iterator:
+    """Yield ``fn(job)`` for every job from ``workers`` spawned processes (see the module docstring): in job
+    order, or (``ordered=False``) as each finishes, so a long job never holds back the others' results. Each
+    worker process gets its index (0, 1, ...; a restarted pool goes on counting) for ``facekit.device``."""
     ctx = mp.get_context("spawn")
     window = window or 2 * workers
+    counter = ctx.Value("i", 0)
 
     def new_pool(n: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=initargs)
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_indexed,
+                                   initargs=(counter, initializer, initargs))
 
     todo = iter(jobs)
     pool = new_pool(workers)
-    pending: deque = deque()
+    pending: deque = deque()  # (job, future) in submission order
 
     def fill() -> None:
         while len(pending) < window:
@@ -54,13 +58,22 @@ def run_jobs(jobs: Iterable, fn: Callable, workers: int, initializer: Callable, 
                 return
             pending.append((job, pool.submit(guarded, fn, job)))
 
+    def next_done() -> tuple[Any, Any]:
+        if ordered:
+            return pending.popleft()
+        wait([f for _, f in pending], return_when=FIRST_COMPLETED)
+        k = next(i for i, (_, f) in enumerate(pending) if f.done())
+        item = pending[k]
+        del pending[k]
+        return item
+
     try:
         fill()
         while pending:
-            job, fut = pending.popleft()
+            job, fut = next_done()
             try:
                 result = fut.result()
-            except BrokenProcessPool:
+            except BrokenProcessPool:  # the pool is gone: this job is rerun alone, then the others in a new pool
                 pool.shutdown(wait=False, cancel_futures=True)
                 rest = [j for j, _ in pending]
                 pending.clear()
@@ -75,3 +88,14 @@ def run_jobs(jobs: Iterable, fn: Callable, workers: int, initializer: Callable, 
             fill()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _indexed(counter, initializer: Callable, initargs: tuple) -> None:
+    """A worker's initializer: take the next worker index, then run the builder's own initializer."""
+    from facekit.device import set_worker_index
+
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    set_worker_index(index)
+    initializer(*initargs)

@@ -211,7 +211,8 @@ def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), me
     parts = PartWriter(out, tag, [FRAMES, UTTERANCES])  # utterances last: the commit
     t0 = time.perf_counter()
 
-    results = engine.map(todo, _run, _init, (cfg, device, str(out)), _crashed)
+    results = engine.map(todo, _run, _init, (cfg, device, str(out)), _crashed,
+                         ordered=False)  # commit as they finish: a long video holds back no other
     bar = progress_bar(total=len(todo), unit="utt", desc="extract-frames", disable=not progress, dynamic_ncols=True)
     handed = 0  # utterances whose results are in ``parts`` (written or pending)
     try:

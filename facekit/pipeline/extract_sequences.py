@@ -220,7 +220,8 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     summary = RunSummary(out, shard, len(jobs), len(jobs) - len(todo), len(todo), engine=engine)
     parts = PartWriter(out, shard_tag, [FACES, SEQUENCES, VIDEOS])  # videos last: the commit
     start = time.perf_counter()
-    results = engine.map(todo, _worker_run, _worker_init, (cfg, device, str(out)), _crashed)
+    results = engine.map(todo, _worker_run, _worker_init, (cfg, device, str(out)), _crashed,
+                         ordered=False)  # commit as they finish: a long video holds back no other
     _WORKER["frame_bar"] = progress  # read only when the jobs run in this process (workers have their own dict)
     bar = progress_bar(total=len(todo), unit="video", desc="extract-sequences", disable=not progress,
                        dynamic_ncols=True)
