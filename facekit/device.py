@@ -6,7 +6,6 @@ import torch
 
 from facekit.errors import InputError
 
-
 _WORKER_INDEX: int | None = None  # set in each worker process of the local engine (0, 1, ...)
 
 
