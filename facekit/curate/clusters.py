@@ -114,11 +114,14 @@ def cluster_centres(x: np.ndarray, threshold: float, k: int = 32, backend: str =
 
 
 def _average_linkage(x: np.ndarray, threshold: float) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
+    """Exact average linkage of one component (scipy's, called directly: a million components pay no estimator
+    overhead); merges while the cosine distance is strictly below ``1 - threshold``, as scikit-learn's
+    ``distance_threshold``."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
 
-    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                    distance_threshold=1.0 - threshold)
-    return model.fit_predict(x).astype(np.int64)
+    tree = linkage(pdist(x, "cosine"), "average")
+    return fcluster(tree, np.nextafter(1.0 - threshold, -np.inf), criterion="distance").astype(np.int64) - 1
 
 
 def _graph_linkage(x: np.ndarray, graph, threshold: float) -> np.ndarray:

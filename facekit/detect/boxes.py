@@ -183,18 +183,18 @@ def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor,
     x0, y0 = torch.floor(src_x), torch.floor(src_y)
     fx, fy = src_x - x0, src_y - y0
     x0, y0 = x0.long(), y0.long()
-    pixels = images.permute(0, 2, 3, 1).reshape(b * h_in * w_in, c)  # (b*H*W, C); a view for channels-last input
-    base = idx.to(dev).view(n, 1, 1) * (h_in * w_in)
+    flat = images.reshape(b, c, h_in * w_in)  # a view of NCHW frames: no copy of the batch per call
+    image = idx.to(dev).view(n, 1)
     out = None
     for dy, wy in ((0, 1.0 - fy), (1, fy)):
         for dx, wx in ((0, 1.0 - fx), (1, fx)):
             xs, ys = x0 + dx, y0 + dy
             inside = (xs >= 0) & (xs < w_in) & (ys >= 0) & (ys < h_in)
-            weight = torch.where(inside, wy * wx, 0.0).to(images.dtype).unsqueeze(-1)  # (n, gh, gw, 1)
-            at = base + ys.clamp(0, h_in - 1) * w_in + xs.clamp(0, w_in - 1)
-            tap = pixels[at] * weight  # (n, gh, gw, C)
+            weight = torch.where(inside, wy * wx, 0.0).to(images.dtype).view(n, gh * gw, 1)
+            at = (ys.clamp(0, h_in - 1) * w_in + xs.clamp(0, w_in - 1)).view(n, gh * gw)
+            tap = flat[image, :, at] * weight  # (n, gh*gw, C)
             out = tap if out is None else out + tap
-    return out.permute(0, 3, 1, 2)  # (n, C, gh, gw)
+    return out.view(n, gh, gw, c).permute(0, 3, 1, 2)  # (n, C, gh, gw)
 
 
 def crop_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, boxes_xyxy: np.ndarray, size: int,

@@ -22,6 +22,7 @@ from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.memory import release_free_memory
 from facekit.pipeline.config import ExtractConfig
+from facekit.pipeline.stages import CLOCK
 from facekit.quality import duplicate_signature, laplacian_variance, pose_proxy
 from facekit.track.tracker import FaceTracker
 from facekit.video.decode import VideoStream
@@ -74,11 +75,13 @@ class _SequenceWriter:
         if not observations:
             return
         self.seen += len(observations)
-        crops = align_faces(frames, np.array([o.slot for o in observations]),
-                            np.stack([o.landmarks_5x2 for o in observations]), self.template, self.device)
-        blur = laplacian_variance(crops)
-        sigs = duplicate_signature(crops)
-        pose = pose_proxy(np.stack([o.landmarks_5x2 for o in observations]))
+        with CLOCK("alignment"):
+            crops = align_faces(frames, np.array([o.slot for o in observations]),
+                                np.stack([o.landmarks_5x2 for o in observations]), self.template, self.device)
+        with CLOCK("filters"):
+            blur = laplacian_variance(crops)
+            sigs = duplicate_signature(crops)
+            pose = pose_proxy(np.stack([o.landmarks_5x2 for o in observations]))
         f = self.cfg.filters
         for i, o in enumerate(observations):
             side = float(min(o.box_xyxy[2] - o.box_xyxy[0], o.box_xyxy[3] - o.box_xyxy[1]))
@@ -106,7 +109,8 @@ class _SequenceWriter:
                 "tracked": o.tracked, "_side": side,
             }
             seq.rows.append(row)
-            self._store_crop(seq, row, crops[i])
+            with CLOCK("writing"):
+                self._store_crop(seq, row, crops[i])
 
     def _store_crop(self, seq: _Sequence, row: dict, crop_3hw: torch.Tensor) -> None:
         buf = io.BytesIO()
@@ -197,14 +201,17 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     pool_orig_prev, passed = np.zeros(0, np.int64), 0
     # ``index`` counts the frames used (all, or ``fps`` per second of video time): the tracker, the detector's
     # rhythm and the backfill work on it; ``orig`` is the video's own frame index, written to the manifests
-    for index, orig, frames, stamps in prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps)):
-        is_cut = cuts.update(frames)
+    batches = prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps))
+    for index, orig, frames, stamps in CLOCK.timed_iter(batches, "decode"):
+        with CLOCK("shot cuts"):
+            is_cut = cuts.update(frames)
         key = np.zeros(len(index), dtype=bool)  # every k-th frame of a shot, counted from the shot's first frame
         start = shot_start
         for j, f in enumerate(index):
             start = int(f) if is_cut[j] else start
             key[j] = (int(f) - start) % k == 0
-        dets = iter(detector.detect(frames[key]) if key.any() else [])
+        with CLOCK("detection"):
+            dets = iter(detector.detect(frames[key]) if key.any() else [])
         # frames addressable by slot: the previous batch, then this one (views, no copies)
         pool = ([*prev[1]] if prev is not None else []) + [*frames]
         first = int(index[0]) - (len(prev[0]) if prev is not None else 0)  # frame index of pool[0]
@@ -217,20 +224,21 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
             if is_cut[j]:
                 ended += tracker.end_all()
                 shot_index, shot_start = shot_index + 1, f
-            known = set(tracker.active_ids)
-            if key[j]:
-                d, tracked = next(dets), False
-            else:
-                ids, boxes, _ = tracker.predictions(f)
-                d, tracked = _confident(detector.refine(frames[j], boxes), cfg), True
-            ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
-            ended += gone
-            for n, tid in enumerate(ids):
-                observations.append(_Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
-                                                 d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
-                if key[j] and tid not in known and f > shot_start:
-                    lowest = max(shot_start, f - k + 1, first)
-                    observations += _backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
+            with CLOCK("tracking"):
+                known = set(tracker.active_ids)
+                if key[j]:
+                    d, tracked = next(dets), False
+                else:
+                    ids, boxes, _ = tracker.predictions(f)
+                    d, tracked = _confident(detector.refine(frames[j], boxes), cfg), True
+                ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
+                ended += gone
+                for n, tid in enumerate(ids):
+                    observations.append(_Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
+                                                     d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
+                    if key[j] and tid not in known and f > shot_start:
+                        lowest = max(shot_start, f - k + 1, first)
+                        observations += _backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
         for o in observations:  # the manifests name the video's own frames
             o.frame_index = int(pool_orig[o.slot])
         # one batched alignment per decoded batch; track ids are never reused, so closing after adding is safe
