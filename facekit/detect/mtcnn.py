@@ -72,6 +72,9 @@ def _normalise(images_bchw: torch.Tensor) -> torch.Tensor:
     return ((images_bchw - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
 
+MIN_BATCH = 4  # patches per R-/O-Net call at least (see _run_patches)
+
+
 class MTCNN:
     """Batched MTCNN. ``detect`` takes a uint8 RGB batch (B, H, W, 3) and returns one ``Detections`` per image.
 
@@ -178,15 +181,17 @@ class MTCNN:
     def _run_patches(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray, net, size: int,
                      frame_hw: tuple[int, int] | None = None, offset_xy: tuple[int, int] = (0, 0)):
         """Crop every box to size x size (``crop_patches``) and run ``net`` in chunks; the net's outputs as numpy.
-        Chunks are padded to a power of two patches (at least 8): the nets then see a handful of batch shapes,
-        so oneDNN's per-shape primitive cache stays small instead of growing with every new face count."""
+        Chunks are padded to a power of two patches, at least 4: the nets then see a handful of batch shapes, so
+        oneDNN's per-shape primitive cache stays small instead of growing with every new face count; and from 4
+        patches up a patch's outputs are the same bits whatever the batch (1 or 2 patches take other kernels:
+        another last bit). 4, not 8: a tracked talking head costs O-Net half as much per frame."""
         outs = []
         per_call = max(1, self.patch_batch * 24 * 24 // (size * size))  # equal pixels per call for R- and O-Net
         for s in range(0, len(idx), per_call):
             n = len(idx[s:s + per_call])
             patches = crop_patches(images, torch.from_numpy(idx[s:s + per_call]), boxes[s:s + per_call], size,
                                    frame_hw, offset_xy)
-            padded = min(max(8, 1 << (n - 1).bit_length()), max(per_call, n))
+            padded = min(max(MIN_BATCH, 1 << (n - 1).bit_length()), max(per_call, n))
             if padded > n:
                 patches = torch.cat([patches, patches.new_zeros((padded - n, *patches.shape[1:]))])
             res = net(_normalise(patches))

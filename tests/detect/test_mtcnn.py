@@ -103,3 +103,19 @@ def test_pyramid_reaches_the_largest_faces_at_a_small_min_face(sample_frames):
     for min_face in (16, 20):
         assert len(MTCNN(min_face_size=min_face).detect(sample_frames[60])[0]) == 1
     assert pyramid_scales(270, 480, 16)[-1] * 270 >= 12 > pyramid_scales(270, 480, 16)[-1] * 0.709 * 270
+
+
+def test_patch_outputs_do_not_depend_on_the_batch_from_the_floor_up(detector):
+    """R-/O-Net calls are padded to at least MIN_BATCH patches: from there up, a patch's outputs are the same bits
+    in any batch (so padding to 4 instead of 8 changed no dataset); one patch alone may take other kernels."""
+    import torch
+
+    from facekit.detect.mtcnn import MIN_BATCH, _normalise
+
+    g = torch.Generator().manual_seed(0)
+    for net, size in ((detector.onet, 48), (detector.rnet, 24)):
+        x = _normalise(torch.rand(16, 3, size, size, generator=g) * 255)
+        with torch.inference_mode():
+            ref = net(x)
+            for n in (MIN_BATCH, 8):
+                assert all(torch.equal(r[:n], o) for r, o in zip(ref, net(x[:n]))), (size, n)

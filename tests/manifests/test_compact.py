@@ -11,7 +11,7 @@ from facekit.errors import InputError
 from facekit.manifests.compact import STAGE, compact, finish, writing
 from facekit.manifests.io import read_manifest
 from facekit.manifests.schemas import FACES, SEQUENCES, VIDEOS
-from tests.view.conftest import make_root
+from tests.conftest import make_sequences_root
 
 TABLES = ("videos", "sequences", "faces")
 
@@ -20,7 +20,7 @@ def many_parts(root, groups: int = 9):
     """A root written as ``groups`` flush groups (videos last), as extraction writes it."""
     from facekit.manifests.io import PartWriter
 
-    faces, seqs = make_root(root / "src", sequences=groups * 2)
+    faces, seqs = make_sequences_root(root / "src", sequences=groups * 2)
     writer = PartWriter(root, "s00000of00001", [FACES, SEQUENCES, VIDEOS])
     for g in range(groups):
         vid = f"v{g}"

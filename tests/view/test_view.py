@@ -11,6 +11,7 @@ import pytest
 
 from facekit.manifests.review import current_marks
 
+pytest.importorskip("starlette", reason="facekit view's extra not installed (pip install 'facekit[view]')")
 GRID_CELL = re.compile(r'<div class="cell[^"]*" data-item="([^"]+)"')
 
 
