@@ -101,20 +101,18 @@ def _running_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _area_axis(x: torch.Tensor, sums: torch.Tensor, out: int, dim: int) -> torch.Tensor:
+    """Output k averages x over [k s, (k + 1) s) along ``dim`` (s = n / out): the difference of the integral at the
+    window's two edges. The out + 1 edges are integrated once (each inner edge is both a window's end and the
+    next one's start: the same float64 product, so the same bits as integrating each window's two edges)."""
     n = x.shape[dim]
     s = n / out
-    dev = x.device
-    t0 = torch.arange(out, device=dev, dtype=torch.float64) * s
-    t1 = torch.clamp((torch.arange(out, device=dev, dtype=torch.float64) + 1) * s, max=n)
-
-    def integral(t: torch.Tensor) -> torch.Tensor:  # sum of x over [0, t)
-        i = torch.clamp(torch.floor(t).long(), max=n - 1)
-        frac = (t - i).to(x.dtype)
-        shape = [1] * x.dim()
-        shape[dim] = out
-        return sums.index_select(dim, i) + frac.view(shape) * x.index_select(dim, i)
-
-    return (integral(t1) - integral(t0)) * (1.0 / s)
+    edges = torch.clamp(torch.arange(out + 1, device=x.device, dtype=torch.float64) * s, max=n)
+    i = torch.clamp(torch.floor(edges).long(), max=n - 1)
+    frac = (edges - i).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = out + 1
+    at_edges = sums.index_select(dim, i) + frac.view(shape) * x.index_select(dim, i)  # sum of x over [0, edge)
+    return (at_edges.narrow(dim, 1, out) - at_edges.narrow(dim, 0, out)) * (1.0 / s)
 
 
 class ImagePyramid:

@@ -159,13 +159,15 @@ class MTCNN:
         for start in range(0, b, per_call):
             area = AreaResizer(_normalise(images[start:start + per_call]))
             for scale in scales:
-                reg, prob = self.pnet(area.resize(int(h * scale), int(w * scale)).contiguous(
+                features = self.pnet.features(area.resize(int(h * scale), int(w * scale)).contiguous(
                     memory_format=torch.channels_last))
+                prob = self.pnet.probability(features)
                 bi, yy, xx = (prob > self.thresholds[0]).nonzero(as_tuple=True)
                 if bi.numel() == 0:
                     continue
                 score = prob[bi, yy, xx].double().cpu().numpy()
-                offs = reg[bi, :, yy, xx].double().cpu().numpy() * 11.0  # the window's width as the reference
+                # the regression only where a window passed (the same bits as the whole map's)
+                offs = self.pnet.regression_at(features, bi, yy, xx).double().cpu().numpy() * 11.0
                 corner = 2.0 * torch.stack([xx, yy, xx, yy], 1).cpu().numpy() + [1, 1, 12, 12]
                 bx = (corner + offs) / scale
                 img = bi.cpu().numpy() + start

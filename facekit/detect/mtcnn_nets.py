@@ -26,6 +26,7 @@ def pointwise_conv(x_bchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     thread than with several (P-Net's scores moved by 2e-7, enough to flip a proposal at the 0.6 threshold and,
     through the tracker, which faces a dataset holds). Costs ~1% of P-Net (6 x 32 values per window)."""
     w_oc = conv.weight[:, :, 0, 0]  # (O, C)
+    x_bchw = x_bchw.contiguous()  # NCHW: each channel one plane (a channels-last slice would stride the batch)
     out = conv.bias.view(1, -1, 1, 1).expand(x_bchw.shape[0], -1, *x_bchw.shape[2:]).clone()
     for c in range(w_oc.shape[1]):
         out += x_bchw[:, c:c + 1] * w_oc[:, c].view(1, -1, 1, 1)
@@ -61,9 +62,27 @@ class PNet(nn.Module):
         self.cls = nn.Conv2d(32, 2, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)
+        return pointwise_conv(features, self.bbox), self.probability(features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 32-channel map both heads read (B, 32, h, w)."""
         x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return pointwise_conv(x, self.bbox), face_probability(pointwise_conv(x, self.cls))
+        return self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+
+    def probability(self, features: torch.Tensor) -> torch.Tensor:
+        """Face probability per window (B, h, w)."""
+        return face_probability(pointwise_conv(features, self.cls))
+
+    def regression_at(self, features: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The bbox head at the windows (b, y, x) only, (n, 4): the same sum, channel by channel in the same order,
+        as ``pointwise_conv`` over the whole map (so the same bits), for the few windows above the threshold."""
+        picked = features[b, :, y, x]  # (n, 32)
+        w_oc = self.bbox.weight[:, :, 0, 0]
+        out = self.bbox.bias.view(1, -1).expand(len(picked), -1).clone()
+        for c in range(w_oc.shape[1]):
+            out += picked[:, c:c + 1] * w_oc[:, c].view(1, -1)
+        return out
 
 
 class RNet(nn.Module):

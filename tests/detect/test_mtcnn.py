@@ -119,3 +119,20 @@ def test_patch_outputs_do_not_depend_on_the_batch_from_the_floor_up(detector):
             ref = net(x)
             for n in (MIN_BATCH, 8):
                 assert all(torch.equal(r[:n], o) for r, o in zip(ref, net(x[:n]))), (size, n)
+
+
+def test_pnet_regression_at_its_windows_is_the_whole_maps(detector):
+    """P-Net's bbox head is computed only at the windows above the threshold: the same bits as over the map."""
+    import torch
+
+    from facekit.detect.mtcnn import _normalise
+
+    g = torch.Generator().manual_seed(1)
+    x = _normalise(torch.rand(3, 3, 120, 96, generator=g) * 255).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        reg, prob = detector.pnet(x)
+        features = detector.pnet.features(x)
+        b, y, xx = (prob > 0.2).nonzero(as_tuple=True)
+        assert len(b) > 5
+        assert torch.equal(reg[b, :, y, xx], detector.pnet.regression_at(features, b, y, xx))
+        assert torch.equal(prob, detector.pnet.probability(features))
