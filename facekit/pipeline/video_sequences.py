@@ -177,7 +177,12 @@ def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfi
         writer = _SequenceWriter(root, video_id, cfg, detector.device)
         if progress is not None:
             progress.reset(total=info.num_frames)
-        shots = _run(stream, cfg, detector, writer, progress)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads // 2))  # two busy threads (detection a batch ahead, tracking): half each
+        try:
+            shots = _run(stream, cfg, detector, writer, progress)
+        finally:
+            torch.set_num_threads(threads)
     except VideoError as err:
         shutil.rmtree(crop_dir, ignore_errors=True)
         row.update(status="error", error=str(err), num_sequences=0, num_faces=0)
@@ -201,17 +206,12 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     pool_orig_prev, passed = np.zeros(0, np.int64), 0
     # ``index`` counts the frames used (all, or ``fps`` per second of video time): the tracker, the detector's
     # rhythm and the backfill work on it; ``orig`` is the video's own frame index, written to the manifests
-    batches = prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps))
-    for index, orig, frames, stamps in CLOCK.timed_iter(batches, "decode"):
-        with CLOCK("shot cuts"):
-            is_cut = cuts.update(frames)
-        key = np.zeros(len(index), dtype=bool)  # every k-th frame of a shot, counted from the shot's first frame
-        start = shot_start
-        for j, f in enumerate(index):
-            start = int(f) if is_cut[j] else start
-            key[j] = (int(f) - start) % k == 0
-        with CLOCK("detection"):
-            dets = iter(detector.detect(frames[key]) if key.any() else [])
+    batches = _detected(CLOCK.timed_iter(prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps)), "decode"),
+                        cuts, detector, k)
+    if not CLOCK.enabled:  # the next batch's full detections run while this batch is tracked, aligned, written
+        batches = prefetch(batches)
+    for index, orig, frames, stamps, is_cut, key, found in batches:
+        dets = iter(found)
         # frames addressable by slot: the previous batch, then this one (views, no copies)
         pool = ([*prev[1]] if prev is not None else []) + [*frames]
         first = int(index[0]) - (len(prev[0]) if prev is not None else 0)  # frame index of pool[0]
@@ -254,6 +254,22 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     if progress is not None and passed < stream.info.num_frames:  # frames after the last one used
         progress.update(stream.info.num_frames - passed)
     return shot_index + 1
+
+
+def _detected(batches, cuts: ShotCutDetector, detector: MTCNN, k: int):
+    """Each batch with its shot cuts, its key frames (every k-th frame of a shot, counted from the shot's first
+    frame) and the full detector's results on them: what needs no tracker state, so it can run a batch ahead."""
+    start = 0
+    for index, orig, frames, stamps in batches:
+        with CLOCK("shot cuts"):
+            is_cut = cuts.update(frames)
+        key = np.zeros(len(index), dtype=bool)
+        for j, f in enumerate(index):
+            start = int(f) if is_cut[j] else start
+            key[j] = (int(f) - start) % k == 0
+        with CLOCK("detection"):
+            found = detector.detect(frames[key]) if key.any() else []
+        yield index, orig, frames, stamps, is_cut, key, found
 
 
 def sample_rate(batches, fps: float | None):
