@@ -47,13 +47,15 @@ def _int(request: Request, name: str, default: int = 0) -> int:
 
 
 def make_app(viewer: Viewer) -> Starlette:
+    """The app over ``viewer``'s roots. Page handlers are plain functions: Starlette runs them in its thread pool,
+    each query on its own DuckDB cursor, so a slow page never holds up the crops of another."""
     def root_of(request: Request):
         try:
             return viewer.root(int(request.path_params["index"]))
         except (KeyError, ValueError):
             return None
 
-    def faces_of(root, rows, key_col=None):
+    def faces_of(root, rows):
         """Rows of faces as dicts with their crop URL and mark."""
         out = []
         for r in rows.to_dict("records"):
@@ -62,7 +64,7 @@ def make_app(viewer: Viewer) -> Starlette:
             out.append(r)
         return out
 
-    async def roots_page(request: Request) -> Response:
+    def roots_page(request: Request) -> Response:
         rows = []
         for r in viewer.roots:
             info = {"root": r, "given": r.index < viewer.given, "maker": r.lineage.get("command")}
@@ -77,7 +79,7 @@ def make_app(viewer: Viewer) -> Starlette:
             rows.append(info)
         return _html("roots.html", rows=rows)
 
-    async def grid_page(request: Request) -> Response:
+    def grid_page(request: Request) -> Response:
         root = root_of(request)
         if root is None or root.kind == "report":
             return _not_found()
@@ -100,11 +102,11 @@ def make_app(viewer: Viewer) -> Starlette:
         except queries.FilterError as err:
             error = str(err)
         pages = max(1, math.ceil(total / per))
-        link = lambda **kw: f"/r/{root.index}?" + urlencode({**dict(q), **{k: v for k, v in kw.items()}})  # noqa
+        link = lambda **kw: f"/r/{root.index}?" + urlencode({**dict(q), **kw})  # noqa: E731
         return _html("grid.html", root=root, unit=unit, items=items, thumbs=thumbs, total=total, page=page_no,
                      pages=pages, error=error, q=q, link=link, sort=sort, desc=desc, marked=shown, per=per)
 
-    async def item_page(request: Request) -> Response:
+    def item_page(request: Request) -> Response:
         root = root_of(request)
         key = request.query_params.get("key")
         if root is None or root.kind == "report" or not key:
@@ -118,7 +120,7 @@ def make_app(viewer: Viewer) -> Starlette:
                      faces=faces_of(root, faces), page=page_no, pages=max(1, math.ceil(n / 200)),
                      mark=viewer.mark_of(root, unit.item_kind, key))
 
-    async def curation_page(request: Request) -> Response:
+    def curation_page(request: Request) -> Response:
         root = root_of(request)
         if root is None or root.curation is None:
             return _not_found()
@@ -129,8 +131,7 @@ def make_app(viewer: Viewer) -> Starlette:
             decisions = decisions[removed if which == "removed" else ~removed]
         page_no = _int(request, "page")
         shown = decisions.iloc[page_no * PER_PAGE:(page_no + 1) * PER_PAGE]
-        source = viewer.roots[[r.path for r in viewer.roots].index(_input_of(viewer, root))] \
-            if _input_of(viewer, root) else root
+        source = next((r for r in viewer.roots if r.path == _input_of(viewer, root)), root)  # holds the crops
         group = next((c for c in ("sequence_id", "identity", "utterance_id") if c in decisions.columns), None)
         rows = []
         for d in shown.to_dict("records"):
@@ -143,7 +144,7 @@ def make_app(viewer: Viewer) -> Starlette:
         return _html("curation.html", root=root, report=report, rows=rows, columns=columns, which=which,
                      page=page_no, pages=max(1, math.ceil(len(decisions) / PER_PAGE)), total=len(decisions))
 
-    async def report_page(request: Request) -> Response:
+    def report_page(request: Request) -> Response:
         root = root_of(request)
         if root is None or root.kind != "report":
             return _not_found()
@@ -154,14 +155,14 @@ def make_app(viewer: Viewer) -> Starlette:
         return _html("report.html", root=root, rep=rep, run=describe_run(rep), metrics=metrics, images=images,
                      worst=worst)
 
-    async def report_file(request: Request) -> Response:
+    def report_file(request: Request) -> Response:
         root, name = root_of(request), request.path_params["name"]
         if root is None or root.kind != "report" or name not in catalog.REPORT_IMAGES or \
                 not (root.path / name).is_file():
             return _not_found()
         return FileResponse(root.path / name, headers={"Cache-Control": CACHE})
 
-    async def crop(request: Request) -> Response:
+    def crop(request: Request) -> Response:
         try:
             index = int(request.path_params["index"])
         except ValueError:

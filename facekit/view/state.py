@@ -8,6 +8,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -56,7 +57,7 @@ class Viewer:
                     self.named[(r.index, rel)] = None
                     while len(self.named) > 200_000:
                         self.named.popitem(last=False)
-                return f"/crop/{r.index}/{rel}"
+                return f"/crop/{r.index}/{quote(rel)}"  # a name with '#', '?' or spaces stays one path
         return None
 
     def servable(self, index: int, rel: str) -> Path | None:

@@ -222,3 +222,28 @@ def test_binds_to_localhost_by_default():
         assert host == "127.0.0.1" and port > 0
     finally:
         sock.close()
+
+
+def test_crop_names_with_url_characters(tmp_path):
+    from starlette.testclient import TestClient
+
+    from facekit.manifests.io import read_manifest, write_part
+    from facekit.manifests.schemas import FACES
+    from facekit.view.server import make_app
+    from facekit.view.state import Viewer
+    from tests.conftest import make_sequences_root
+
+    root = tmp_path / "r"
+    make_sequences_root(root, sequences=2)
+    faces = read_manifest(root, "faces")
+    odd = "crops/a b#c?d%e/000000.png"
+    (root / odd).parent.mkdir(parents=True)
+    (root / faces["crop_path"][0]).rename(root / odd)
+    faces.loc[0, "crop_path"] = odd
+    for p in (root / "manifests/faces").glob("*.parquet"):
+        p.unlink()
+    write_part(root, FACES, "s00000of00001-000000", faces)
+    client = TestClient(make_app(Viewer([root])))
+    page = client.get("/r/0/item", params={"key": faces["sequence_id"][0]}).text
+    urls = re.findall(r'src="(/crop/[^"]+)"', page)
+    assert urls and "%23" in urls[0] and all(client.get(html.unescape(u)).status_code == 200 for u in urls)
