@@ -194,7 +194,11 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
     summary = IdentityBuildSummary(out, identities=len(mine), engine=engine, template_note=note)
     tag = f"s{shard[0]:05d}of{shard[1]:05d}"
     chunks = [(f"{tag}-{c // chunk:06d}", mine[c:c + chunk]) for c in range(0, len(mine), chunk)]
-    todo = [(part, names) for part, names in chunks if not (table_dir(out, "identities") / f"{part}.parquet").exists()]
+    written = sorted(table_dir(out, "identities").glob(f"{tag}-*.parquet"))  # a chunk's part is written whole
+    done = set(pd.concat([read_manifest(f, "identities", columns=["identity"]) for f in written])["identity"]) \
+        if written else set()  # by the rows, not the part names: 'manifest compact' merges parts
+    todo = [(part, names) for part, names in chunks
+            if not (table_dir(out, "identities") / f"{part}.parquet").exists() and not set(names) <= done]
     summary.chunks_done_before = len(chunks) - len(todo)
     jobs = [ImageJob(root, f"{root.stem}/{name}/{item}", name, class_of[name], item) if isinstance(item, int) else
             ImageJob(item, item.relative_to(root).as_posix(), name, class_of[name])

@@ -75,8 +75,8 @@ def writer(command: str):
 
 
 def _groups(root: Path) -> dict[str, list[tuple[int, str]]]:
-    """Flush groups per shard tag: {tag: [(k, stem), ...]} sorted by k, from the table written last (its parts
-    name every complete group)."""
+    """Flush groups per shard tag: {tag: [(k, stem), ...]} sorted by k, from every table's part names (the parts
+    of one group share their name)."""
     tables = [d for d in (root / "manifests").iterdir() if d.is_dir() and d.name != "review"]
     by_tag: dict[str, set[tuple[int, str]]] = defaultdict(set)
     for d in tables:

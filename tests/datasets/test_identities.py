@@ -90,3 +90,25 @@ def test_aligned_chips_infer_their_template_and_a_rec_builds_identities(tmp_path
     assert df["source_path"].tolist()[:2] == ["train/0000000/1", "train/0000000/2"]
     assert Image.open(tmp_path / "rec" / df["crop_path"].iloc[0]).size == (112, 112)
     assert (tmp_path / "rec" / "identities_preview.png").is_file()
+
+
+def test_resume_after_compaction_redoes_nothing(tmp_path):
+    import pandas as pd
+
+    from facekit.datasets.identities import build_identities
+    from facekit.manifests.compact import compact
+
+    _tree(tmp_path / "in", people=("ann", "bob", "cid", "dan", "eve"), per=2)
+    out = tmp_path / "out"
+
+    def build():
+        return build_identities(tmp_path / "in", out, template="arcface", aligned=True, chunk=2, progress=False)
+
+    assert build().chunks_done_before == 0
+    before = read_manifest(out, "identities").sort_values("source_path").reset_index(drop=True)
+    assert len(list((out / "manifests/identities").glob("*.parquet"))) == 3
+    compact(out)
+    assert len(list((out / "manifests/identities").glob("*.parquet"))) == 1
+    assert build().chunks_done_before == 3
+    after = read_manifest(out, "identities").sort_values("source_path").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
