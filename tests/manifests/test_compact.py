@@ -49,6 +49,9 @@ def test_compact_keeps_every_row_in_order_in_fewer_parts(tmp_path):
         assert parts(tmp_path, t) == ["s00000of00001-000008.parquet"]  # named after the last group merged
         pd.testing.assert_frame_equal(read_manifest(tmp_path, t), before[t])
     assert not (tmp_path / STAGE).exists()
+    from facekit.manifests.check import check_root
+
+    assert check_root(tmp_path) == []  # every table's groups still line up with the commit table's
 
 
 def test_rows_per_part_bounds_the_parts_and_groups_stay_aligned(tmp_path):
