@@ -16,7 +16,7 @@ def view_cmd(roots: List[Path] = typer.Argument(..., metavar="ROOT...", help="fa
                                                                   "to your network: they can mark items)."),
              port: int = typer.Option(0, "--port", min=0, max=65535, help="Port (0: a free one)."),
              reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Name written with each review mark "
-                                                    "(default user@host)."),
+                                                    "[default: user@host of this session]."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log.")) -> None:
     """Start a local web server over ROOTs: grids of sequences / identities / utterances (sorted, filtered by
     fields or a DuckDB WHERE expression), one item's faces, curation and benchmark reports; marks rejected items
