@@ -178,21 +178,30 @@ def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor,
     gx = torch.arange(gw, device=dev, dtype=torch.float64).view(1, 1, gw)
     src_x = a[:, 0, 0, None, None] * gx + a[:, 0, 1, None, None] * gy + a[:, 0, 2, None, None]  # (n, gh, gw)
     src_y = a[:, 1, 0, None, None] * gx + a[:, 1, 1, None, None] * gy + a[:, 1, 2, None, None]
-    x0, y0 = torch.floor(src_x), torch.floor(src_y)
-    fx, fy = src_x - x0, src_y - y0
-    x0, y0 = x0.long(), y0.long()
-    flat = images.reshape(b, c, h_in * w_in)  # a view of NCHW frames: no copy of the batch per call
-    image = idx.to(dev).view(n, 1)
+    x0f, y0f = torch.floor(src_x), torch.floor(src_y)
+    fx, fy = src_x - x0f, src_y - y0f
+    x0, y0 = x0f.long(), y0f.long()
+    # per axis, once: each tap's in-range mask and clamped coordinate
+    in_x = ((x0 >= 0) & (x0 < w_in), (x0 >= -1) & (x0 < w_in - 1))
+    in_y = ((y0 >= 0) & (y0 < h_in), (y0 >= -1) & (y0 < h_in - 1))
+    at_x = (x0.clamp(0, w_in - 1), (x0 + 1).clamp(0, w_in - 1))
+    at_y = (y0.clamp(0, h_in - 1) * w_in, (y0 + 1).clamp(0, h_in - 1) * w_in)
+    w_x, w_y = (1.0 - fx, fx), (1.0 - fy, fy)
+    image = idx.to(dev).view(n, 1, 1)
+    if b * h_in * w_in <= 8 * n * gh * gw:  # small images (face regions): one channels-last copy, pixel-wise gathers
+        pixels = images.permute(0, 2, 3, 1).reshape(b * h_in * w_in, c)
+        image = image * (h_in * w_in)
+        gather = lambda at: pixels[image + at]  # noqa: E731  (n, gh, gw, C)
+    else:  # whole frames: gather from the NCHW planes, no copy of the batch
+        flat = images.reshape(b, c, h_in * w_in)
+        gather = lambda at: flat[image.view(n, 1), :, at.view(n, -1)].view(n, gh, gw, c)  # noqa: E731
     out = None
-    for dy, wy in ((0, 1.0 - fy), (1, fy)):
-        for dx, wx in ((0, 1.0 - fx), (1, fx)):
-            xs, ys = x0 + dx, y0 + dy
-            inside = (xs >= 0) & (xs < w_in) & (ys >= 0) & (ys < h_in)
-            weight = torch.where(inside, wy * wx, 0.0).to(images.dtype).view(n, gh * gw, 1)
-            at = (ys.clamp(0, h_in - 1) * w_in + xs.clamp(0, w_in - 1)).view(n, gh * gw)
-            tap = flat[image, :, at] * weight  # (n, gh*gw, C)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            weight = torch.where(in_y[dy] & in_x[dx], w_y[dy] * w_x[dx], 0.0).to(images.dtype).unsqueeze(-1)
+            tap = gather(at_y[dy] + at_x[dx]) * weight  # (n, gh, gw, C)
             out = tap if out is None else out + tap
-    return out.view(n, gh, gw, c).permute(0, 3, 1, 2)  # (n, C, gh, gw)
+    return out.permute(0, 3, 1, 2)  # (n, C, gh, gw)
 
 
 def crop_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, boxes_xyxy: np.ndarray, size: int,
