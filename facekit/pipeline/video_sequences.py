@@ -21,6 +21,7 @@ from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.memory import release_free_memory
+from facekit.pipeline.batches import detected_ahead, sample_rate
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.stages import CLOCK
 from facekit.quality import duplicate_signature, laplacian_variance, pose_proxy
@@ -206,8 +207,8 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     pool_orig_prev, passed = np.zeros(0, np.int64), 0
     # ``index`` counts the frames used (all, or ``fps`` per second of video time): the tracker, the detector's
     # rhythm and the backfill work on it; ``orig`` is the video's own frame index, written to the manifests
-    batches = _detected(CLOCK.timed_iter(prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps)), "decode"),
-                        cuts, detector, k)
+    decoded = CLOCK.timed_iter(prefetch(sample_rate(stream.batches(cfg.batch_frames), cfg.fps)), "decode")
+    batches = detected_ahead(decoded, cuts, detector, k)
     if not CLOCK.enabled:  # the next batch's full detections run while this batch is tracked, aligned, written
         batches = prefetch(batches)
     for index, orig, frames, stamps, is_cut, key, found in batches:
@@ -254,39 +255,6 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     if progress is not None and passed < stream.info.num_frames:  # frames after the last one used
         progress.update(stream.info.num_frames - passed)
     return shot_index + 1
-
-
-def _detected(batches, cuts: ShotCutDetector, detector: MTCNN, k: int):
-    """Each batch with its shot cuts, its key frames (every k-th frame of a shot, counted from the shot's first
-    frame) and the full detector's results on them: what needs no tracker state, so it can run a batch ahead."""
-    start = 0
-    for index, orig, frames, stamps in batches:
-        with CLOCK("shot cuts"):
-            is_cut = cuts.update(frames)
-        key = np.zeros(len(index), dtype=bool)
-        for j, f in enumerate(index):
-            start = int(f) if is_cut[j] else start
-            key[j] = (int(f) - start) % k == 0
-        with CLOCK("detection"):
-            found = detector.detect(frames[key]) if key.any() else []
-        yield index, orig, frames, stamps, is_cut, key, found
-
-
-def sample_rate(batches, fps: float | None):
-    """(used-frame counter, video frame index, frames, timestamps) batches: every frame, or with ``fps`` the
-    first frame of each 1/fps interval of video time (timestamps stay the video's own)."""
-    used, last = 0, None
-    for index, frames, stamps in batches:
-        if fps is None:
-            keep = np.ones(len(index), bool)
-        else:
-            slot = np.floor(stamps * fps + 1e-9).astype(np.int64)
-            keep = np.r_[slot[:1] != last if last is not None else [True], slot[1:] != slot[:-1]]
-            last = slot[-1]
-        if keep.any():
-            n = int(keep.sum())
-            yield np.arange(used, used + n), index[keep], frames[keep], stamps[keep]
-            used += n
 
 
 def _confident(d: Detections, cfg: ExtractConfig) -> Detections:

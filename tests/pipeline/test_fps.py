@@ -8,7 +8,7 @@ import numpy as np
 import facekit
 from facekit.cli.main import main
 from facekit.manifests.io import read_manifest
-from facekit.pipeline.video_sequences import sample_rate
+from facekit.pipeline.batches import sample_rate
 
 
 def _batches(stamps: np.ndarray, size: int):
