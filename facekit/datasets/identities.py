@@ -30,7 +30,6 @@ from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.compact import writer
 from facekit.manifests.io import read_manifest, table_dir, write_part
-from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import IDENTITIES
 from facekit.pipeline.extract_sequences import in_shard
 from facekit.progress import progress_bar
@@ -178,7 +177,6 @@ def build_identities(root: Path, out: Path, labels: Path | None = None, template
                      chunk: int = 256, device: str = "cpu", progress: bool = True,
                      engine: Engine | None = None) -> IdentityBuildSummary:
     t0 = time.time()
-    claim_root(out, "build identities")
     engine = engine or Engine()
     if is_recordio(root):  # insightface's face sets: aligned chips, one identity per label
         faces, aligned = read_face_records(root), True

@@ -63,7 +63,8 @@ def writing(root: str | Path, command: str) -> Iterator[None]:
 
 
 def writer(command: str):
-    """Decorate a function with an ``out`` argument (a root it writes): it runs ``writing(out, command)``."""
+    """Decorate a function with an ``out`` argument (a root it writes): it runs ``writing(out, command)``, which
+    claims the root for ``command`` first."""
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):

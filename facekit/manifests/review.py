@@ -52,9 +52,3 @@ def current_marks(root: str | Path) -> pd.DataFrame:
     marks = marks.sort_values("marked_utc", kind="stable")
     return marks.drop_duplicates(["item_kind", "item_id"], keep="last").reset_index(drop=True)
 
-
-def rejected(root: str | Path) -> dict[str, set[str]]:
-    """Item ids whose latest mark is ``rejected``, by item kind."""
-    marks = current_marks(root)
-    marks = marks[marks["decision"] == "rejected"]
-    return {kind: set(marks.loc[marks["item_kind"] == kind, "item_id"]) for kind in ITEM_KINDS}

@@ -26,7 +26,6 @@ from facekit.errors import InputError
 from facekit.fsutil import atomic_path
 from facekit.manifests.compact import writer
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
-from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import FRAMES, UTTERANCES
 from facekit.pipeline.extract_sequences import check_run_config, clean_leftovers, in_shard
 from facekit.progress import progress_bar
@@ -198,7 +197,6 @@ def _run(u: Utterance):
 def extract_frames(root: Path, out: Path, cfg: FramesConfig = FramesConfig(), meta: Path | None = None,
                    shard: tuple[int, int] = (0, 1), workers: int = 0, device: str = "cpu", flush_every: int = 64,
                    progress: bool = True, engine: Engine | None = None) -> FramesSummary:
-    claim_root(out, "extract-frames")
     meta_of = read_meta(meta) if meta is not None else {}
     jobs = [u for u in discover_utterances(root) if in_shard(u.utterance_id, shard)]
     tag = f"s{shard[0]:05d}of{shard[1]:05d}"

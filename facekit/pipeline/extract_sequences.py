@@ -27,7 +27,6 @@ from facekit.errors import InputError
 from facekit.fsutil import jsonable, write_json
 from facekit.manifests.compact import writer
 from facekit.manifests.io import PartWriter, read_manifest, table_dir
-from facekit.manifests.owner import claim_root
 from facekit.manifests.schemas import DROP_REASONS, FACES, SEQUENCES, VIDEOS
 from facekit.pipeline.config import ExtractConfig
 from facekit.progress import progress_bar
@@ -205,7 +204,6 @@ def extract_sequences(inputs: list[Path], out: Path, cfg: ExtractConfig = Extrac
     ``engine`` (default: the local engine with ``workers`` processes)."""
 
     out = Path(out)
-    claim_root(out, "extract-sequences")
     found = discover_videos(inputs)
     if not found:
         raise InputError(f"{', '.join(map(str, inputs))}: no videos found (extensions: "

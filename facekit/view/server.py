@@ -133,13 +133,16 @@ def make_app(viewer: Viewer) -> Starlette:
         shown = decisions.iloc[page_no * PER_PAGE:(page_no + 1) * PER_PAGE]
         source = next((r for r in viewer.roots if r.path == _input_of(viewer, root)), root)  # holds the crops
         group = next((c for c in ("sequence_id", "identity", "utterance_id") if c in decisions.columns), None)
-        rows = []
-        for d in shown.to_dict("records"):
-            urls = [viewer.crop_url(source, d[c]) for c in ("crop_path", "duplicate_of") if d.get(c)]
-            if not urls and group and source.kind in queries.UNITS:
-                _, _, faces = queries.page(viewer.cursor(), source, only=[d[group]], per_page=1)
-                urls = [viewer.crop_url(source, p) for p in faces["crop_path"]]
-            rows.append({"d": d, "urls": urls})
+        rows = [{"d": d, "urls": [viewer.crop_url(source, d[c]) for c in ("crop_path", "duplicate_of") if d.get(c)]}
+                for d in shown.to_dict("records")]
+        bare = [str(r["d"][group]) for r in rows if not r["urls"]] if group and source.kind in queries.UNITS else []
+        if bare:  # decisions on whole groups (overlap): their first / middle / last faces, in one query
+            _, _, faces = queries.page(viewer.cursor(), source, only=bare, per_page=len(bare))
+            of_group: dict = {}
+            for k, p in zip(faces["k"], faces["crop_path"]):
+                of_group.setdefault(k, []).append(viewer.crop_url(source, p))
+            for r in rows:
+                r["urls"] = r["urls"] or of_group.get(str(r["d"][group]), [])
         columns = [c for c in decisions.columns if c not in ("crop_path", "duplicate_of")]
         return _html("curation.html", root=root, report=report, rows=rows, columns=columns, which=which,
                      page=page_no, pages=max(1, math.ceil(len(decisions) / PER_PAGE)), total=len(decisions))
