@@ -115,20 +115,49 @@ def _area_axis(x: torch.Tensor, sums: torch.Tensor, out: int, dim: int) -> torch
     return (at_edges.narrow(dim, 1, out) - at_edges.narrow(dim, 0, out)) * (1.0 / s)
 
 
+def shrink_uint8(frames_bhwc: torch.Tensor, k: int) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> float (B, C, H/k, W/k): the mean of each k x k block (``avg_pool2d(k, ceil_mode)``).
+
+    When k divides H and W the sums run on 16-bit integers before the one float conversion, at the shrunk
+    size: about 2x faster than converting the full frame to float first (measured on 1080p, 2 CPU cores)."""
+    b, h, w, c = frames_bhwc.shape
+    if h % k or w % k or 255 * k * k > 32767 or not frames_bhwc.is_contiguous():  # int16 sums must not overflow
+        return F.avg_pool2d(frames_bhwc.permute(0, 3, 1, 2).float(), k, ceil_mode=True)
+    rows = frames_bhwc.view(b, h // k, k, w // k, k * c)
+    acc = rows[:, :, 0].to(torch.int16)
+    for i in range(1, k):
+        acc += rows[:, :, i]
+    out = acc[..., :c].clone()
+    for i in range(1, k):
+        out += acc[..., i * c:(i + 1) * c]
+    return out.float().mul_(1.0 / (k * k)).permute(0, 3, 1, 2)
+
+
 class ImagePyramid:
-    """A float image batch and its 2x average-pooled levels, built on first use and shared by every caller."""
+    """An image batch and its 2x average-pooled levels (level i: the mean of each 2^i x 2^i block), each built on
+    first use and shared by every caller. From uint8 images a level whose block divides the image is summed in
+    integers from the images themselves (``shrink_uint8``): every level's values are multiples of 4^-i small
+    enough for float32, so this is exactly what pooling level i - 1 gives, without the float copies in between."""
 
     def __init__(self, images_bchw: torch.Tensor, max_level: int = 5) -> None:
-        self.levels = [images_bchw.float()]
+        self.images = images_bchw
+        self.levels: dict[int, torch.Tensor] = {}
         self.max_level = max_level
 
     @property
-    def base(self) -> torch.Tensor:
-        return self.levels[0]
+    def shape(self) -> torch.Size:
+        return self.images.shape
 
     def level(self, i: int) -> torch.Tensor:
-        while len(self.levels) <= i:
-            self.levels.append(F.avg_pool2d(self.levels[-1], 2, ceil_mode=True))
+        if i not in self.levels:
+            k = 1 << i
+            h, w = self.images.shape[-2:]
+            if i == 0:
+                self.levels[0] = self.images.float()
+            elif not self.images.is_floating_point() and h % k == 0 and w % k == 0:
+                self.levels[i] = shrink_uint8(self.images.permute(0, 2, 3, 1), k)
+            else:
+                self.levels[i] = F.avg_pool2d(self.level(i - 1), 2, ceil_mode=True)
         return self.levels[i]
 
 
@@ -143,8 +172,8 @@ def warp_patches(images: torch.Tensor | ImagePyramid, image_index: torch.Tensor,
     """
     pyramid = images if isinstance(images, ImagePyramid) else ImagePyramid(images)
     n = out_to_in_n23.shape[0]
-    c = pyramid.base.shape[1]
-    dev = pyramid.base.device
+    c = pyramid.shape[1]
+    dev = pyramid.images.device
     out = torch.zeros((n, c, *out_hw), dtype=torch.float32, device=dev)
     if n == 0:
         return out
@@ -191,7 +220,7 @@ def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor,
     if b * h_in * w_in <= 8 * n * gh * gw:  # small images (face regions): one channels-last copy, pixel-wise gathers
         pixels = images.permute(0, 2, 3, 1).reshape(b * h_in * w_in, c)
         image = image * (h_in * w_in)
-        gather = lambda at: pixels[image + at]  # noqa: E731  (n, gh, gw, C)
+        gather = lambda at: pixels.index_select(0, (image + at).view(-1)).view(n, gh, gw, c)  # noqa: E731
     else:  # whole frames: gather from the NCHW planes, no copy of the batch
         flat = images.reshape(b, c, h_in * w_in)
         gather = lambda at: flat[image.view(n, 1), :, at.view(n, -1)].view(n, gh, gw, c)  # noqa: E731
@@ -205,21 +234,24 @@ def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor,
 
 
 def crop_patches(images_bchw: torch.Tensor, image_index: torch.Tensor, boxes_xyxy: np.ndarray, size: int,
-                 frame_hw: tuple[int, int] | None = None, offset_xy: tuple[int, int] = (0, 0)) -> torch.Tensor:
+                 frame_hw: tuple[int, int] | None = None,
+                 offset_xy: np.ndarray | tuple[int, int] | None = None) -> torch.Tensor:
     """``tf.image.crop_and_resize`` of each box to size x size, with the boxes given to it as the reference does
     (``mtcnn.utils.images.extract_patches``: coordinates divided by the image's H and W): patch pixel i samples
     the image at ``y1 (H - 1) / H + i (y2 - y1) (H - 1) / H / (size - 1)`` (x likewise), bilinearly; samples
     outside the image are 127.5 (the reference crops normalised images with extrapolation value 0).
-    ``frame_hw``/``offset_xy``: ``images_bchw`` is the region of a larger frame that starts at ``offset_xy``;
-    boxes and H, W are the frame's. Returns (n, C, size, size) float."""
+    ``frame_hw``/``offset_xy``: ``images_bchw`` are regions of larger frames, starting at ``offset_xy`` (one
+    (x, y) for all, or (n, 2): box i's); boxes and H, W are the frames'. Returns (n, C, size, size) float."""
     h, w = frame_hw or tuple(images_bchw.shape[-2:])
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     fy, fx = (h - 1) / h, (w - 1) / w
     y0, x0 = b[:, 1] * fy, b[:, 0] * fx
     sy, sx = (b[:, 3] - b[:, 1]) * fy / (size - 1), (b[:, 2] - b[:, 0]) * fx / (size - 1)
+    off = np.broadcast_to(np.asarray(offset_xy if offset_xy is not None else (0, 0), np.float64).reshape(-1, 2),
+                          (len(b), 2))
     a = np.zeros((len(b), 2, 3))
-    a[:, 0, 0], a[:, 0, 2] = sx, x0 - offset_xy[0]
-    a[:, 1, 1], a[:, 1, 2] = sy, y0 - offset_xy[1]
+    a[:, 0, 0], a[:, 0, 2] = sx, x0 - off[:, 0]
+    a[:, 1, 1], a[:, 1, 2] = sy, y0 - off[:, 1]
     patches = warp_patches(images_bchw, image_index, torch.from_numpy(a), (size, size), antialias=False)
     steps = np.arange(size)
     ys, xs = y0[:, None] + steps * sy[:, None], x0[:, None] + steps * sx[:, None]

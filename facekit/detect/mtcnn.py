@@ -7,13 +7,13 @@ Pipeline (Zhang et al. 2016): image pyramid -> P-Net proposals -> NMS -> R-Net r
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from facekit.detect.boxes import AreaResizer, apply_regression, crop_patches, nms, to_square
+from facekit.detect.boxes import AreaResizer, apply_regression, crop_patches, nms, shrink_uint8, to_square
 from facekit.detect.mtcnn_nets import load_mtcnn_nets
 
 
@@ -48,24 +48,6 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float 
     while int(side * m * factor ** len(scales)) >= 12:
         scales.append(m * factor ** len(scales))
     return scales
-
-
-def shrink_uint8(frames_bhwc: torch.Tensor, k: int) -> torch.Tensor:
-    """uint8 (B, H, W, C) -> float (B, C, H/k, W/k): the mean of each k x k block (``avg_pool2d(k, ceil_mode)``).
-
-    When k divides H and W the sums run on 16-bit integers before the one float conversion, at the shrunk
-    size: about 2x faster than converting the full frame to float first (measured on 1080p, 2 CPU cores)."""
-    b, h, w, c = frames_bhwc.shape
-    if h % k or w % k or k > 128:
-        return F.avg_pool2d(frames_bhwc.permute(0, 3, 1, 2).float(), k, ceil_mode=True)
-    rows = frames_bhwc.view(b, h // k, k, w // k, k * c)
-    acc = rows[:, :, 0].to(torch.int16)
-    for i in range(1, k):
-        acc += rows[:, :, i]
-    out = acc[..., :c].clone()
-    for i in range(1, k):
-        out += acc[..., i * c:(i + 1) * c]
-    return out.float().mul_(1.0 / (k * k)).permute(0, 3, 1, 2)
 
 
 def _normalise(images_bchw: torch.Tensor) -> torch.Tensor:
@@ -137,10 +119,11 @@ class MTCNN:
         idx, boxes = self._stage_pnet(images, min_face)
         idx, boxes = self._stage_rnet(images, idx, boxes)
         del images
+        frames = [np.asarray(f) for f in frames_bhwc]
+        found = self.refine_many(frames, idx, boxes * k, square=False)  # shrunk -> frame pixels: edges scale by k
         out = []
-        for i in range(b):
-            frame = np.asarray(frames_bhwc[i])
-            d = self._stage_onet(frame, boxes[idx == i] * k)  # shrunk -> frame pixels: edges scale by k
+        for i, frame in enumerate(frames):
+            d = self._stage_onet(found, idx == i)
             h, w = frame.shape[:2]
             d.boxes_xyxy[:, 0::2] = np.clip(d.boxes_xyxy[:, 0::2], 0, w - 1)  # the reference's fit_to_image
             d.boxes_xyxy[:, 1::2] = np.clip(d.boxes_xyxy[:, 1::2], 0, h - 1)
@@ -181,18 +164,19 @@ class MTCNN:
 
     # -- stages 2 and 3 --------------------------------------------------------------------------------------------
     def _run_patches(self, images: torch.Tensor, idx: np.ndarray, boxes: np.ndarray, net, size: int,
-                     frame_hw: tuple[int, int] | None = None, offset_xy: tuple[int, int] = (0, 0)):
+                     frame_hw: tuple[int, int] | None = None, offsets_xy: np.ndarray | None = None):
         """Crop every box to size x size (``crop_patches``) and run ``net`` in chunks; the net's outputs as numpy.
         Chunks are padded to a power of two patches, at least 4: the nets then see a handful of batch shapes, so
         oneDNN's per-shape primitive cache stays small instead of growing with every new face count; and from 4
         patches up a patch's outputs are the same bits whatever the batch (1 or 2 patches take other kernels:
-        another last bit). 4, not 8: a tracked talking head costs O-Net half as much per frame."""
+        another last bit). 4, not 8: a tracked talking head costs O-Net half as much per frame.
+        ``offsets_xy`` (n, 2): where box i's image starts in its frame (``crop_patches``)."""
         outs = []
         per_call = max(1, self.patch_batch * 24 * 24 // (size * size))  # equal pixels per call for R- and O-Net
         for s in range(0, len(idx), per_call):
             n = len(idx[s:s + per_call])
             patches = crop_patches(images, torch.from_numpy(idx[s:s + per_call]), boxes[s:s + per_call], size,
-                                   frame_hw, offset_xy)
+                                   frame_hw, None if offsets_xy is None else offsets_xy[s:s + per_call])
             padded = min(max(MIN_BATCH, 1 << (n - 1).bit_length()), max(per_call, n))
             if padded > n:
                 patches = torch.cat([patches, patches.new_zeros((padded - n, *patches.shape[1:]))])
@@ -210,9 +194,9 @@ class MTCNN:
         k = nms(boxes, score, 0.7, groups=idx)
         return idx[k], to_square(boxes[k])
 
-    def _stage_onet(self, frame_hwc: np.ndarray, boxes: np.ndarray) -> Detections:
-        """O-Net on the proposals of one frame, thresholded and suppressed (NMS over the smaller box)."""
-        d = self.refine(frame_hwc, boxes, square=False)
+    def _stage_onet(self, found: Detections, rows: np.ndarray) -> Detections:
+        """One frame's O-Net results (``rows`` of ``found``), thresholded and suppressed (NMS over the smaller box)."""
+        d = Detections(found.boxes_xyxy[rows], found.scores[rows], found.landmarks_5x2[rows])
         keep = np.flatnonzero(d.scores > self.thresholds[2])
         k = keep[nms(d.boxes_xyxy[keep], d.scores[keep], 0.7, method="min")]
         return Detections(d.boxes_xyxy[k], d.scores[k], d.landmarks_5x2[k])
@@ -226,26 +210,42 @@ class MTCNN:
         lm = np.stack([w * marks[:, 0:5] + boxes[:, 0:1] - 1, h * marks[:, 5:10] + boxes[:, 1:2] - 1], axis=2)
         return apply_regression(boxes, reg), lm
 
-    @torch.inference_mode()
     def refine(self, frame_hwc: np.ndarray, boxes_xyxy: np.ndarray, square: bool = True) -> Detections:
         """O-Net alone on given boxes of one frame (e.g. where a tracker expects faces): one result per box, in
         order, with its face probability; no thresholding or NMS. This is MTCNN's last stage, which regresses
         the box and landmarks from a rough square crop, so a face that moved a little is found again.
         ``square``: make the boxes square first (O-Net's input; detect's proposals are square already)."""
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        return self.refine_many([frame_hwc], np.zeros(len(boxes), np.int64), boxes, square)
+
+    @torch.inference_mode()
+    def refine_many(self, frames_hwc: Sequence[np.ndarray], frame_index: np.ndarray, boxes_xyxy: np.ndarray,
+                    square: bool = True) -> Detections:
+        """``refine`` for boxes on several frames of one size (box i on ``frames_hwc[frame_index[i]]``) in one O-Net
+        pass: one result per box, in order, each the same bits as ``refine`` on its frame alone. Only the region
+        the patches of a frame sample is converted: a tracked face costs a crop, not a frame."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        frame_index = np.asarray(frame_index, np.int64)
         if len(boxes) == 0:
             return Detections.empty()
         sq = to_square(boxes) if square else boxes
-        # only the region the patches sample is converted: a tracked face costs a crop, not a frame
-        h, w = frame_hwc.shape[:2]
-        x0, y0 = (max(0, int(np.floor(v)) - 1) for v in (sq[:, 0].min(), sq[:, 1].min()))
-        x1, y1 = min(w, int(np.ceil(sq[:, 2].max())) + 2), min(h, int(np.ceil(sq[:, 3].max())) + 2)
-        if x1 <= x0 or y1 <= y0:  # every box is off the frame
-            return Detections(boxes.astype(np.float32), np.zeros(len(boxes), np.float32),
-                              np.zeros((len(boxes), 5, 2), np.float32))
-        region = torch.as_tensor(np.ascontiguousarray(frame_hwc[y0:y1, x0:x1])).to(self.device)
-        region = region.permute(2, 0, 1)[None].float()
-        reg, marks, score = self._run_patches(region, np.zeros(len(sq), np.int64), sq, self.onet, 48, (h, w),
-                                              (x0, y0))
+        h, w = frames_hwc[0].shape[:2]
+        used = np.unique(frame_index)
+        regions = np.zeros((len(used), 4), np.int64)  # per used frame: the region its boxes sample, x0 y0 x1 y1
+        for r, f in enumerate(used):
+            b = sq[frame_index == f]
+            regions[r] = (max(0, int(np.floor(b[:, 0].min())) - 1), max(0, int(np.floor(b[:, 1].min())) - 1),
+                          min(w, int(np.ceil(b[:, 2].max())) + 2), min(h, int(np.ceil(b[:, 3].max())) + 2))
+        empty = (regions[:, 2] <= regions[:, 0]) | (regions[:, 3] <= regions[:, 1])  # every box is off the frame
+        regions[empty] = (0, 0, 1, 1)  # a pixel to sample from; those boxes get probability 0 below
+        hh, ww = int((regions[:, 3] - regions[:, 1]).max()), int((regions[:, 2] - regions[:, 0]).max())
+        block = np.zeros((len(used), hh, ww, 3), np.uint8)
+        for r, (f, (x0, y0, x1, y1)) in enumerate(zip(used, regions)):
+            block[r, :y1 - y0, :x1 - x0] = frames_hwc[f][y0:y1, x0:x1]
+        slot = np.searchsorted(used, frame_index)
+        images = torch.from_numpy(block).to(self.device).permute(0, 3, 1, 2).float()
+        reg, marks, score = self._run_patches(images, slot, sq, self.onet, 48, (h, w), regions[slot, :2])
         out_boxes, lm = self._onet_decode(sq, reg, marks)
+        off = empty[slot]
+        out_boxes[off], lm[off], score[off] = boxes[off], 0.0, 0.0
         return Detections(out_boxes.astype(np.float32), score.astype(np.float32), lm.astype(np.float32))

@@ -17,13 +17,14 @@ import torch
 from PIL import Image
 
 from facekit.align import align_faces, get_template
-from facekit.detect.mtcnn import MTCNN, Detections
+from facekit.detect.mtcnn import MTCNN
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.memory import release_free_memory
 from facekit.pipeline.batches import detected_ahead, sample_rate
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.stages import CLOCK
+from facekit.pipeline.tracked import Observation, backfill, tracked_run
 from facekit.quality import duplicate_signature, laplacian_variance, pose_proxy
 from facekit.track.tracker import FaceTracker
 from facekit.video.decode import VideoStream
@@ -36,19 +37,6 @@ class VideoResult:
     video: dict
     sequences: list[dict]
     faces: list[dict]
-
-
-@dataclass
-class _Observation:
-    track_id: int
-    frame_index: int
-    timestamp_sec: float
-    slot: int  # the frame's position in the frames handed to ``_SequenceWriter.add``
-    box_xyxy: np.ndarray
-    landmarks_5x2: np.ndarray
-    score: float
-    tracked: bool  # found by O-Net around the tracker's prediction, between full detector runs
-    shot_index: int
 
 
 @dataclass
@@ -72,7 +60,7 @@ class _SequenceWriter:
         self.dropped: Counter = Counter()
         self.seen = 0
 
-    def add(self, observations: list[_Observation], frames: list[np.ndarray]) -> None:
+    def add(self, observations: list[Observation], frames: list[np.ndarray]) -> None:
         if not observations:
             return
         self.seen += len(observations)
@@ -218,28 +206,36 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         first = int(index[0]) - (len(prev[0]) if prev is not None else 0)  # frame index of pool[0]
         pool_stamps = np.concatenate([prev[2], stamps]) if prev is not None else stamps
         pool_orig = np.concatenate([pool_orig_prev, orig])
-        observations: list[_Observation] = []
+        observations: list[Observation] = []
         ended: list[int] = []
-        for j, f in enumerate(index):
-            f = int(f)
+        j = 0
+        while j < len(index):
+            f = int(index[j])
             if is_cut[j]:
                 ended += tracker.end_all()
                 shot_index, shot_start = shot_index + 1, f
             with CLOCK("tracking"):
+                if not key[j]:  # a run of frames between full detections: O-Net on all their tracked boxes at once
+                    for j, d in tracked_run(tracker, detector, cfg, frames, index, key, j):
+                        g = int(index[j])
+                        ids, gone = tracker.update(g, d.boxes_xyxy, d.landmarks_5x2)
+                        ended += gone
+                        observations += [Observation(tid, g, float(stamps[j]), g - first, d.boxes_xyxy[n],
+                                                      d.landmarks_5x2[n], float(d.scores[n]), True, shot_index)
+                                         for n, tid in enumerate(ids)]
+                    j += 1
+                    continue
                 known = set(tracker.active_ids)
-                if key[j]:
-                    d, tracked = next(dets), False
-                else:
-                    ids, boxes, _ = tracker.predictions(f)
-                    d, tracked = _confident(detector.refine(frames[j], boxes), cfg), True
+                d = next(dets)
                 ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
                 ended += gone
                 for n, tid in enumerate(ids):
-                    observations.append(_Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
-                                                     d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
-                    if key[j] and tid not in known and f > shot_start:
+                    observations.append(Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
+                                                     d.landmarks_5x2[n], float(d.scores[n]), False, shot_index))
+                    if tid not in known and f > shot_start:
                         lowest = max(shot_start, f - k + 1, first)
-                        observations += _backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
+                        observations += backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
+            j += 1
         for o in observations:  # the manifests name the video's own frames
             o.frame_index = int(pool_orig[o.slot])
         # one batched alignment per decoded batch; track ids are never reused, so closing after adding is safe
@@ -255,24 +251,3 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     if progress is not None and passed < stream.info.num_frames:  # frames after the last one used
         progress.update(stream.info.num_frames - passed)
     return shot_index + 1
-
-
-def _confident(d: Detections, cfg: ExtractConfig) -> Detections:
-    ok = d.scores >= cfg.thresholds[2]
-    return Detections(d.boxes_xyxy[ok], d.scores[ok], d.landmarks_5x2[ok])
-
-
-def _backfill(detector: MTCNN, cfg: ExtractConfig, pool: list[np.ndarray], pool_stamps: np.ndarray, first: int,
-              lowest: int, born: _Observation) -> list[_Observation]:
-    """Follow a newly found face backwards from frame ``born.frame_index - 1`` down to ``lowest`` with O-Net on
-    the box of the frame after; stops at the first frame where O-Net loses it."""
-    out: list[_Observation] = []
-    box = born.box_xyxy
-    for f in range(born.frame_index - 1, lowest - 1, -1):
-        d = _confident(detector.refine(pool[f - first], box[None]), cfg)
-        if len(d) == 0:
-            break
-        box = d.boxes_xyxy[0]
-        out.append(_Observation(born.track_id, f, float(pool_stamps[f - first]), f - first, box,
-                                d.landmarks_5x2[0], float(d.scores[0]), True, born.shot_index))
-    return out

@@ -28,7 +28,11 @@ class _Track:
     def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
         shift = self.velocity * (frame - self.last_frame)
         centre_shift = np.array([(shift[0] + shift[2]) / 2, (shift[1] + shift[3]) / 2])
-        return self.box_xyxy + shift, self.landmarks_5x2 + centre_shift
+        box = self.box_xyxy + shift
+        if (box[2:] < box[:2]).any():  # shrunk past nothing: a 1 px box at its centre
+            centre = (box[:2] + box[2:]) / 2
+            box = np.concatenate([centre - 0.5, centre + 0.5])
+        return box, self.landmarks_5x2 + centre_shift
 
 
 class FaceTracker:

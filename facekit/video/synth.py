@@ -15,15 +15,15 @@ from PIL import Image
 from facekit.errors import InputError
 
 
-def ken_burns(photo: Image.Image, n_frames: int, size_wh: tuple[int, int], zoom: tuple[float, float] = (1.0, 1.2),
-              pan: tuple[float, float] = (0.05, 0.03)) -> list[np.ndarray]:
-    """Frames (H, W, 3) uint8 that zoom from ``zoom[0]`` to ``zoom[1]`` and pan by ``pan`` (fractions of the photo)."""
-    photo = photo.convert("RGB")
-    pw, ph = photo.size
+def ken_burns_boxes(photo_wh: tuple[int, int], n_frames: int, size_wh: tuple[int, int],
+                    zoom: tuple[float, float] = (1.0, 1.2), pan: tuple[float, float] = (0.05, 0.03)) -> np.ndarray:
+    """(n_frames, 4) photo regions (x0, y0, x1, y1) that ``ken_burns`` resizes into its frames: a zoom from
+    ``zoom[0]`` to ``zoom[1]`` and a pan by ``pan`` (fractions of the photo)."""
+    pw, ph = photo_wh
     w, h = size_wh
     aspect = w / h
     base_w, base_h = (pw, pw / aspect) if pw / ph < aspect else (ph * aspect, ph)
-    frames = []
+    boxes = []
     for t in np.linspace(0.0, 1.0, n_frames):
         z = zoom[0] + (zoom[1] - zoom[0]) * t
         cw, ch = base_w / z, base_h / z
@@ -31,8 +31,18 @@ def ken_burns(photo: Image.Image, n_frames: int, size_wh: tuple[int, int], zoom:
         cy = ph / 2 + pan[1] * ph * (t - 0.5)
         x0 = float(np.clip(cx - cw / 2, 0, pw - cw))
         y0 = float(np.clip(cy - ch / 2, 0, ph - ch))
-        frames.append(np.asarray(photo.resize((w, h), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))))
-    return frames
+        boxes.append((x0, y0, x0 + cw, y0 + ch))
+    return np.array(boxes).reshape(-1, 4)
+
+
+def ken_burns(photo: Image.Image, n_frames: int, size_wh: tuple[int, int], zoom: tuple[float, float] = (1.0, 1.2),
+              pan: tuple[float, float] = (0.05, 0.03)) -> list[np.ndarray]:
+    """Frames (H, W, 3) uint8 that zoom from ``zoom[0]`` to ``zoom[1]`` and pan by ``pan`` (fractions of the photo).
+    A photo pixel (x, y) lands at ((x + 0.5 - x0) * W / (x1 - x0) - 0.5, likewise y) of a frame whose region is
+    (x0, y0, x1, y1) (``ken_burns_boxes``)."""
+    photo = photo.convert("RGB")
+    return [np.asarray(photo.resize(size_wh, Image.BILINEAR, box=tuple(box)))
+            for box in ken_burns_boxes(photo.size, n_frames, size_wh, zoom, pan)]
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.0, crf: int = 23,

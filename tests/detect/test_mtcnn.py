@@ -136,3 +136,47 @@ def test_pnet_regression_at_its_windows_is_the_whole_maps(detector):
         assert len(b) > 5
         assert torch.equal(reg[b, :, y, xx], detector.pnet.regression_at(features, b, y, xx))
         assert torch.equal(prob, detector.pnet.probability(features))
+
+
+def test_integer_pyramid_levels_are_the_pooled_levels():
+    """From uint8 images a level whose block divides the image is summed in integers: the same bits as average
+    pooling the float level above it, level by level (what the pyramid did before); other sizes pool."""
+    import torch.nn.functional as F
+
+    from facekit.detect.boxes import ImagePyramid
+
+    rng = np.random.default_rng(0)
+    for h, w in ((64, 96), (60, 90), (37, 41)):
+        images = torch.from_numpy(rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)).permute(0, 3, 1, 2)
+        pyramid, pooled = ImagePyramid(images), images.float()
+        for level in range(5):
+            assert torch.equal(pyramid.level(level), pooled), (h, w, level)
+            pooled = F.avg_pool2d(pooled, 2, ceil_mode=True)
+
+
+def test_block_means_never_overflow():
+    """16-bit sums hold 255 k^2 only up to k = 11; larger blocks average in float (still exact)."""
+    import torch.nn.functional as F
+
+    from facekit.detect.boxes import shrink_uint8
+
+    frames = torch.full((1, 48, 48, 3), 255, dtype=torch.uint8)
+    for k in (2, 11, 12, 16):
+        want = F.avg_pool2d(frames.permute(0, 3, 1, 2).float(), k, ceil_mode=True)
+        assert torch.equal(shrink_uint8(frames, k), want), k
+
+
+def test_refine_many_is_refine_on_each_frame(detector, sample_frames):
+    """O-Net over boxes of several frames in one pass gives each box the bits ``refine`` gives it on its frame
+    alone (boxes off the frame included: probability 0, the box as given)."""
+    frames = sample_frames[[5, 6, 45, 46]]
+    found = detector.detect(frames)
+    boxes = [d.boxes_xyxy + 3.0 for d in found]
+    boxes[1] = np.concatenate([boxes[1], [[-900, -900, -800, -800]]])
+    boxes[3] = np.array([[-900.0, -900, -800, -800]])  # a frame whose boxes are all off it
+    index = np.concatenate([np.full(len(b), i) for i, b in enumerate(boxes)])
+    many = detector.refine_many(list(frames), index, np.concatenate(boxes))
+    one = [detector.refine(f, b) for f, b in zip(frames, boxes)]
+    for field in ("boxes_xyxy", "scores", "landmarks_5x2"):
+        assert np.array_equal(getattr(many, field), np.concatenate([getattr(d, field) for d in one])), field
+    assert many.scores[-1] == 0 and np.array_equal(many.boxes_xyxy[-1], boxes[3][0])

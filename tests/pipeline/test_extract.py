@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,35 @@ def test_detect_every_tracks_between_detector_runs(clips, tmp_path):
     assert len(both) > 0
     width = both.box_x2_det - both.box_x1_det
     assert ((both.box_x1_det - both.box_x1_int).abs() / width).max() < 0.05
+
+
+def test_tracked_faces_of_several_frames_fill_one_onet_batch(clips, tmp_path, monkeypatch):
+    """Between full detections O-Net re-finds tracked faces of as many frames as fill its smallest batch
+    (MIN_BATCH patches, padded with blanks otherwise): a lone face takes up to 4 frames a call, never past the
+    next key frame; 4 faces or more take one frame a call, what the tracker did frame by frame before."""
+    from facekit.detect.mtcnn import MIN_BATCH, MTCNN
+    from facekit.pipeline import tracked, video_sequences
+
+    calls = []
+    real = MTCNN.refine_many
+
+    def spy(self, frames, frame_index, boxes, square=True):
+        if square:  # the tracker's calls (detect's own O-Net pass gives square=False)
+            calls.append(np.asarray(frame_index).copy())
+        return real(self, frames, frame_index, boxes, square)
+
+    monkeypatch.setattr(MTCNN, "refine_many", spy)
+    monkeypatch.setattr(video_sequences, "backfill", lambda *a: [])
+    monkeypatch.setattr(tracked, "REFINE_AGAIN", float("inf"))  # first passes only (the test above needs both)
+    _run([clips / "one.mp4"], tmp_path / "one", cfg=ExtractConfig(detect_every=8))
+    one = [c for c in calls if len(c)]
+    assert max(len(c) for c in one) == MIN_BATCH and all(len(c) <= MIN_BATCH for c in one)
+    assert all(len(np.unique(c)) == len(c) for c in one)  # one face: one box per frame
+    assert all(c.max() - c.min() == len(c) - 1 for c in one)  # consecutive frames
+    calls.clear()
+    _run([clips / "group.mp4"], tmp_path / "group", cfg=dataclasses.replace(SMALL_FACES, detect_every=4))
+    group = [c for c in calls if len(c) >= MIN_BATCH]
+    assert group and all(len(np.unique(c)) == 1 for c in group)
 
 
 @pytest.mark.slow
