@@ -1,6 +1,7 @@
 """Ground-truth landmark error and recall of ``extract-sequences`` on a video whose landmarks are known.
 
     python benchmarks/extract_landmarks.py [--detect-every K ...] [--fps F] [--json OUT]
+    python benchmarks/extract_landmarks.py --compare A.json B.json
 
 Two videos (640x480, 25 fps, H.264 CRF 23, hard cuts between shots) made of dlib's hand-annotated photos
 (``../shared/data/dlib/examples/faces``, 68 points per face reduced to MTCNN's five as in
@@ -103,18 +104,45 @@ def measure(video: Path, truth: list[dict], cfg: ExtractConfig, out: Path) -> di
         found.setdefault(f["frame_index"], []).append({
             "box": [f["box_x1"], f["box_y1"], f["box_x2"], f["box_y2"]],
             "landmarks": np.asarray(f["landmarks_5x2"]).reshape(5, 2).tolist()})
-    errors = [e for e in landmark_errors(truth, found) if e is not None]
-    return {"frames_per_s": round(kept.video["num_frames"] / seconds, 1), "sequences": len(kept.sequences),
-            "faces_kept": len(kept.faces), "truth_faces": len(truth), "truth_found": len(errors),
+    per_face = landmark_errors(truth, found)
+    errors = [e for e in per_face if e is not None]
+    return {"per_face": per_face, "frames_per_s": round(kept.video["num_frames"] / seconds, 1),
+            "sequences": len(kept.sequences), "faces_kept": len(kept.faces), "truth_faces": len(truth),
+            "truth_found": len(errors),
             "mean_error": round(float(np.mean(errors)), 4), "median_error": round(float(np.median(errors)), 4)}
+
+
+def paired(a: list[float | None], b: list[float | None], seed: int = 0) -> dict:
+    """Mean of b - a over the ground-truth faces both runs found, with a 95% bootstrap interval (faces resampled)."""
+    both = np.array([(x, y) for x, y in zip(a, b) if x is not None and y is not None])
+    diff = both[:, 1] - both[:, 0]
+    rng = np.random.default_rng(seed)
+    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(2000)]
+    return {"faces": len(diff), "mean_a": round(float(both[:, 0].mean()), 4),
+            "mean_b": round(float(both[:, 1].mean()), 4),
+            "mean_b_minus_a": round(float(diff.mean()), 5),
+            "ci95": [round(float(np.percentile(means, 2.5)), 5), round(float(np.percentile(means, 97.5)), 5)],
+            "per_face_sd": round(float(both.std(0).mean()), 4)}
+
+
+def compare(path_a: Path, path_b: Path) -> None:
+    """The first run of each clip in two ``--json`` files, face by face."""
+    a, b = json.loads(path_a.read_text()), json.loads(path_b.read_text())
+    out = {clip: paired(next(iter(a[clip].values()))["per_face"], next(iter(b[clip].values()))["per_face"])
+           for clip in a}
+    print(json.dumps(out, indent=2))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detect-every", type=int, nargs="*", help="runs at these settings (default: the default)")
     ap.add_argument("--fps", type=float, default=None)
-    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--json", type=Path, help="also write the results here (with each face's error)")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"), help="two --json files: B's error minus A's, "
+                    "face by face, on the faces both found (first run of each clip)")
     args = ap.parse_args()
+    if args.compare:
+        return compare(*args.compare)
     if not FACES.exists():
         sys.exit(f"{FACES}: not found (dlib's example faces, ../shared/data)")
     rate = {"fps": args.fps} if args.fps else {}  # (no fps key: the script also runs at revisions before --fps)
@@ -128,7 +156,8 @@ def main() -> None:
             video, truth = annotated_clip(Path(tmp), clip)
             result[clip] = {name: measure(video, truth, cfg, Path(tmp) / f"{clip}{i}")
                             for i, (name, cfg) in enumerate(runs.items())}
-    print(json.dumps(result, indent=2))
+    print(json.dumps({c: {n: {k: v for k, v in r.items() if k != "per_face"} for n, r in runs_.items()}
+                      for c, runs_ in result.items()}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -5,9 +5,10 @@
 Both runs happen in this process on the same video:
 - baseline: the same MTCNN (same weights, thresholds, min face size), run on every frame, one frame per call,
   at full resolution (``detect_every=1, batch_frames=1, detect_max_side=None``);
-- facekit: the default settings (frames decoded in a background thread and detected in batches, full detector on
-  every 4th frame of a shot and O-Net on the tracked boxes in between, new faces followed backwards, frames
-  shrunk to 1280 px for the first two detector stages).
+- facekit: the default settings (frames decoded in a background thread and detected in batches a batch ahead of
+  tracking, the full detector on every ``detect_every``-th frame of a shot and O-Net on the tracked boxes in
+  between, several frames' tracked faces per O-Net pass, new faces followed backwards, frames shrunk to 1280 px
+  for the first two detector stages).
 Each run is timed twice and the faster time kept (the machine's noise is ~10%). Also printed: the decode-only
 floor (every frame decoded in the same batches, nothing else) and, from one more default run with the stage
 clock on, each stage's share of its time (decode = waiting for the decoding thread, shot cuts, detection,

@@ -152,12 +152,12 @@ class ImagePyramid:
         if i not in self.levels:
             k = 1 << i
             h, w = self.images.shape[-2:]
-            if i == 0:
-                self.levels[0] = self.images.float()
+            if i == 0:  # as given: the sampler reads uint8 pixels as exactly as float ones
+                self.levels[0] = self.images
             elif not self.images.is_floating_point() and h % k == 0 and w % k == 0:
                 self.levels[i] = shrink_uint8(self.images.permute(0, 2, 3, 1), k)
             else:
-                self.levels[i] = F.avg_pool2d(self.level(i - 1), 2, ceil_mode=True)
+                self.levels[i] = F.avg_pool2d(self.level(i - 1).float(), 2, ceil_mode=True)
         return self.levels[i]
 
 
@@ -217,17 +217,20 @@ def _bilinear_patches(images: torch.Tensor, idx: torch.Tensor, a: torch.Tensor,
     at_y = (y0.clamp(0, h_in - 1) * w_in, (y0 + 1).clamp(0, h_in - 1) * w_in)
     w_x, w_y = (1.0 - fx, fx), (1.0 - fy, fy)
     image = idx.to(dev).view(n, 1, 1)
-    if b * h_in * w_in <= 8 * n * gh * gw:  # small images (face regions): one channels-last copy, pixel-wise gathers
+    channels_last = images.permute(0, 2, 3, 1).is_contiguous()
+    if channels_last or b * h_in * w_in <= 8 * n * gh * gw:  # pixel rows (a copy only for small NCHW images)
         pixels = images.permute(0, 2, 3, 1).reshape(b * h_in * w_in, c)
         image = image * (h_in * w_in)
         gather = lambda at: pixels.index_select(0, (image + at).view(-1)).view(n, gh, gw, c)  # noqa: E731
-    else:  # whole frames: gather from the NCHW planes, no copy of the batch
+    else:  # whole NCHW frames: gather from the planes, no copy of the batch
         flat = images.reshape(b, c, h_in * w_in)
         gather = lambda at: flat[image.view(n, 1), :, at.view(n, -1)].view(n, gh, gw, c)  # noqa: E731
+    # uint8 images are gathered as they are: a pixel times a float32 weight is the float pixel times it, exactly
+    dtype = images.dtype if images.is_floating_point() else torch.float32
     out = None
     for dy in (0, 1):
         for dx in (0, 1):
-            weight = torch.where(in_y[dy] & in_x[dx], w_y[dy] * w_x[dx], 0.0).to(images.dtype).unsqueeze(-1)
+            weight = torch.where(in_y[dy] & in_x[dx], w_y[dy] * w_x[dx], 0.0).to(dtype).unsqueeze(-1)
             tap = gather(at_y[dy] + at_x[dx]) * weight  # (n, gh, gw, C)
             out = tap if out is None else out + tap
     return out.permute(0, 3, 1, 2)  # (n, C, gh, gw)

@@ -243,7 +243,7 @@ class MTCNN:
         for r, (f, (x0, y0, x1, y1)) in enumerate(zip(used, regions)):
             block[r, :y1 - y0, :x1 - x0] = frames_hwc[f][y0:y1, x0:x1]
         slot = np.searchsorted(used, frame_index)
-        images = torch.from_numpy(block).to(self.device).permute(0, 3, 1, 2).float()
+        images = torch.from_numpy(block).to(self.device).permute(0, 3, 1, 2)  # uint8: sampled without a float copy
         reg, marks, score = self._run_patches(images, slot, sq, self.onet, 48, (h, w), regions[slot, :2])
         out_boxes, lm = self._onet_decode(sq, reg, marks)
         off = empty[slot]

@@ -24,7 +24,7 @@ class ExtractConfig:
     min_face_size: float = 40.0  # detector pyramid lower bound, px in the original frame
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)  # P/R/O-Net
     detect_max_side: int | None = 1280  # frames are shrunk to this longer side for detection only
-    detect_every: int = 4  # full MTCNN on every k-th frame of a shot; O-Net on tracked boxes in between
+    detect_every: int = 8  # full MTCNN on every k-th frame of a shot; O-Net on tracked boxes in between
     fps: float | None = None  # detect and track at this many frames per second of video time (None: every frame)
     batch_frames: int = 16  # decoded frames per batch (bounds memory)
     shot_threshold: float = 0.2  # see facekit.video.shots

@@ -36,8 +36,8 @@ def tracked_run(tracker: FaceTracker, detector: MTCNN, cfg: ExtractConfig, frame
     it on each frame, in one pass. A face two or more frames past the tracker's state may be further off its
     predicted box than one O-Net step corrects: where O-Net moved a box's centre by more than ``REFINE_AGAIN``
     of its side, O-Net runs again from the box it found. Yields (slot in ``frames``, confident detections) per
-    frame, in order; the caller updates the tracker before asking for the next frame, and a track that has
-    ended by then (``max_gap``) has no detection there."""
+    frame, in order; the caller updates the tracker before asking for the next frame, and a track that has ended
+    by then (``max_gap``) has no detection there."""
     ids = tracker.active_ids
     most = MIN_BATCH // len(ids) if ids else len(index)
     end = j + 1
@@ -53,8 +53,8 @@ def tracked_run(tracker: FaceTracker, detector: MTCNN, cfg: ExtractConfig, frame
         for field in ("boxes_xyxy", "scores", "landmarks_5x2"):
             getattr(found, field)[again] = getattr(second, field)
     for r, s in enumerate(range(j, end)):
-        live = np.array([t in tracker.active_ids and int(index[s]) - tracker.last_frame(t) <= cfg.tracker.max_gap
-                         for t in ids], bool)
+        f, active = int(index[s]), set(tracker.active_ids)
+        live = np.array([t in active and f - tracker.last_frame(t) <= cfg.tracker.max_gap for t in ids], bool)
         rows = np.arange(r * len(ids), (r + 1) * len(ids))[live]
         yield s, confident(Detections(found.boxes_xyxy[rows], found.scores[rows], found.landmarks_5x2[rows]), cfg)
 

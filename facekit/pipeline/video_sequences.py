@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from facekit.align import align_faces, get_template
-from facekit.detect.mtcnn import MTCNN
+from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.memory import release_free_memory
@@ -64,42 +64,48 @@ class _SequenceWriter:
         if not observations:
             return
         self.seen += len(observations)
+        f = self.cfg.filters
+        sides = [float(min(o.box_xyxy[2] - o.box_xyxy[0], o.box_xyxy[3] - o.box_xyxy[1])) for o in observations]
+        # faces the score or size filter drops are never aligned; slot[i]: face i's crop
+        aligned = [i for i, o in enumerate(observations) if o.score >= f.min_score and sides[i] >= f.min_face_px]
+        slot = np.zeros(len(observations), np.int64)
+        slot[aligned] = np.arange(len(aligned))
         with CLOCK("alignment"):
-            crops = align_faces(frames, np.array([o.slot for o in observations]),
-                                np.stack([o.landmarks_5x2 for o in observations]), self.template, self.device)
+            crops = align_faces(frames, np.array([observations[i].slot for i in aligned], np.int64),
+                                np.array([observations[i].landmarks_5x2 for i in aligned]).reshape(-1, 5, 2),
+                                self.template, self.device)
         with CLOCK("filters"):
             blur = laplacian_variance(crops)
             sigs = duplicate_signature(crops)
             pose = pose_proxy(np.stack([o.landmarks_5x2 for o in observations]))
-        f = self.cfg.filters
         for i, o in enumerate(observations):
-            side = float(min(o.box_xyxy[2] - o.box_xyxy[0], o.box_xyxy[3] - o.box_xyxy[1]))
+            side, c = sides[i], slot[i]
             seq = self.open.setdefault(o.track_id, _Sequence(o.shot_index))
             reason = None
             if o.score < f.min_score:
                 reason = "score"
             elif side < f.min_face_px:
                 reason = "size"
-            elif blur[i] < f.min_blur:
+            elif blur[c] < f.min_blur:
                 reason = "blur"
             elif abs(pose.yaw[i]) > f.max_abs_yaw:
                 reason = "pose"
-            elif seq.last_signature is not None and np.abs(sigs[i] - seq.last_signature).mean() < f.duplicate_threshold:
+            elif seq.last_signature is not None and np.abs(sigs[c] - seq.last_signature).mean() < f.duplicate_threshold:
                 reason = "duplicate"
             if reason:
                 self.dropped[reason] += 1
                 continue
-            seq.last_signature = sigs[i]
+            seq.last_signature = sigs[c]
             row = {
                 "video_id": self.video_id, "frame_index": o.frame_index, "timestamp_sec": o.timestamp_sec,
                 "box_x1": o.box_xyxy[0], "box_y1": o.box_xyxy[1], "box_x2": o.box_xyxy[2], "box_y2": o.box_xyxy[3],
                 "landmarks_5x2": o.landmarks_5x2.reshape(-1).astype(np.float32).tolist(), "score": o.score,
-                "blur": float(blur[i]), "yaw": float(pose.yaw[i]), "roll_deg": float(pose.roll_deg[i]),
+                "blur": float(blur[c]), "yaw": float(pose.yaw[i]), "roll_deg": float(pose.roll_deg[i]),
                 "tracked": o.tracked, "_side": side,
             }
             seq.rows.append(row)
             with CLOCK("writing"):
-                self._store_crop(seq, row, crops[i])
+                self._store_crop(seq, row, crops[c])
 
     def _store_crop(self, seq: _Sequence, row: dict, crop_3hw: torch.Tensor) -> None:
         buf = io.BytesIO()
@@ -208,33 +214,32 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         pool_orig = np.concatenate([pool_orig_prev, orig])
         observations: list[Observation] = []
         ended: list[int] = []
+
+        def observe(j: int, d: Detections, tracked: bool) -> None:
+            """Frame ``j``'s faces to the tracker; a face a full detection finds for the first time is also
+            followed backwards to where it appeared (since the last full detection, within the shot)."""
+            nonlocal ended
+            f, known = int(index[j]), set(tracker.active_ids)
+            ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
+            ended += gone
+            for n, tid in enumerate(ids):
+                observations.append(Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
+                                                d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
+                if not tracked and tid not in known and f > shot_start:
+                    lowest = max(shot_start, f - k + 1, first)
+                    observations.extend(backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1]))
+
         j = 0
         while j < len(index):
-            f = int(index[j])
             if is_cut[j]:
                 ended += tracker.end_all()
-                shot_index, shot_start = shot_index + 1, f
+                shot_index, shot_start = shot_index + 1, int(index[j])
             with CLOCK("tracking"):
-                if not key[j]:  # a run of frames between full detections: O-Net on all their tracked boxes at once
+                if key[j]:
+                    observe(j, next(dets), tracked=False)
+                else:  # a run of frames between full detections: O-Net on all their tracked boxes at once
                     for j, d in tracked_run(tracker, detector, cfg, frames, index, key, j):
-                        g = int(index[j])
-                        ids, gone = tracker.update(g, d.boxes_xyxy, d.landmarks_5x2)
-                        ended += gone
-                        observations += [Observation(tid, g, float(stamps[j]), g - first, d.boxes_xyxy[n],
-                                                      d.landmarks_5x2[n], float(d.scores[n]), True, shot_index)
-                                         for n, tid in enumerate(ids)]
-                    j += 1
-                    continue
-                known = set(tracker.active_ids)
-                d = next(dets)
-                ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
-                ended += gone
-                for n, tid in enumerate(ids):
-                    observations.append(Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
-                                                     d.landmarks_5x2[n], float(d.scores[n]), False, shot_index))
-                    if tid not in known and f > shot_start:
-                        lowest = max(shot_start, f - k + 1, first)
-                        observations += backfill(detector, cfg, pool, pool_stamps, first, lowest, observations[-1])
+                        observe(j, d, tracked=True)
             j += 1
         for o in observations:  # the manifests name the video's own frames
             o.frame_index = int(pool_orig[o.slot])
