@@ -3,7 +3,8 @@
 glibc keeps memory that Python, NumPy and torch free inside its heaps; with buffers of varying sizes (frames,
 pyramids, detector batches whose size depends on how many faces a batch has) the heaps fragment and a long
 video's resident memory creeps up by hundreds of MB although nothing is kept. ``malloc_trim(0)`` returns the free
-pages; it costs well under a millisecond per call here. A no-op where there is no glibc (macOS, Windows, musl).
+pages; it costs about a millisecond a call on a quiet heap, several while other threads allocate. A no-op where
+there is no glibc (macOS, Windows, musl).
 """
 
 from __future__ import annotations

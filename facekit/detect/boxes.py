@@ -134,10 +134,11 @@ def shrink_uint8(frames_bhwc: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class ImagePyramid:
-    """An image batch and its 2x average-pooled levels (level i: the mean of each 2^i x 2^i block), each built on
-    first use and shared by every caller. From uint8 images a level whose block divides the image is summed in
-    integers from the images themselves (``shrink_uint8``): every level's values are multiples of 4^-i small
-    enough for float32, so this is exactly what pooling level i - 1 gives, without the float copies in between."""
+    """An image batch (level 0, as given: uint8 or float) and its 2x average-pooled float levels (level i: the mean
+    of each 2^i x 2^i block), each built on first use and shared by every caller. From uint8 images a level whose
+    block divides the image is summed in integers from the images themselves (``shrink_uint8``): every level's
+    values are multiples of 4^-i small enough for float32, so this is exactly what pooling level i - 1 gives,
+    without the float copies in between."""
 
     def __init__(self, images_bchw: torch.Tensor, max_level: int = 5) -> None:
         self.images = images_bchw

@@ -111,12 +111,10 @@ class MTCNN:
         """Full MTCNN on a batch (B, H, W, 3) or one image (H, W, 3) of uint8 RGB; one ``Detections`` per image."""
         if frames_bhwc.ndim == 3:
             frames_bhwc = frames_bhwc[None]
-        b = len(frames_bhwc)
-        if b == 0:
+        if len(frames_bhwc) == 0:
             return []
         images, k = self._prepare(frames_bhwc)
-        min_face = max(12.0, self.min_face_size / k)
-        idx, boxes = self._stage_pnet(images, min_face)
+        idx, boxes = self._stage_pnet(images, max(12.0, self.min_face_size / k))
         idx, boxes = self._stage_rnet(images, idx, boxes)
         del images
         frames = [np.asarray(f) for f in frames_bhwc]
@@ -223,7 +221,7 @@ class MTCNN:
                     square: bool = True) -> Detections:
         """``refine`` for boxes on several frames of one size (box i on ``frames_hwc[frame_index[i]]``) in one O-Net
         pass: one result per box, in order, each the same bits as ``refine`` on its frame alone. Only the region
-        the patches of a frame sample is converted: a tracked face costs a crop, not a frame."""
+        the patches of a frame sample is copied (as uint8): a tracked face costs a crop, not a frame."""
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         frame_index = np.asarray(frame_index, np.int64)
         if len(boxes) == 0:

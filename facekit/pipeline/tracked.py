@@ -12,7 +12,7 @@ from facekit.detect.mtcnn import MIN_BATCH, MTCNN, Detections
 from facekit.pipeline.config import ExtractConfig
 from facekit.track.tracker import FaceTracker
 
-REFINE_AGAIN = 0.02  # O-Net again where its first pass moved a face's centre further than this (box sides)
+REFINE_AGAIN = 0.04  # O-Net again where its first pass moved a face's centre further than this (box sides)
 
 
 @dataclass

@@ -205,7 +205,7 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     batches = detected_ahead(decoded, cuts, detector, k)
     if not CLOCK.enabled:  # the next batch's full detections run while this batch is tracked, aligned, written
         batches = prefetch(batches)
-    for index, orig, frames, stamps, is_cut, key, found in batches:
+    for number, (index, orig, frames, stamps, is_cut, key, found) in enumerate(batches):
         dets = iter(found)
         # frames addressable by slot: the previous batch, then this one (views, no copies)
         pool = ([*prev[1]] if prev is not None else []) + [*frames]
@@ -248,7 +248,8 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         writer.add(observations, pool)
         writer.close(ended)
         prev, pool_orig_prev = (index, frames, stamps), orig
-        release_free_memory()
+        if number % 4 == 3:  # every 4th batch: a trim takes milliseconds while the detection thread allocates
+            release_free_memory()
         if progress is not None:
             progress.update(int(orig[-1]) + 1 - passed)  # video frames passed, used or not
         passed = int(orig[-1]) + 1

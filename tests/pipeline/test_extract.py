@@ -114,6 +114,20 @@ def test_tracked_faces_of_several_frames_fill_one_onet_batch(clips, tmp_path, mo
     assert group and all(len(np.unique(c)) == 1 for c in group)
 
 
+def test_faces_the_score_or_size_filter_drops_are_never_aligned(clips, tmp_path, monkeypatch):
+    from facekit.pipeline import video_sequences
+
+    aligned = []
+    real = video_sequences.align_faces
+    monkeypatch.setattr(video_sequences, "align_faces", lambda frames, index, *a: aligned.append(len(index)) or
+                        real(frames, index, *a))
+    cfg = ExtractConfig(detect_every=8, filters=FilterConfig(min_score=0.998, min_face_px=60))
+    _run([clips / "one.mp4"], tmp_path, cfg=cfg)
+    v = read_manifest(tmp_path, "videos").iloc[0]
+    assert v.dropped_score > 0 and v.num_faces > 0
+    assert sum(aligned) == v.num_detections - v.dropped_score - v.dropped_size
+
+
 @pytest.mark.slow
 def test_resume_after_a_kill_equals_an_uninterrupted_run(clips, tmp_path, monkeypatch):
     inputs = [clips]
