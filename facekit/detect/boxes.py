@@ -96,8 +96,12 @@ class AreaResizer:
 
 def _running_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Sums of the first i entries along ``dim``, i = 0..n (n + 1 entries)."""
-    zero = torch.zeros_like(x.narrow(dim, 0, 1))
-    return torch.cat([zero, torch.cumsum(x, dim)], dim)
+    shape = list(x.shape)
+    shape[dim] += 1
+    out = x.new_empty(shape)
+    out.narrow(dim, 0, 1).zero_()
+    torch.cumsum(x, dim, out=out.narrow(dim, 1, x.shape[dim]))
+    return out
 
 
 def _area_axis(x: torch.Tensor, sums: torch.Tensor, out: int, dim: int) -> torch.Tensor:
