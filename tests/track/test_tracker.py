@@ -51,3 +51,16 @@ def test_far_detection_starts_a_new_track():
     a, _ = tr.update(0, *[x[None] for x in _face(100, 100)])
     b, _ = tr.update(1, *[x[None] for x in _face(400, 300)])
     assert a != b
+
+
+def test_a_shrinking_face_is_predicted_as_a_box_never_inverted():
+    # 40 -> 30 px in one frame: -10 px a frame; 5 frames on, the predicted corners would have crossed: the
+    # prediction is a 1 px box at the predicted centre instead
+    tr = FaceTracker(TrackerConfig(velocity_smoothing=0.0))
+    for f, side in ((0, 40), (1, 30)):
+        box, marks = _face(100, 100, side)
+        tr.update(f, box[None], marks[None])
+    _, boxes, _ = tr.predictions(2)
+    assert np.allclose(boxes[0], [90, 90, 110, 110])  # still shrinking, still a box
+    _, boxes, _ = tr.predictions(6)
+    assert np.allclose(boxes[0], [99.5, 99.5, 100.5, 100.5])
