@@ -218,10 +218,9 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
         def observe(j: int, d: Detections, tracked: bool) -> None:
             """Frame ``j``'s faces to the tracker; a face a full detection finds for the first time is also
             followed backwards to where it appeared (since the last full detection, within the shot)."""
-            nonlocal ended
             f, known = int(index[j]), set(tracker.active_ids)
             ids, gone = tracker.update(f, d.boxes_xyxy, d.landmarks_5x2)
-            ended += gone
+            ended.extend(gone)
             for n, tid in enumerate(ids):
                 observations.append(Observation(tid, f, float(stamps[j]), f - first, d.boxes_xyxy[n],
                                                 d.landmarks_5x2[n], float(d.scores[n]), tracked, shot_index))
