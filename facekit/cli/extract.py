@@ -57,7 +57,8 @@ def extract_sequences_cmd(
     fps: Optional[float] = _setting("fps", "--fps", "Detect and track at this many frames per second of video "
                                     "time (timestamps stay the video's own); none: every frame.", min=0.01),
     detect_every: Optional[int] = _setting("detect_every", "--detect-every",
-                                           "Run MTCNN every k-th frame, track between.", min=1),
+                                           "Run MTCNN every k-th frame of the video, track between (with "
+                                           "--fps: as often in video time).", min=1),
     min_face_size: Optional[float] = _setting("min_face_size", "--min-face-size",
                                               "Smallest face the detector looks for, px.", min=1.0),
     detect_max_side: Optional[int] = _setting("detect_max_side", "--detect-max-side",

@@ -63,7 +63,7 @@ HELP = {
     "thresholds": "P-Net, R-Net, O-Net",
     "fps": "detect and track at this many frames per second of video time; null: every frame",
     "detect_max_side": "frames shrunk (integer factor) for detection only; null: never",
-    "detect_every": "full MTCNN every k-th frame of a shot; O-Net on tracked boxes in between",
+    "detect_every": "full MTCNN every k-th video frame of a shot (fps: as often in time); O-Net tracks between",
     "batch_frames": "decoded frames per batch (bounds memory)",
     "shot_threshold": "shot-cut score threshold (facekit.video.shots)",
     "template": "arcface (112), seqface (144, SeqFace training crops) or dlib (150)",

@@ -188,6 +188,15 @@ def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfi
     return VideoResult(row, writer.sequences, writer.faces)
 
 
+def key_interval(cfg: ExtractConfig, video_fps: float) -> int:
+    """Used frames between full detections: ``detect_every`` counts the video's own frames, so with ``--fps`` the
+    detector runs as often in video time (at most on every used frame): at 5 fps of a 25 fps video with
+    ``detect_every`` 8, every 2nd used frame (0.4 s), not every 8th (1.6 s, the faces moved too far between)."""
+    if cfg.fps is None or not video_fps or video_fps <= cfg.fps:
+        return cfg.detect_every
+    return max(1, round(cfg.detect_every * cfg.fps / video_fps))
+
+
 def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _SequenceWriter, progress) -> int:
     """Full MTCNN on every ``detect_every``-th frame of a shot (batched); in between, O-Net alone re-finds each
     tracked face around the box the tracker predicts. A face first found at a full detection is also followed
@@ -195,7 +204,7 @@ def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _Sequ
     start between two detector runs are as long as with the detector on every frame."""
     cuts = ShotCutDetector(cfg.shot_threshold)
     tracker = FaceTracker(cfg.tracker)
-    k = cfg.detect_every
+    k = key_interval(cfg, stream.info.fps)
     shot_index, shot_start = -1, 0
     prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the previous decoded batch, for backfilling
     pool_orig_prev, passed = np.zeros(0, np.int64), 0

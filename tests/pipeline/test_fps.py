@@ -51,3 +51,16 @@ def test_fps_on_the_sample_clip_keeps_real_indices_and_timestamps(tmp_path):
     np.testing.assert_allclose(b["timestamp_sec"], b["frame_index"] / fps, atol=1e-3)  # the video's own stamps
     assert (read_manifest(sampled, "videos")["num_frames"] == read_manifest(native, "videos")["num_frames"]).all()
     assert facekit.ExtractConfig(fps=10.0).fps == 10.0
+
+
+def test_full_detections_keep_their_spacing_in_video_time_when_sampling():
+    """``detect_every`` counts the video's own frames: with --fps the detector runs as often in video time."""
+    from facekit.pipeline.config import ExtractConfig
+    from facekit.pipeline.video_sequences import key_interval
+
+    assert key_interval(ExtractConfig(), 25.0) == 8
+    assert key_interval(ExtractConfig(fps=10), 25.0) == 3  # 8 / 25 s = 0.32 s -> every 3rd frame at 10 fps
+    assert key_interval(ExtractConfig(fps=5), 25.0) == 2
+    assert key_interval(ExtractConfig(fps=1), 25.0) == 1  # never less than every used frame
+    assert key_interval(ExtractConfig(fps=30), 25.0) == 8  # a rate above the video's samples nothing
+    assert key_interval(ExtractConfig(fps=10, detect_every=4), 0.0) == 4  # unknown frame rate: as given
