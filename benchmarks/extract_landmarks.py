@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facekit.bench.landmarks import landmark_errors, read_dlib_faces
+from facekit.bench.landmarks import landmark_errors, read_dlib_examples
 from facekit.detect.mtcnn import MTCNN
 from facekit.pipeline.config import ExtractConfig, FilterConfig
 from facekit.pipeline.video_sequences import process_video
@@ -47,8 +47,7 @@ CLIPS = {  # name: (frames per shot, zoom, pan per shot (alternating in x), one 
 
 def _shots(one_face: bool):
     """(photo, its annotated faces in photo pixels) per shot."""
-    truth = [f for xml in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
-             for f in read_dlib_faces(FACES / xml)]
+    truth = read_dlib_examples(FACES)
     for name in sorted({f["image"] for f in truth}):
         with Image.open(FACES / name) as im:
             photo = im.convert("RGB")

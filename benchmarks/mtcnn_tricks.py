@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facekit.bench.landmarks import landmark_errors, read_dlib_faces
+from facekit.bench.landmarks import landmark_errors, read_dlib_examples
 from facekit.detect.boxes import iou_matrix
 from facekit.detect.mtcnn import MTCNN
 
@@ -35,8 +35,7 @@ VIDEO = DATA / "facenet-pytorch" / "examples" / "video.mp4"
 
 
 def ground_truth_errors(detector: MTCNN, enlarge: int) -> list[float | None]:
-    truth = [f for xml in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
-             for f in read_dlib_faces(FACES / xml)]
+    truth = read_dlib_examples(FACES)
     for f in truth:
         f["box"] = [v * enlarge for v in f["box"]]
         f["landmarks"] = (np.asarray(f["landmarks"]) * enlarge).tolist()
@@ -52,8 +51,7 @@ def ground_truth_errors(detector: MTCNN, enlarge: int) -> list[float | None]:
 
 def tracked_errors(detector: MTCNN, move: float = 0.05, seed: int = 0) -> tuple[list, list]:
     """(full path errors, O-Net-alone errors from the full path's boxes moved by up to ``move`` of their size)."""
-    truth = [f for xml in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
-             for f in read_dlib_faces(FACES / xml)]
+    truth = read_dlib_examples(FACES)
     rng = np.random.default_rng(seed)
     full, tracked = {}, {}
     for name in sorted({f["image"] for f in truth}):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from facekit.align.templates import Template
-from facekit.detect.boxes import warp_patches
+from facekit.detect.boxes import region_block, warp_patches
 
 
 def umeyama_similarity(src_nx2: np.ndarray, dst_nx2: np.ndarray) -> np.ndarray:
@@ -56,10 +56,7 @@ def align_faces(frames_bhwc: np.ndarray | Sequence[np.ndarray], image_index: np.
     regions = _read_regions(out_to_in, size, frames_bhwc[0].shape[:2])
     for sel in _chunks(regions, pixel_budget):
         reg = regions[sel]
-        hh, ww = int((reg[:, 3] - reg[:, 1]).max()), int((reg[:, 2] - reg[:, 0]).max())
-        block = np.zeros((len(reg), hh, ww, 3), np.uint8)
-        for j, (x0, y0, x1, y1) in enumerate(reg):
-            block[j, :y1 - y0, :x1 - x0] = frames_bhwc[image_index[sel.start + j]][y0:y1, x0:x1]
+        block = region_block(frames_bhwc, image_index[sel], reg)
         a = out_to_in[sel].copy()
         a[:, :, 2] -= reg[:, :2]  # the block's origin
         images = torch.from_numpy(block).to(device).permute(0, 3, 1, 2)

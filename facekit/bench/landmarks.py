@@ -31,6 +31,14 @@ def read_dlib_faces(xml: Path, prefix: str = "") -> list[dict]:
     return faces
 
 
+DLIB_EXAMPLE_FILES = ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")  # 43 faces together
+
+
+def read_dlib_examples(folder: Path, prefix: str = "") -> list[dict]:
+    """The faces of both of dlib's annotated example files in ``folder`` (dlib's ``examples/faces``)."""
+    return [f for xml in DLIB_EXAMPLE_FILES for f in read_dlib_faces(Path(folder) / xml, prefix)]
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])

@@ -137,6 +137,17 @@ def shrink_uint8(frames_bhwc: torch.Tensor, k: int) -> torch.Tensor:
     return out.float().mul_(1.0 / (k * k)).permute(0, 3, 1, 2)
 
 
+def region_block(frames_hwc, frame_of_region: np.ndarray, regions_xyxy: np.ndarray) -> np.ndarray:
+    """uint8 (n, H, W, 3): region r (x0, y0, x1, y1) of frame ``frames_hwc[frame_of_region[r]]`` at the top left
+    of slot r, zeros after it; H, W the largest region's."""
+    hh = int((regions_xyxy[:, 3] - regions_xyxy[:, 1]).max())
+    ww = int((regions_xyxy[:, 2] - regions_xyxy[:, 0]).max())
+    block = np.zeros((len(regions_xyxy), hh, ww, 3), np.uint8)
+    for r, (f, (x0, y0, x1, y1)) in enumerate(zip(frame_of_region, regions_xyxy)):
+        block[r, :y1 - y0, :x1 - x0] = frames_hwc[f][y0:y1, x0:x1]
+    return block
+
+
 class ImagePyramid:
     """An image batch (level 0, as given: uint8 or float) and its 2x average-pooled float levels (level i: the mean
     of each 2^i x 2^i block), each built on first use and shared by every caller. From uint8 images a level whose

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facekit.detect.boxes import AreaResizer, apply_regression, crop_patches, nms, shrink_uint8, to_square
+from facekit.detect.boxes import AreaResizer, apply_regression, crop_patches, nms, region_block, shrink_uint8, to_square
 from facekit.detect.mtcnn_nets import load_mtcnn_nets
 
 
@@ -28,6 +28,10 @@ class Detections:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    def select(self, rows: np.ndarray) -> "Detections":
+        """The faces at ``rows`` (indices or a boolean mask), in that order."""
+        return Detections(self.boxes_xyxy[rows], self.scores[rows], self.landmarks_5x2[rows])
 
     @staticmethod
     def empty() -> "Detections":
@@ -195,10 +199,9 @@ class MTCNN:
 
     def _stage_onet(self, found: Detections, rows: np.ndarray) -> Detections:
         """One frame's O-Net results (``rows`` of ``found``), thresholded and suppressed (NMS over the smaller box)."""
-        d = Detections(found.boxes_xyxy[rows], found.scores[rows], found.landmarks_5x2[rows])
+        d = found.select(rows)
         keep = np.flatnonzero(d.scores > self.thresholds[2])
-        k = keep[nms(d.boxes_xyxy[keep], d.scores[keep], 0.7, method="min")]
-        return Detections(d.boxes_xyxy[k], d.scores[k], d.landmarks_5x2[k])
+        return d.select(keep[nms(d.boxes_xyxy[keep], d.scores[keep], 0.7, method="min")])
 
     @staticmethod
     def _onet_decode(boxes: np.ndarray, reg: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,10 +240,7 @@ class MTCNN:
                           min(w, int(np.ceil(b[:, 2].max())) + 2), min(h, int(np.ceil(b[:, 3].max())) + 2))
         empty = (regions[:, 2] <= regions[:, 0]) | (regions[:, 3] <= regions[:, 1])  # every box is off the frame
         regions[empty] = (0, 0, 1, 1)  # a pixel to sample from; those boxes get probability 0 below
-        hh, ww = int((regions[:, 3] - regions[:, 1]).max()), int((regions[:, 2] - regions[:, 0]).max())
-        block = np.zeros((len(used), hh, ww, 3), np.uint8)
-        for r, (f, (x0, y0, x1, y1)) in enumerate(zip(used, regions)):
-            block[r, :y1 - y0, :x1 - x0] = frames_hwc[f][y0:y1, x0:x1]
+        block = region_block(frames_hwc, used, regions)
         slot = np.searchsorted(used, frame_index)
         images = torch.from_numpy(block).to(self.device).permute(0, 3, 1, 2)  # uint8: sampled without a float copy
         reg, marks, score = self._run_patches(images, slot, sq, self.onet, 48, (h, w), regions[slot, :2])

@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 
 from facekit.detect.mtcnn import MTCNN
+from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.stages import CLOCK
 from facekit.video.shots import ShotCutDetector
+
+
+def key_interval(cfg: ExtractConfig, video_fps: float) -> int:
+    """Used frames between full detections: ``detect_every`` counts the video's own frames, so with ``--fps`` the
+    detector runs as often in video time (at most on every used frame): at 5 fps of a 25 fps video with
+    ``detect_every`` 8, every 2nd used frame (0.4 s), not every 8th (1.6 s, the faces moved too far between)."""
+    if cfg.fps is None or not video_fps or video_fps <= cfg.fps:
+        return cfg.detect_every
+    return max(1, round(cfg.detect_every * cfg.fps / video_fps))
 
 
 def detected_ahead(batches, cuts: ShotCutDetector, detector: MTCNN, k: int):

@@ -56,12 +56,11 @@ def tracked_run(tracker: FaceTracker, detector: MTCNN, cfg: ExtractConfig, frame
         f, active = int(index[s]), set(tracker.active_ids)
         live = np.array([t in active and f - tracker.last_frame(t) <= cfg.tracker.max_gap for t in ids], bool)
         rows = np.arange(r * len(ids), (r + 1) * len(ids))[live]
-        yield s, confident(Detections(found.boxes_xyxy[rows], found.scores[rows], found.landmarks_5x2[rows]), cfg)
+        yield s, confident(found.select(rows), cfg)
 
 
 def confident(d: Detections, cfg: ExtractConfig) -> Detections:
-    ok = d.scores >= cfg.thresholds[2]
-    return Detections(d.boxes_xyxy[ok], d.scores[ok], d.landmarks_5x2[ok])
+    return d.select(d.scores >= cfg.thresholds[2])
 
 
 def backfill(detector: MTCNN, cfg: ExtractConfig, pool: list[np.ndarray], pool_stamps: np.ndarray, first: int,

@@ -21,7 +21,7 @@ from facekit.detect.mtcnn import MTCNN, Detections
 from facekit.errors import VideoError
 from facekit.manifests.schemas import DROP_REASONS
 from facekit.memory import release_free_memory
-from facekit.pipeline.batches import detected_ahead, sample_rate
+from facekit.pipeline.batches import detected_ahead, key_interval, sample_rate
 from facekit.pipeline.config import ExtractConfig
 from facekit.pipeline.stages import CLOCK
 from facekit.pipeline.tracked import Observation, backfill, tracked_run
@@ -70,14 +70,14 @@ class _SequenceWriter:
         aligned = [i for i, o in enumerate(observations) if o.score >= f.min_score and sides[i] >= f.min_face_px]
         slot = np.zeros(len(observations), np.int64)
         slot[aligned] = np.arange(len(aligned))
+        marks = np.stack([o.landmarks_5x2 for o in observations])
         with CLOCK("alignment"):
-            crops = align_faces(frames, np.array([observations[i].slot for i in aligned], np.int64),
-                                np.array([observations[i].landmarks_5x2 for i in aligned]).reshape(-1, 5, 2),
+            crops = align_faces(frames, np.array([observations[i].slot for i in aligned], np.int64), marks[aligned],
                                 self.template, self.device)
         with CLOCK("filters"):
             blur = laplacian_variance(crops)
             sigs = duplicate_signature(crops)
-            pose = pose_proxy(np.stack([o.landmarks_5x2 for o in observations]))
+            pose = pose_proxy(marks)
         for i, o in enumerate(observations):
             side, c = sides[i], slot[i]
             seq = self.open.setdefault(o.track_id, _Sequence(o.shot_index))
@@ -186,15 +186,6 @@ def process_video(path: str | Path, video_id: str, root: Path, cfg: ExtractConfi
                num_faces=len(writer.faces), num_detections=writer.seen, num_shots=shots)
     row.update({f"dropped_{r}": int(writer.dropped[r]) for r in DROP_REASONS})
     return VideoResult(row, writer.sequences, writer.faces)
-
-
-def key_interval(cfg: ExtractConfig, video_fps: float) -> int:
-    """Used frames between full detections: ``detect_every`` counts the video's own frames, so with ``--fps`` the
-    detector runs as often in video time (at most on every used frame): at 5 fps of a 25 fps video with
-    ``detect_every`` 8, every 2nd used frame (0.4 s), not every 8th (1.6 s, the faces moved too far between)."""
-    if cfg.fps is None or not video_fps or video_fps <= cfg.fps:
-        return cfg.detect_every
-    return max(1, round(cfg.detect_every * cfg.fps / video_fps))
 
 
 def _run(stream: VideoStream, cfg: ExtractConfig, detector: MTCNN, writer: _SequenceWriter, progress) -> int:

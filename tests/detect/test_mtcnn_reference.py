@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
-from facekit.bench.landmarks import landmark_errors, read_dlib_faces
+from facekit.bench.landmarks import landmark_errors, read_dlib_examples
 from facekit.detect.boxes import apply_regression, iou_matrix, nms, to_square
 from facekit.detect.mtcnn import MTCNN
 from tests.conftest import shared
@@ -93,8 +93,7 @@ def test_landmarks_on_dlib_ground_truth_at_most_the_reference_error(full_resolut
     """dlib's 43 hand-annotated faces (68 points -> 5): all found; mean inter-ocular-normalised landmark error at
     most the package's (0.0588, kept in the fixture; float noise of 1e-4 allowed)."""
     root = shared("dlib/examples/faces")
-    truth = [f for xml in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
-             for f in read_dlib_faces(root / xml, prefix="dlib/examples/faces/")]
+    truth = read_dlib_examples(root, prefix="dlib/examples/faces/")
     assert len(truth) == 43
     found = {}
     for image in sorted({f["image"] for f in truth}):

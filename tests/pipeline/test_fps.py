@@ -55,8 +55,8 @@ def test_fps_on_the_sample_clip_keeps_real_indices_and_timestamps(tmp_path):
 
 def test_full_detections_keep_their_spacing_in_video_time_when_sampling():
     """``detect_every`` counts the video's own frames: with --fps the detector runs as often in video time."""
+    from facekit.pipeline.batches import key_interval
     from facekit.pipeline.config import ExtractConfig
-    from facekit.pipeline.video_sequences import key_interval
 
     assert key_interval(ExtractConfig(), 25.0) == 8
     assert key_interval(ExtractConfig(fps=10), 25.0) == 3  # 8 / 25 s = 0.32 s -> every 3rd frame at 10 fps
